@@ -1,0 +1,45 @@
+"""Errors that name the file, row and column at fault and say what to do.
+
+Beam runners re-raise worker exceptions wrapped in their own types and tracebacks,
+so every seqscale error message starts with a fixed marker that the CLI finds in the
+wrapped text and prints alone (see `user_message`).
+"""
+
+from __future__ import annotations
+
+MARKER = "seqscale error: "
+
+
+class SeqscaleError(ValueError):
+    """Base class: the message is for the user, complete with the fix."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(MARKER + message)
+
+
+class SpecError(SeqscaleError):
+    """The options or spec file are inconsistent."""
+
+
+class InputError(SeqscaleError):
+    """The input data violates the spec (names file, row/time and column)."""
+
+
+class OutputError(SeqscaleError):
+    """The output location cannot be used (exists, not writable)."""
+
+
+def user_message(exc: BaseException) -> str | None:
+    """The seqscale message inside a (possibly runner-wrapped) exception, or None."""
+    text = str(exc)
+    i = text.find(MARKER)
+    if i < 0:
+        cause = exc.__cause__ or exc.__context__
+        return user_message(cause) if cause is not None else None
+    line = text[i + len(MARKER):]
+    # Runners append traceback text after the message; keep the message only.
+    for stop in ("\nTraceback", " [while running", "\n\n"):
+        j = line.find(stop)
+        if j >= 0:
+            line = line[:j]
+    return line.strip().strip("'\"")

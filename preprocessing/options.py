@@ -1,0 +1,297 @@
+"""Command-line flags and the JSON/YAML spec file, resolved once into a frozen JobConfig.
+
+Flags use dashes (`--look-back`); a spec file uses the same names with dashes or
+underscores. Flags given on the command line win over the spec file. Everything the
+argument parser does not know is left for Beam's PipelineOptions, unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from preprocessing.errors import SpecError
+
+TASKS = ("regression", "binary", "multiclass")
+SCALERS = ("standard", "minmax", "robust")
+NAN_POLICIES = ("fail", "drop", "ffill")
+DUPLICATE_POLICIES = ("fail", "keep-last")
+COMPRESSIONS = ("none", "gzip")
+
+_DURATION_UNITS_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "sec": 1_000_000_000,
+    "m": 60_000_000_000,
+    "min": 60_000_000_000,
+    "h": 3_600_000_000_000,
+    "d": 86_400_000_000_000,
+}
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Everything seqscale needs to know about one preprocessing run.
+
+    Attributes:
+        input: file patterns (local or gs://, globs allowed), CSV or Parquet.
+        output: output directory (local or gs://).
+        time_column: column with the timestamp (timestamp type, ISO string, or integer).
+        series_column: column naming the series; None means the whole input is one series.
+        features: input columns of each window, in order.
+        targets: target columns; may overlap with features.
+        task: regression | binary | multiclass.
+        num_classes: class count for multiclass (targets are 0..num_classes-1).
+        time_format: strptime format for string time columns that are not ISO-8601.
+        look_back: rows per input window (L).
+        horizon: steps ahead of the last input row for the target (H).
+        stride: keep every stride-th window, anchored to the global time grid.
+        target_sequence: target is y[t+1..t+H] instead of y[t+H].
+        train_fraction, val_fraction: split by fractions of the global time range.
+        val_start, test_start: explicit split times (override the fractions).
+        nan_policy: fail | drop | ffill for NaN and +-inf in used columns.
+        ffill_limit: at most this many consecutive rows are forward-filled.
+        duplicates: fail | keep-last for repeated timestamps within a series.
+        max_gap: largest allowed time step inside a segment ("90s", "1h", or ticks);
+            None infers 1.5 x the typical step.
+        scaler: standard | minmax | robust.
+        unscaled: columns left in original units (a constant column must be listed here).
+        train_shards, eval_shards: shard files per split (train, and each of val/test).
+        block_size: windows per TFRecord record.
+        compression: none | gzip.
+        seed: seed for the window shuffle.
+        chunk_rows: rows per work unit; bounds one worker's memory.
+        full_shuffle: also mix windows across work units with a Beam shuffle (costly
+            on DirectRunner; meant for runners with a shuffle service such as Dataflow).
+        overwrite: replace an existing dataset in `output`.
+    """
+
+    input: tuple[str, ...]
+    output: str
+    time_column: str
+    features: tuple[str, ...]
+    targets: tuple[str, ...]
+    series_column: str | None = None
+    task: str = "regression"
+    num_classes: int | None = None
+    time_format: str | None = None
+    look_back: int = 24
+    horizon: int = 1
+    stride: int = 1
+    target_sequence: bool = False
+    train_fraction: float = 0.7
+    val_fraction: float = 0.15
+    val_start: str | None = None
+    test_start: str | None = None
+    nan_policy: str = "fail"
+    ffill_limit: int = 10
+    duplicates: str = "fail"
+    max_gap: str | None = None
+    scaler: str = "standard"
+    unscaled: tuple[str, ...] = ()
+    train_shards: int = 16
+    eval_shards: int = 8
+    block_size: int = 256
+    compression: str = "none"
+    seed: int = 42
+    chunk_rows: int = 1_000_000
+    full_shuffle: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        _check_config(self)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Numeric columns read from the input: features then targets, each once."""
+        out = list(self.features)
+        out += [t for t in self.targets if t not in out]
+        return tuple(out)
+
+    @property
+    def target_rows(self) -> int:
+        """Target steps per window: H for a target sequence, else 1."""
+        return self.horizon if self.target_sequence else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def _check_config(c: JobConfig) -> None:
+    """Reject inconsistent specs before any data is read."""
+    if not c.input:
+        raise SpecError("no --input given; pass one or more file patterns (CSV or Parquet)")
+    if not c.features:
+        raise SpecError("no --features given; name the input columns of each window")
+    if not c.targets:
+        raise SpecError("no --targets given; name the column(s) to predict")
+    for name, cols in (("--features", c.features), ("--targets", c.targets), ("--unscaled", c.unscaled)):
+        seen = set()
+        for col in cols:
+            if col in seen:
+                raise SpecError(f"column {col!r} is named twice in {name}; name each column once")
+            seen.add(col)
+    for col in c.columns:
+        if col == c.time_column:
+            raise SpecError(f"column {col!r} is the time column and cannot also be a feature or target")
+        if c.series_column is not None and col == c.series_column:
+            raise SpecError(f"column {col!r} is the series column and cannot also be a feature or target")
+    if c.series_column is not None and c.series_column == c.time_column:
+        raise SpecError("--series-column and --time-column name the same column")
+    for col in c.unscaled:
+        if col not in c.columns:
+            raise SpecError(f"--unscaled names {col!r}, which is not a feature or target")
+    if c.task not in TASKS:
+        raise SpecError(f"--task {c.task!r} is unknown; use one of {', '.join(TASKS)}")
+    if c.task == "multiclass" and (c.num_classes is None or c.num_classes < 2):
+        raise SpecError("--task multiclass needs --num-classes >= 2")
+    if c.task != "regression" and len(c.targets) != 1:
+        raise SpecError(f"--task {c.task} takes exactly one target column, got {len(c.targets)}")
+    for name in ("look_back", "horizon", "stride", "train_shards", "eval_shards", "block_size", "ffill_limit"):
+        if getattr(c, name) < 1:
+            raise SpecError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(c, name)}")
+    if c.chunk_rows < 10 * (c.look_back + c.horizon):
+        raise SpecError(
+            f"--chunk-rows {c.chunk_rows} is too small for look_back + horizon = {c.look_back + c.horizon}; "
+            "use at least 10x that"
+        )
+    if c.val_start is None and c.test_start is None:
+        if not (0 < c.train_fraction < 1 and 0 <= c.val_fraction < 1 and c.train_fraction + c.val_fraction < 1):
+            raise SpecError(
+                f"split fractions train={c.train_fraction} val={c.val_fraction} must satisfy "
+                "0 < train, 0 <= val and train + val < 1 (the rest is test)"
+            )
+    elif c.val_start is None or c.test_start is None:
+        raise SpecError("give both --val-start and --test-start, or neither (then fractions are used)")
+    for name, allowed in (
+        ("scaler", SCALERS),
+        ("nan_policy", NAN_POLICIES),
+        ("duplicates", DUPLICATE_POLICIES),
+        ("compression", COMPRESSIONS),
+    ):
+        if getattr(c, name) not in allowed:
+            raise SpecError(f"--{name.replace('_', '-')} {getattr(c, name)!r} is unknown; use one of {', '.join(allowed)}")
+    if c.max_gap is not None:
+        parse_duration(c.max_gap, timestamp=True)
+
+
+def parse_duration(text: str | int | float, *, timestamp: bool) -> int:
+    """Turn "90s", "1h", "15min" (or a bare number of ticks) into integer ticks.
+
+    For timestamp time columns a tick is a nanosecond; for integer time columns a bare
+    number is taken as is and unit suffixes are refused.
+    """
+    if isinstance(text, int | float):
+        return int(text)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", str(text).lower())
+    if not m:
+        raise SpecError(f"cannot read duration {text!r}; write e.g. '90s', '15min', '1h', '1d' or a number")
+    value, unit = float(m.group(1)), m.group(2)
+    if not unit:
+        return int(value)
+    if unit not in _DURATION_UNITS_NS:
+        raise SpecError(f"unknown duration unit {unit!r} in {text!r}; use one of {', '.join(_DURATION_UNITS_NS)}")
+    if not timestamp:
+        raise SpecError(f"duration {text!r} has a unit but the time column is an integer; give a plain number")
+    return int(value * _DURATION_UNITS_NS[unit])
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="seqscale-preprocess",
+        description=(
+            "Turn CSV/Parquet time series into scaled, windowed, sharded TFRecords plus "
+            "metadata.json. Unknown flags are Beam pipeline options (--runner, "
+            "--direct_num_workers, --project, --region, --temp_location, --setup_file, ...)."
+        ),
+    )
+    a = p.add_argument
+    a("--spec", help="JSON or YAML file with any of the options below (flags override it)")
+    a("--input", action="append", help="file pattern, local or gs://; repeat or comma-separate")
+    a("--output", help="output directory, local or gs://")
+    a("--time-column", help="timestamp column")
+    a("--series-column", help="column naming the series (omit for a single series)")
+    a("--features", type=_csv, help="comma-separated input columns")
+    a("--targets", type=_csv, help="comma-separated target columns")
+    a("--task", choices=TASKS, help="regression (default) | binary | multiclass")
+    a("--num-classes", type=int, help="class count for --task multiclass")
+    a("--time-format", help="strptime format of a string time column that is not ISO-8601")
+    a("--look-back", type=int, help="rows per input window L (default 24)")
+    a("--horizon", type=int, help="target is H steps after the last input row (default 1)")
+    a("--stride", type=int, help="keep every stride-th window (default 1)")
+    a("--target-sequence", action="store_const", const=True, help="target is the next H steps, not only step H")
+    a("--train-fraction", type=float, help="fraction of the global time range for train (default 0.7)")
+    a("--val-fraction", type=float, help="fraction for validation (default 0.15; test gets the rest)")
+    a("--val-start", help="explicit first time of the validation split (with --test-start)")
+    a("--test-start", help="explicit first time of the test split")
+    a("--nan-policy", choices=NAN_POLICIES, help="NaN/inf in used columns: fail (default) | drop | ffill")
+    a("--ffill-limit", type=int, help="max consecutive rows forward-filled (default 10)")
+    a("--duplicates", choices=DUPLICATE_POLICIES, help="repeated timestamps in a series: fail (default) | keep-last")
+    a("--max-gap", help="largest time step inside a segment, e.g. 90s or 1h (default 1.5x the typical step)")
+    a("--scaler", choices=SCALERS, help="standard (default) | minmax | robust")
+    a("--unscaled", type=_csv, help="comma-separated columns to keep in original units")
+    a("--train-shards", type=int, help="train shard files (default 16)")
+    a("--eval-shards", type=int, help="shard files for val and for test (default 8)")
+    a("--block-size", type=int, help="windows per TFRecord record (default 256)")
+    a("--compression", choices=COMPRESSIONS, help="none (default) | gzip")
+    a("--seed", type=int, help="shuffle seed (default 42)")
+    a("--chunk-rows", type=int, help="rows per work unit, bounds worker memory (default 1000000)")
+    a("--full-shuffle", action="store_const", const=True, help="Beam-level shuffle of all windows (Dataflow)")
+    a("--overwrite", action="store_const", const=True, help="replace an existing dataset in --output")
+    return p
+
+
+_LIST_FIELDS = {"input", "features", "targets", "unscaled"}
+
+
+def load_spec_file(path: str, read_text) -> dict[str, Any]:
+    """Parse a JSON or YAML spec file into a dict of JobConfig fields."""
+    text = read_text(path)
+    try:
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+        raise SpecError(f"cannot parse spec file {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise SpecError(f"spec file {path} must hold a mapping of option names to values")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def resolve(args: argparse.Namespace, spec: dict[str, Any] | None = None) -> JobConfig:
+    """Merge the spec file (if any) and the flags into one JobConfig."""
+    values: dict[str, Any] = dict(spec or {})
+    known = {f.name for f in dataclasses.fields(JobConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise SpecError(f"unknown option(s) in spec file: {', '.join(sorted(unknown))}")
+    for name in known:
+        v = getattr(args, name, None)
+        if v is not None:
+            values[name] = v
+    if isinstance(values.get("input"), list) and all(isinstance(s, str) for s in values["input"]):
+        values["input"] = [p for s in values["input"] for p in _csv(s)]
+    for name in _LIST_FIELDS:
+        if name in values:
+            v = values[name]
+            values[name] = _csv(v) if isinstance(v, str) else tuple(v)
+    missing = [n for n in ("input", "output", "time_column", "features", "targets") if not values.get(n)]
+    if missing:
+        raise SpecError("missing required option(s): " + ", ".join("--" + m.replace("_", "-") for m in missing))
+    try:
+        return JobConfig(**values)
+    except TypeError as e:
+        raise SpecError(str(e)) from e

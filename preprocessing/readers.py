@@ -1,0 +1,226 @@
+"""Read CSV and Parquet files (local or gs://) with pyarrow into normalized row batches.
+
+A normalized batch is a pyarrow Table with fixed internal columns: `time` (int64
+ticks), `series` (string, when the spec has a series column), `file` (int32 index
+into the sorted input list), `row` (int64, 0-based data row in that file) and `v0..vK`
+(float64, the spec's `columns` in order). Positional value names keep user column
+names (which may be anything, e.g. `../x`) out of internal schemas. File and row ride
+along so that any later error can name where a bad row came from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from preprocessing.errors import InputError
+from preprocessing.options import JobConfig
+
+BATCH_ROWS = 65_536
+CSV_BLOCK_BYTES = 8 << 20
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv", ".txt")
+
+
+def file_format(path: str) -> str:
+    low = path.lower()
+    if low.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if low.endswith(CSV_SUFFIXES):
+        return "csv"
+    raise InputError(f"{path}: unknown file type; name CSV files *.csv and Parquet files *.parquet")
+
+
+def row_label(path: str, row: int, fmt: str | None = None) -> str:
+    """Human location of a 0-based data row: CSV lines count the header as line 1."""
+    fmt = fmt or file_format(path)
+    if fmt == "csv":
+        return f"{path} row {row + 1} (line {row + 2})"
+    return f"{path} row {row + 1}"
+
+
+def value_name(i: int) -> str:
+    return f"v{i}"
+
+
+def _csv_batches(f: BinaryIO, path: str, cfg: JobConfig) -> Iterator[pa.RecordBatch]:
+    # Numeric columns are read as strings and cast by us, so a bad value is reported
+    # with its exact row instead of pyarrow's per-block type inference error.
+    types = {c: pa.string() for c in cfg.columns}
+    if cfg.series_column:
+        types[cfg.series_column] = pa.string()
+    if cfg.time_format:
+        types[cfg.time_column] = pa.string()
+    needed = [cfg.time_column, *([cfg.series_column] if cfg.series_column else []), *cfg.columns]
+    try:
+        reader = pacsv.open_csv(
+            f,
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(delimiter="\t" if path.lower().endswith(".tsv") else ","),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid as e:
+        if "Empty CSV file" in str(e):
+            return
+        raise InputError(f"{path}: cannot read as CSV ({e}); check the delimiter and header line") from e
+    present = reader.schema.names
+    _check_columns(path, present, needed)
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as e:
+            raise InputError(f"{path}: malformed CSV ({e}); fix that line of the file") from e
+        yield batch.select(needed)
+
+
+def _parquet_batches(f: BinaryIO, path: str, cfg: JobConfig) -> Iterator[pa.RecordBatch]:
+    try:
+        pf = pq.ParquetFile(f)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"{path}: not a readable Parquet file ({e}); it may be truncated or corrupt, re-export it") from e
+    needed = [cfg.time_column, *([cfg.series_column] if cfg.series_column else []), *cfg.columns]
+    _check_columns(path, pf.schema_arrow.names, needed)
+    try:
+        yield from pf.iter_batches(batch_size=BATCH_ROWS, columns=needed)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"{path}: Parquet data cannot be decoded ({e}); the file may be truncated, re-export it") from e
+
+
+def _check_columns(path: str, present: list[str], needed: list[str]) -> None:
+    for col in needed:
+        if col not in present:
+            raise InputError(
+                f"{path}: column {col!r} is missing (the file has {present}); fix the spec's column names "
+                "or the file"
+            )
+
+
+def raw_batches(f: BinaryIO, path: str, cfg: JobConfig) -> Iterator[pa.RecordBatch]:
+    """Record batches of the spec's columns, in file order."""
+    if file_format(path) == "parquet":
+        yield from _parquet_batches(f, path, cfg)
+    else:
+        yield from _csv_batches(f, path, cfg)
+
+
+def to_ticks(col: pa.ChunkedArray | pa.Array, *, path: str, first_row: int, cfg: JobConfig) -> tuple[np.ndarray, str]:
+    """Time column -> (int64 ticks, kind): ns since epoch for timestamps, else the integer."""
+    name = cfg.time_column
+    if col.null_count:
+        i = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+        raise InputError(f"{row_label(path, first_row + i)}: time column {name!r} is empty; every row needs a time")
+    t = col.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        try:
+            if cfg.time_format:
+                col = pc.strptime(col, format=cfg.time_format, unit="ns")
+            else:
+                col = pc.cast(col, pa.timestamp("ns"))
+        except pa.ArrowInvalid:
+            bad = _first_bad(col, lambda s: np.datetime64(s) if not cfg.time_format else _strptime(s, cfg.time_format))
+            hint = f"--time-format {cfg.time_format!r} does not match" if cfg.time_format else "not ISO-8601; pass --time-format"
+            raise InputError(
+                f"{row_label(path, first_row + bad)}: time column {name!r} has {col[bad].as_py()!r} ({hint})"
+            ) from None
+        t = col.type
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        col = pc.cast(col, pa.timestamp("ns", tz=getattr(t, "tz", None)))
+        return col.cast(pa.int64()).to_numpy(zero_copy_only=False), "timestamp"
+    if pa.types.is_integer(t):
+        return pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False), "integer"
+    raise InputError(
+        f"{path}: time column {name!r} has type {t}; use timestamps, ISO-8601 strings or integers "
+        "(convert fractional times to integer ticks)"
+    )
+
+
+def _strptime(s: str, fmt: str):
+    import datetime
+
+    return datetime.datetime.strptime(s, fmt)
+
+
+def _first_bad(col, parse) -> int:
+    for i, v in enumerate(col.to_pylist()):
+        if v is None:
+            continue
+        try:
+            parse(v)
+        except (ValueError, TypeError):
+            return i
+    return 0
+
+
+def _to_float(col, *, path: str, first_row: int, name: str) -> np.ndarray:
+    t = col.type
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
+        return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        try:
+            return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:
+            bad = _first_bad(col, float)
+            raise InputError(
+                f"{row_label(path, first_row + bad)}: column {name!r} has non-numeric value {col[bad].as_py()!r}; "
+                "fix the value or mark it missing (empty) and choose --nan-policy"
+            ) from None
+    raise InputError(f"{path}: column {name!r} has type {t}, expected numbers")
+
+
+def normalize(batch: pa.RecordBatch, *, path: str, file_index: int, first_row: int, cfg: JobConfig) -> tuple[pa.Table, str]:
+    """One raw batch -> normalized table (see module docstring) and the time kind."""
+    n = batch.num_rows
+    ticks, kind = to_ticks(batch.column(cfg.time_column), path=path, first_row=first_row, cfg=cfg)
+    arrays = {"time": pa.array(ticks, pa.int64())}
+    if cfg.series_column:
+        s = batch.column(cfg.series_column)
+        if s.null_count:
+            i = int(np.flatnonzero(s.is_null().to_numpy(zero_copy_only=False))[0])
+            raise InputError(f"{row_label(path, first_row + i)}: series column {cfg.series_column!r} is empty")
+        arrays["series"] = pc.cast(s, pa.string())
+    arrays["file"] = pa.array(np.full(n, file_index, np.int32))
+    arrays["row"] = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
+    for i, name in enumerate(cfg.columns):
+        arrays[value_name(i)] = pa.array(_to_float(batch.column(name), path=path, first_row=first_row, name=name))
+    return pa.table(arrays), kind
+
+
+def values_of(table: pa.Table, ncols: int) -> np.ndarray:
+    """The value columns as one float64 [n, C] matrix."""
+    if table.num_rows == 0:
+        return np.zeros((0, ncols))
+    return np.column_stack([table.column(value_name(i)).to_numpy() for i in range(ncols)])
+
+
+def apply_nan_policy(table: pa.Table, *, paths: list[str], cfg: JobConfig) -> tuple[pa.Table, int]:
+    """Fail on, or drop rows with, NaN/inf; ffill rows are kept for the per-series step.
+
+    Returns the table and the number of rows dropped.
+    """
+    values = values_of(table, len(cfg.columns))
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return table, 0
+    if cfg.nan_policy == "fail":
+        r, c = np.argwhere(bad)[0]
+        path = paths[table.column("file")[int(r)].as_py()]
+        row = table.column("row")[int(r)].as_py()
+        v = values[r, c]
+        what = "missing (NaN)" if math.isnan(v) else f"{v}"
+        raise InputError(
+            f"{row_label(path, row)}: column {cfg.columns[c]!r} is {what}; fix the input or pass "
+            "--nan-policy drop (drop such rows) or --nan-policy ffill (carry the last value forward)"
+        )
+    if cfg.nan_policy == "drop":
+        keep = ~bad.any(axis=1)
+        return table.filter(pa.array(keep)), int((~keep).sum())
+    return table, 0

@@ -1,0 +1,167 @@
+"""Window arithmetic: which rows form which window, and which work unit owns it.
+
+Convention (DESIGN.md): for rows x[0..n) and targets y[0..n), the window ending at row
+t (t >= L-1) has inputs x[t-L+1 .. t] and target y[t+H] (or y[t+1 .. t+H] for a target
+sequence). On one gap-free series this equals
+`tf.keras.utils.timeseries_dataset_from_array(x[:-H], y[L-1+H:], sequence_length=L)`.
+
+Everything here is numpy in, numpy out. Windows are described by their first row
+("start") so a block of windows can be gathered on demand without materializing all
+windows of a work unit (materialized windows repeat every row L times).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def segment_starts(times: np.ndarray, max_gap: int) -> np.ndarray:
+    """Indices where a new segment begins: row 0 and every row after a gap > max_gap.
+
+    Args:
+        times: sorted int64 times of one series.
+        max_gap: largest allowed step inside a segment, in time ticks.
+    """
+    if len(times) == 0:
+        return np.zeros(0, dtype=np.int64)
+    breaks = np.flatnonzero(np.diff(times) > max_gap) + 1
+    return np.concatenate([[0], breaks]).astype(np.int64)
+
+
+def window_starts(
+    n: int,
+    *,
+    look_back: int,
+    horizon: int,
+    stride: int = 1,
+    segment_begins: np.ndarray | None = None,
+) -> np.ndarray:
+    """First rows of all windows that fit inside one series, never crossing a segment.
+
+    A window starting at row s spans rows s .. s+L-1+H (inputs and target). With
+    `stride` > 1 only starts s with (s - segment start) % stride == 0 are kept, as
+    `timeseries_dataset_from_array(sequence_stride=stride)` does.
+    """
+    span = look_back + horizon
+    begins = np.zeros(1, dtype=np.int64) if segment_begins is None else np.asarray(segment_begins, np.int64)
+    ends = np.append(begins[1:], n)
+    parts = [np.arange(b, e - span + 1, stride, dtype=np.int64) for b, e in zip(begins, ends, strict=True) if e - b >= span]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def gather_windows(
+    x: np.ndarray,
+    y: np.ndarray,
+    starts: np.ndarray,
+    *,
+    look_back: int,
+    horizon: int,
+    target_sequence: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Materialize the windows starting at `starts`.
+
+    Returns:
+        inputs [W, L, F] and targets [W, T] (or [W, H, T] for a target sequence).
+    """
+    idx = starts[:, None] + np.arange(look_back)[None, :]
+    inputs = x[idx]
+    last = starts + look_back - 1
+    if target_sequence:
+        targets = y[last[:, None] + 1 + np.arange(horizon)[None, :]]
+    else:
+        targets = y[last + horizon]
+    return inputs, targets
+
+
+def make_windows(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    look_back: int,
+    horizon: int,
+    stride: int = 1,
+    target_sequence: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """All windows of one gap-free series (the reference the tests compare against)."""
+    starts = window_starts(len(x), look_back=look_back, horizon=horizon, stride=stride)
+    return gather_windows(x, y, starts, look_back=look_back, horizon=horizon, target_sequence=target_sequence)
+
+
+def grid_phase_ok(times: np.ndarray, *, t0: int, step: int, stride: int) -> np.ndarray:
+    """Stride filter anchored to the global time grid, so it does not depend on chunking.
+
+    A work unit sees only part of a long series, so it cannot count rows from the
+    segment start; instead a start row is kept when its grid index round((t-t0)/step)
+    is a multiple of `stride`. On a regular series starting at t0 this is exactly
+    `sequence_stride=stride`.
+    """
+    if stride == 1:
+        return np.ones(len(times), dtype=bool)
+    k = np.rint((times - t0) / step).astype(np.int64)
+    return k % stride == 0
+
+
+def unit_assignments(
+    times: np.ndarray,
+    *,
+    t0: int,
+    span: int,
+    halo_after: int,
+    halo_before: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Map rows to time chunks: each row to the chunk it belongs to, plus halo copies.
+
+    A window starting near the end of chunk c needs up to L+H-1 rows of chunk c+1, so
+    rows within `halo_after` ticks after a chunk's end are also sent to that chunk (as
+    halo, not owned). `halo_before` does the same for rows just before a chunk's start
+    (used by forward fill). A window is emitted only by the chunk owning its first row,
+    so no window is lost or duplicated at chunk borders.
+
+    Returns:
+        (row_index, chunk, owned) arrays, one entry per (row, chunk) copy.
+    """
+    own = np.floor_divide(times - t0, span)
+    rows = [np.arange(len(times))]
+    chunks = [own]
+    owned = [np.ones(len(times), dtype=bool)]
+    k = 1
+    while k * span < halo_after + span:
+        # chunk c-k ends at t0 + (c-k+1)*span; row is in its after-halo if t < end + halo_after
+        target = own - k
+        end = t0 + (target + 1) * span
+        m = times < end + halo_after
+        if not m.any():
+            break
+        rows.append(np.flatnonzero(m))
+        chunks.append(target[m])
+        owned.append(np.zeros(int(m.sum()), dtype=bool))
+        k += 1
+    k = 1
+    while halo_before > 0 and k * span < halo_before + span:
+        target = own + k
+        start = t0 + target * span
+        m = times >= start - halo_before
+        if not m.any():
+            break
+        rows.append(np.flatnonzero(m))
+        chunks.append(target[m])
+        owned.append(np.zeros(int(m.sum()), dtype=bool))
+        k += 1
+    return np.concatenate(rows), np.concatenate(chunks), np.concatenate(owned)
+
+
+def split_windows(
+    starts: np.ndarray,
+    split_of_row: np.ndarray,
+    *,
+    look_back: int,
+    horizon: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split id of each window, and a mask of windows lying wholly inside one split.
+
+    Split ids grow with time, so a window lies in one split iff its first row and its
+    target row share the split id.
+    """
+    first = split_of_row[starts]
+    last = split_of_row[starts + look_back - 1 + horizon]
+    return first, first == last

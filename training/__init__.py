@@ -1,0 +1,1 @@
+"""seqscale training: the multi-worker stacked-LSTM trainer (reads preprocessing's manifest)."""
