@@ -64,8 +64,9 @@ def make_plan(scan: dict, cfg: JobConfig) -> Plan:
     """Chunk span and bucket count so a unit holds about cfg.chunk_rows rows."""
     step = max(1, int(scan["step"]))
     max_gap = parse_duration(cfg.max_gap, timestamp=scan["kind"] == "timestamp") if cfg.max_gap else int(step * 1.5)
-    span = max(step, cfg.chunk_rows * step)
     width = scan["t_max"] - scan["t_min"] + step
+    # no chunk needs to be longer than the whole range (and int64 ticks must not overflow)
+    span = max(step, min(cfg.chunk_rows * step, width))
     equivalent_series = scan["rows"] * step / width
     buckets = max(1, int(np.ceil(equivalent_series))) if cfg.series_column else 1
     return Plan(
@@ -99,7 +100,11 @@ def series_buckets(series: pa.ChunkedArray | pa.Array, buckets: int) -> np.ndarr
 
 
 def typical_step(table: pa.Table) -> tuple[float, int]:
-    """Median positive time step within series in one batch, and how many steps it saw."""
+    """Typical positive time step within series in one batch, and how many steps it saw.
+
+    The most frequent step when one clearly dominates (regular sampling, even when rows
+    of a series are scattered over several files), else the median (jittered times).
+    """
     t = table.column("time").to_numpy()
     if "series" in table.column_names:
         order = np.lexsort((t, series_codes(table)))
@@ -111,7 +116,13 @@ def typical_step(table: pa.Table) -> tuple[float, int]:
         same = np.ones(max(len(t) - 1, 0), dtype=bool)
     d = np.diff(t)[same]
     d = d[d > 0]
-    return (float(np.median(d)), len(d)) if len(d) else (0.0, 0)
+    if not len(d):
+        return 0.0, 0
+    values, counts = np.unique(d, return_counts=True)
+    top = int(np.argmax(counts))
+    if counts[top] >= 0.1 * len(d):
+        return float(values[top]), len(d)
+    return float(np.median(d)), len(d)
 
 
 def series_codes(table: pa.Table) -> np.ndarray:
@@ -367,7 +378,6 @@ class WriteWindowsFn(beam.DoFn):
         begins = unit.segment_begins(plan.max_gap)
         seg_len = np.diff(np.append(begins, len(unit)))
         short = (seg_len < cfg.look_back + cfg.horizon) & unit.owned[begins]
-        counts["segments"] += int(unit.owned[begins].sum())
         counts["segments_too_short"] += int(short.sum())
         counts["rows_in_short_segments"] += int(seg_len[short].sum())
 
@@ -434,7 +444,8 @@ class ConcatShardsFn(beam.DoFn):
         mine = [p for p in pieces if p.split == split and p.shard == index]
         name = shards.shard_name(split, index, count, self.cfg.compression)
         dest = FileSystems.join(self.staging, "final", name)
-        size, sha = shards.concat_pieces(mine, dest, compression=self.cfg.compression)
+        seed = int(np.random.SeedSequence([self.cfg.seed, SPLITS.index(split), index]).generate_state(1)[0])
+        size, sha = shards.concat_pieces(mine, dest, compression=self.cfg.compression, seed=seed)
         yield split, index, name, sum(p.windows for p in mine), size, sha, dest
 
 
@@ -450,7 +461,7 @@ class WriteManifestFn(beam.DoFn):
         windows = {s: sum(i.windows for i in infos[s]) for s in SPLITS}
         if windows["train"] == 0:
             raise InputError(
-                f"no training windows: {counts.get('segments_too_short', 0)} of {counts.get('segments', 0)} segments are "
+                f"no training windows: {counts.get('segments_too_short', 0)} runs of rows are "
                 f"shorter than look_back + horizon = {cfg.look_back + cfg.horizon} rows or cross the split boundary; "
                 "lower --look-back, widen --max-gap, or give more data"
             )
@@ -500,7 +511,6 @@ class WriteManifestFn(beam.DoFn):
                 "rows_per_split": {s: int(counts.get(f"rows.{s}", 0)) for s in SPLITS},
                 "windows": windows,
                 "windows_dropped": {"crosses_split_boundary": int(counts.get("windows_dropped.crosses_split_boundary", 0))},
-                "segments": int(counts.get("segments", 0)),
                 "segments_too_short": int(counts.get("segments_too_short", 0)),
                 "rows_in_short_segments": int(counts.get("rows_in_short_segments", 0)),
                 "values_forward_filled": int(counts.get("values_forward_filled", 0)),

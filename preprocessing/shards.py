@@ -1,8 +1,9 @@
 """Write windows into shard files without a Beam shuffle of materialized windows.
 
 Each work unit permutes its windows (seeded) and deals them evenly to all N shards of
-each split, writing one "piece" file per (split, shard). A final step concatenates the
-pieces of each shard into `{split}-SSSSS-of-NNNNN.tfrecord[.gz]` while hashing it, and
+each split, writing one "piece" file per (split, shard). A final step interleaves the
+records of each shard's pieces in a seeded random order into
+`{split}-SSSSS-of-NNNNN.tfrecord[.gz]` while hashing it, and
 the commit step moves the shards into place and writes metadata.json last. So every
 shard holds a random sample of every unit (all series and time ranges), the reader's
 interleave + shuffle buffer finish the mixing, and no process ever holds more than
@@ -15,6 +16,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import struct
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from preprocessing.split import SPLITS
 from preprocessing.window import gather_windows
 
 log = logging.getLogger(__name__)
-COPY_CHUNK = 8 << 20
+MAX_OPEN_PIECES = 64
 
 
 @dataclass(frozen=True)
@@ -103,15 +105,62 @@ class _HashingWriter:
         pass
 
 
-def concat_pieces(pieces: list[Piece], dest: str, *, compression: str) -> tuple[int, str]:
-    """Concatenate piece files into `dest` (GZIP-compressing if asked); (bytes, sha256)."""
+def read_frames(f) -> Iterator[bytes]:
+    """Whole framed records (header, data, CRC) from a TFRecord stream, unparsed."""
+    while header := f.read(12):
+        if len(header) < 12:
+            raise ValueError("truncated TFRecord header")
+        (length,) = struct.unpack("<Q", header[:8])
+        body = f.read(length + 4)
+        if len(body) < length + 4:
+            raise ValueError("truncated TFRecord record")
+        yield header + body
+
+
+def interleave_records(pieces: list[Piece], rng: np.random.Generator, *, group: int = MAX_OPEN_PIECES) -> Iterator[bytes]:
+    """Records of all pieces in a seeded random order, drawn in proportion to what is left.
+
+    Plain concatenation would put one unit's windows (one time chunk) first in every
+    shard, so the start of an epoch would see only early times. At most `group` piece
+    files are open at once; groups are taken in random order.
+    """
+    order = sorted(pieces, key=lambda p: p.path)
+    order = [order[i] for i in rng.permutation(len(order))]
+    for g in range(0, len(order), group):
+        members = order[g : g + group]
+        files = [FileSystems.open(p.path, compression_type=CompressionTypes.UNCOMPRESSED) for p in members]
+        try:
+            streams = [read_frames(f) for f in files]
+            # records left per piece, estimated from windows (blocks are near-equal)
+            left = np.array([max(1, p.windows) for p in members], dtype=np.float64)
+            live = list(range(len(members)))
+            while live:
+                w = left[live] / left[live].sum()
+                i = live[int(rng.choice(len(live), p=w))]
+                rec = next(streams[i], None)
+                if rec is None:
+                    live.remove(i)
+                    continue
+                left[i] = max(left[i] - _windows_in(rec, members[i]), 1e-9)
+                yield rec
+        finally:
+            for f in files:
+                f.close()
+
+
+def _windows_in(rec: bytes, piece: Piece) -> float:
+    # Proportional draw only needs an estimate: bytes of this record over the piece's bytes.
+    return piece.windows * len(rec) / max(piece.bytes, 1)
+
+
+def concat_pieces(pieces: list[Piece], dest: str, *, compression: str, seed: int) -> tuple[int, str]:
+    """Interleave piece files into `dest` (GZIP-compressing if asked); (bytes, sha256)."""
+    rng = np.random.default_rng(seed)
     with FileSystems.create(dest, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         hw = _HashingWriter(raw)
         out = gzip.GzipFile(fileobj=hw, mode="wb", compresslevel=6, mtime=0) if compression == "gzip" else hw
-        for p in sorted(pieces, key=lambda p: p.path):
-            with FileSystems.open(p.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                while chunk := f.read(COPY_CHUNK):
-                    out.write(chunk)
+        for rec in interleave_records(pieces, rng):
+            out.write(rec)
         if compression == "gzip":
             out.close()
     return hw.size, hw.sha.hexdigest()

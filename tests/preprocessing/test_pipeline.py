@@ -1,0 +1,184 @@
+"""End to end on the real DirectRunner: run() on files, read the shards back, compare with an
+independent numpy + Keras reference."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from preprocessing.pipeline import run
+from preprocessing.split import boundaries_from_fractions
+from tests.helpers import (
+    job_args,
+    load_manifest,
+    make_series,
+    multi_series,
+    read_split,
+    reference_windows,
+    sort_windows,
+    write_files,
+)
+
+pytestmark = pytest.mark.slow
+HOUR = 3_600_000_000_000
+
+
+def check_against_reference(df, out, look_back=12, horizon=2):
+    m = load_manifest(out)
+    t_ns = df["ts"].astype("datetime64[ns]").astype(np.int64)
+    # split boundaries are fractions of the global time range
+    b = boundaries_from_fractions(int(t_ns.min()), int(t_ns.max()), 0.7, 0.15)
+    assert m.split_boundaries == {"val_start": b.val_start, "test_start": b.test_start}
+    assert m.step == HOUR and m.max_gap == int(1.5 * HOUR)
+    ref, mean, std = reference_windows(
+        df, val_start=b.val_start, test_start=b.test_start, look_back=look_back, horizon=horizon, max_gap=m.max_gap
+    )
+    for i, col in enumerate(m.columns):
+        assert col.count == int((t_ns < b.val_start).sum())
+        np.testing.assert_allclose(col.mean, mean[i], rtol=1e-9)
+        np.testing.assert_allclose(col.std, std[i], rtol=1e-9)
+    for split in ("train", "val", "test"):
+        got = sort_windows(read_split(out, split))
+        exp = ref[split]
+        assert m.windows(split) == len(exp["t"]) == len(got["t"]), split
+        np.testing.assert_array_equal(got["sid"], exp["sid"])
+        np.testing.assert_array_equal(got["t"], exp["t"])
+        np.testing.assert_allclose(got["x"], exp["x"], atol=2e-6)
+        np.testing.assert_allclose(got["y"], exp["y"], atol=2e-6)
+    return m
+
+
+def test_multi_series_gaps_many_files_small_chunks(tmp_path):
+    """Several series, uneven lengths, gaps, 3 Parquet files, chunks of 200 rows (many halos)."""
+    df = multi_series()
+    pattern = write_files(df, tmp_path / "in", 3, "parquet")
+    run(job_args(pattern, tmp_path / "out", "--chunk-rows", "200"))
+    m = check_against_reference(df, tmp_path / "out")
+    assert m.counts["rows_read"] == len(df)
+    assert m.counts["windows_dropped"]["crosses_split_boundary"] > 0
+    assert len(m.shards["train"]) == 16 and len(m.shards["val"]) == 8
+    assert not [p for p in os.listdir(tmp_path / "out") if p.startswith(".")]  # staging removed
+
+
+def test_same_result_with_two_workers_and_other_file_split(tmp_path):
+    """Five CSV files, one big chunk, 2 DirectRunner worker processes: same windows and stats."""
+    df = multi_series()
+    pattern = write_files(df, tmp_path / "in", 5, "csv", seed=3)
+    run(job_args(pattern, tmp_path / "out", "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"))
+    check_against_reference(df, tmp_path / "out")
+
+
+def test_single_series_stride_and_target_sequence_match_keras(tmp_path):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(5)
+    df = make_series(rng, "only", "2022-01-01", 400).drop(columns=["series"])
+    pattern = write_files(df, tmp_path / "in", 2, "parquet")
+    run(
+        job_args(pattern, tmp_path / "out", "--stride", "3", "--train-fraction", "0.99", "--val-fraction", "0.005",
+                 look_back=10, horizon=4, series=False)
+    )
+    m = load_manifest(tmp_path / "out")
+    got = sort_windows(read_split(tmp_path / "out", "train"))
+    c = m.columns
+    x = ((df[list(m.features)].to_numpy() - [ci.mean for ci in c]) / [ci.std for ci in c]).astype(np.float32)
+    train_rows = int((df["ts"].astype("datetime64[ns]").astype(np.int64) < m.split_boundaries["val_start"]).sum())
+    x = x[:train_rows]
+    ds = tf.keras.utils.timeseries_dataset_from_array(
+        x[:-4], x[10 - 1 + 4 :, 2], sequence_length=10, sequence_stride=3, batch_size=10_000
+    )
+    ref_x, ref_y = (a.numpy() for a in next(iter(ds)))
+    assert len(got["x"]) == len(ref_x)
+    np.testing.assert_allclose(got["x"], ref_x, atol=2e-6)
+    np.testing.assert_allclose(got["y"][:, 0], ref_y, atol=2e-6)
+
+    # target sequence: y[t+1..t+H]
+    run(
+        job_args(pattern, tmp_path / "seq", "--target-sequence", "--train-fraction", "0.99", "--val-fraction", "0.005",
+                 look_back=10, horizon=4, series=False)
+    )
+    seq = sort_windows(read_split(tmp_path / "seq", "train"))
+    assert seq["y"].shape[1:] == (4, 1)
+    np.testing.assert_allclose(seq["y"][0, :, 0], x[10:14, 2], atol=2e-6)
+    np.testing.assert_allclose(seq["x"][0], x[:10], atol=2e-6)
+
+
+def test_gzip_and_minmax_and_explicit_split_times(tmp_path):
+    df = multi_series()
+    pattern = write_files(df, tmp_path / "in", 2, "parquet")
+    run(job_args(pattern, tmp_path / "out", "--compression", "gzip", "--scaler", "minmax",
+                 "--val-start", "2021-02-01", "--test-start", "2021-02-10"))
+    m = load_manifest(tmp_path / "out")
+    assert all(s.file.endswith(".tfrecord.gz") for s in m.shards["train"])
+    assert m.split_boundaries["val_start"] == int(np.datetime64("2021-02-01", "ns").astype(np.int64))
+    train = read_split(tmp_path / "out", "train")
+    # min-max over training rows: every scaled training input lies in [0, 1]
+    assert train["x"].min() >= -1e-6 and train["x"].max() <= 1 + 1e-6
+    assert train["t"].max() < m.split_boundaries["val_start"]
+
+
+def test_robust_scaling_uses_train_quantiles(tmp_path):
+    df = multi_series()
+    pattern = write_files(df, tmp_path / "in", 2, "parquet")
+    run(job_args(pattern, tmp_path / "out", "--scaler", "robust"))
+    m = load_manifest(tmp_path / "out")
+    t_ns = df["ts"].astype("datetime64[ns]").astype(np.int64)
+    train = df[t_ns < m.split_boundaries["val_start"]]
+    for c in m.columns:
+        q25, q50, q75 = np.quantile(train[c.name], [0.25, 0.5, 0.75])
+        assert c.center == pytest.approx(q50, rel=1e-9) and c.scale == pytest.approx(q75 - q25, rel=1e-9)
+
+
+def test_existing_output_is_refused_then_replaced_with_overwrite(tmp_path):
+    df = multi_series()
+    pattern = write_files(df, tmp_path / "in", 2, "parquet")
+    run(job_args(pattern, tmp_path / "out"))
+    before = load_manifest(tmp_path / "out")
+    from preprocessing.errors import OutputError
+
+    with pytest.raises(OutputError, match="already holds a dataset.*--overwrite"):
+        run(job_args(pattern, tmp_path / "out", "--train-shards", "4"))
+    assert load_manifest(tmp_path / "out") == before  # untouched
+    run(job_args(pattern, tmp_path / "out", "--train-shards", "4", "--overwrite"))
+    after = load_manifest(tmp_path / "out")
+    assert len(after.shards["train"]) == 4
+    names = sorted(os.listdir(tmp_path / "out"))
+    listed = sorted([s.file for sp in after.shards.values() for s in sp] + ["metadata.json"])
+    assert names == listed  # old shards removed, nothing else left
+
+
+def test_manifest_sizes_and_hashes_match_files(tmp_path):
+    import hashlib
+
+    df = multi_series()
+    pattern = write_files(df, tmp_path / "in", 2, "parquet")
+    run(job_args(pattern, tmp_path / "out"))
+    m = load_manifest(tmp_path / "out")
+    raw = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert raw["format_version"] == 1 and raw["encoding"]["name"] == "window_block_v1"
+    for split in m.shards.values():
+        for s in split:
+            data = (tmp_path / "out" / s.file).read_bytes()
+            assert len(data) == s.bytes and hashlib.sha256(data).hexdigest() == s.sha256
+
+
+def test_default_reader_mixes_series_and_time_within_an_epoch(tmp_path):
+    """The first tenth of an epoch, read with the trainer's defaults, covers all series and times."""
+    from training.data import read_windows
+
+    rng = np.random.default_rng(11)
+    df = pd.concat([make_series(rng, f"s{i}", "2021-01-01", 1500) for i in range(6)], ignore_index=True)
+    pattern = write_files(df, tmp_path / "in", 3, "parquet")
+    run(job_args(pattern, tmp_path / "out", "--chunk-rows", "300"))
+    m = load_manifest(tmp_path / "out")
+    ds = read_windows(m, str(tmp_path / "out"), "train", shuffle=True, seed=1, with_ids=True)
+    first = [w for _, w in zip(range(m.windows("train") // 10), ds.as_numpy_iterator(), strict=False)]
+    sids = {w["sid"] for w in first}
+    assert len(sids) == 6
+    t = np.array([w["t"] for w in first])
+    lo, hi = m.time_range[0], m.split_boundaries["val_start"]
+    deciles = np.floor((t - lo) / (hi - lo) * 10).astype(int)
+    counts = np.bincount(deciles, minlength=10)[:10]
+    assert counts.min() > 0.4 * counts.mean(), counts  # every tenth of the time range well represented

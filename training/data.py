@@ -1,0 +1,161 @@
+"""Manifest -> tf.data: verified shard lists, shuffled, sharded across workers, batched.
+
+The trainer reads only the shards metadata.json lists, after checking that each exists
+with the listed size (and sha256 on request). Every worker takes the same number of
+steps per epoch, derived from the manifest's window counts, and its dataset repeats
+so no worker runs out of data before the others (uneven per-worker batches hang
+MultiWorkerMirroredStrategy or raise OutOfRange).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import posixpath
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from preprocessing.manifest import MANIFEST_NAME, Manifest, ManifestError
+from training.records import block_decoder, compression_type
+
+log = logging.getLogger(__name__)
+DEFAULT_SHUFFLE_BUFFER = 10_000
+DEFAULT_CYCLE_LENGTH = 8
+
+
+class DatasetError(ValueError):
+    """The dataset directory does not match its manifest."""
+
+
+def join(base: str, name: str) -> str:
+    return posixpath.join(base, name) if "://" in base else tf.io.gfile.join(base, name)
+
+
+def load_manifest(data_dir: str) -> Manifest:
+    path = join(data_dir, MANIFEST_NAME)
+    if not tf.io.gfile.exists(path):
+        raise ManifestError(
+            f"{path} does not exist: {data_dir} is not a finished seqscale dataset (preprocessing writes "
+            "metadata.json last); run or rerun preprocessing"
+        )
+    with tf.io.gfile.GFile(path, "r") as f:
+        return Manifest.from_json(f.read(), source=path)
+
+
+def verify_shards(manifest: Manifest, data_dir: str, *, hashes: bool = False, splits=("train", "val", "test")) -> None:
+    """Every listed shard exists with its size (and sha256 when `hashes`), else name it."""
+    for split in splits:
+        for s in manifest.shards.get(split, ()):
+            path = join(data_dir, s.file)
+            if not tf.io.gfile.exists(path):
+                raise DatasetError(f"shard {path} listed in metadata.json is missing; rerun preprocessing")
+            size = tf.io.gfile.stat(path).length
+            if size != s.bytes:
+                raise DatasetError(
+                    f"shard {path} has {size} bytes but metadata.json lists {s.bytes}: truncated or replaced; "
+                    "rerun preprocessing"
+                )
+            if hashes:
+                h = hashlib.sha256()
+                with tf.io.gfile.GFile(path, "rb") as f:
+                    while chunk := f.read(8 << 20):
+                        h.update(chunk)
+                if h.hexdigest() != s.sha256:
+                    raise DatasetError(f"shard {path} does not match its sha256 in metadata.json: altered; rerun preprocessing")
+
+
+def shard_paths(manifest: Manifest, data_dir: str, split: str) -> list[str]:
+    return [join(data_dir, s.file) for s in manifest.shards[split] if s.windows > 0]
+
+
+def read_windows(
+    manifest: Manifest,
+    data_dir: str,
+    split: str,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    cycle_length: int = DEFAULT_CYCLE_LENGTH,
+    input_context: tf.distribute.InputContext | None = None,
+    with_ids: bool = False,
+) -> tf.data.Dataset:
+    """Unbatched windows {x, y[, t, sid]} of one split.
+
+    With `shuffle`, the file list is reshuffled each epoch (seeded), files are read
+    interleaved, and windows pass a shuffle buffer. Under a multi-worker input context
+    the files are split by worker when there are enough of them (FILE sharding), else
+    every worker reads all files and keeps every n-th window (DATA sharding).
+    """
+    files = shard_paths(manifest, data_dir, split)
+    if not files:
+        raise DatasetError(f"split {split!r} has no windows in {data_dir}; check the split fractions")
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    workers = input_context.num_input_pipelines if input_context else 1
+    index = input_context.input_pipeline_id if input_context else 0
+    by_file = workers > 1 and len(files) >= workers
+    if workers > 1 and by_file:
+        ds = ds.shard(workers, index)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type=compression_type(manifest)),
+        cycle_length=min(cycle_length, len(files)),
+        block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    ds = ds.map(block_decoder(manifest, with_ids=with_ids), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    if workers > 1 and not by_file:
+        log.warning(
+            "split %s has %d shard files for %d workers: sharding by DATA (every worker reads every file and keeps "
+            "1/%d of the windows). Write at least %d shards (--train-shards) to shard by FILE.",
+            split, len(files), workers, workers, workers,
+        )
+        ds = ds.shard(workers, index)
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return ds
+
+
+@dataclass(frozen=True)
+class Steps:
+    """Steps per epoch shared by all workers, from the manifest's counts."""
+
+    train: int
+    val: int
+    test: int
+
+
+def steps_per_epoch(manifest: Manifest, global_batch: int, *, num_workers: int = 1) -> Steps:
+    """Full global batches per epoch; each worker's share of data covers every step.
+
+    With FILE sharding a worker's files may hold fewer windows than the average, so the
+    worker datasets repeat; steps are floor(windows / global batch) so an epoch sees
+    each window at most about once.
+    """
+    def steps(split: str) -> int:
+        n = manifest.windows(split)
+        return max(1, n // global_batch) if n else 0
+
+    s = Steps(train=steps("train"), val=steps("val"), test=steps("test"))
+    if manifest.windows("train") < global_batch:
+        raise DatasetError(
+            f"the train split has {manifest.windows('train')} windows, fewer than one global batch of {global_batch}; "
+            "lower the batch size or add data"
+        )
+    return s
+
+
+def batched(ds: tf.data.Dataset, batch: int, *, repeat: bool) -> tf.data.Dataset:
+    """(x, y) batches of exactly `batch` windows; repeats so no worker runs dry."""
+    ds = ds.map(lambda w: (w["x"], w["y"]))
+    if repeat:
+        ds = ds.repeat()
+    return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_count(windows: int, batch: int) -> int:
+    return math.ceil(windows / batch)
