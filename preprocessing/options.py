@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from preprocessing.errors import SpecError

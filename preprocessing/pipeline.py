@@ -28,7 +28,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
 from preprocessing import readers, shards
 from preprocessing.clean import Unit, clean_unit
-from preprocessing.errors import InputError
+from preprocessing.errors import InputError, user_message
 from preprocessing.manifest import FORMAT_VERSION, ColumnInfo, Manifest
 from preprocessing.options import JobConfig, build_parser, load_spec_file, parse_duration, resolve
 from preprocessing.records import ENCODING, series_id
@@ -672,8 +672,18 @@ def run(argv: list[str] | None = None) -> Manifest | None:
     options = PipelineOptions(pipeline_args)
     options.view_as(SetupOptions).save_main_session = False
     log.info("seqscale: %d input files, output %s, staging %s", len(paths), cfg.output, staging)
-    with beam.Pipeline(options=options) as p:
-        build(p, cfg, paths, staging, started)
+    try:
+        with beam.Pipeline(options=options) as p:
+            build(p, cfg, paths, staging, started)
+    except Exception as e:
+        # No partial output: the dataset is only ever made visible by the commit step,
+        # so on failure remove this run's staging area and re-raise the user's message
+        # without the runner's wrapping.
+        shards.discard(staging)
+        msg = user_message(e)
+        if msg is None:
+            raise
+        raise InputError(msg) from e
     log.info("seqscale: done in %.1f s", time.time() - started)
     return read_manifest(cfg.output)
 

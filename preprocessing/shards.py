@@ -249,6 +249,11 @@ def commit(output: str, staging: str, shards: dict[str, list[tuple[str, str]]], 
         _delete_tree(p)
 
 
+def discard(staging: str) -> None:
+    """Remove a failed run's staging area (best effort; it never holds a manifest)."""
+    _delete_tree(staging)
+
+
 def _delete_tree(path: str) -> None:
     files = _list(FileSystems.join(path, "**"))
     try:

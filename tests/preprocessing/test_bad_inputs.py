@@ -1,0 +1,240 @@
+"""Each bad input gives a clear error naming file/row/column and the fix, or a counted drop.
+None of them leaves a metadata.json (or anything else) behind."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from preprocessing.errors import SeqscaleError
+from preprocessing.pipeline import run
+from tests.helpers import (
+    job_args,
+    load_manifest,
+    make_series,
+    read_split,
+    reference_windows,
+    sort_windows,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def frame(n=200, name="a", seed=0):
+    return make_series(np.random.default_rng(seed), name, "2021-03-01", n)
+
+
+def write(df, path, fmt="csv"):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, index=False)
+    return path
+
+
+def expect_error(tmp_path, inputs, pattern, *extra, series=True):
+    out = tmp_path / "out"
+    with pytest.raises(SeqscaleError, match=pattern):
+        run(job_args(inputs, out, *extra, series=series))
+    assert not (out / "metadata.json").exists()
+    leftovers = [p for p in os.listdir(out)] if out.exists() else []
+    assert leftovers == [], leftovers
+
+
+def test_missing_column_names_file_and_columns(tmp_path):
+    p = write(frame().drop(columns=["x2"]), str(tmp_path / "in" / "a.csv"))
+    expect_error(tmp_path, p, r"a\.csv: column 'x2' is missing \(the file has .*\); fix the spec")
+
+
+def test_non_numeric_value_names_row_and_column(tmp_path):
+    df = frame().astype({"x1": object})
+    df.loc[17, "x1"] = "abc"
+    p = write(df, str(tmp_path / "in" / "a.csv"))
+    expect_error(tmp_path, p, r"a\.csv row 18 \(line 19\): column 'x1' has non-numeric value 'abc'")
+
+
+def test_nan_fails_by_default_naming_row_and_policy(tmp_path):
+    df = frame()
+    df.loc[5, "y"] = np.nan
+    p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
+    expect_error(tmp_path, p, r"a\.parquet row 6: column 'y' is missing \(NaN\).*--nan-policy drop")
+
+
+def test_inf_fails_by_default(tmp_path):
+    df = frame()
+    df.loc[9, "x2"] = np.inf
+    p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
+    expect_error(tmp_path, p, r"row 10: column 'x2' is inf")
+
+
+def test_nan_drop_policy_counts_rows(tmp_path):
+    df = frame()
+    df.loc[[5, 50, 51], "y"] = np.nan
+    df.loc[80, "x1"] = -np.inf
+    p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
+    run(job_args(p, tmp_path / "out", "--nan-policy", "drop"))
+    m = load_manifest(tmp_path / "out")
+    assert m.counts["rows_dropped"]["nan_or_inf"] == 4
+    assert m.counts["rows_read"] == 200
+
+
+def test_forward_fill_across_chunk_borders_equals_pandas(tmp_path):
+    """NaN runs placed at chunk borders are filled from the previous chunk (halo before)."""
+    df = frame(n=600)
+    for r in (99, 100, 101, 199, 200, 350):  # chunks of 100 rows start at 0, 100, 200 ...
+        df.loc[r, "x1"] = np.nan
+    df.loc[0, "x2"] = np.nan  # nothing before it: dropped
+    df.loc[400:415, "y"] = np.nan  # 16 in a row, limit 10: 6 dropped
+    p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
+    run(job_args(p, tmp_path / "out", "--nan-policy", "ffill", "--chunk-rows", "140", "--ffill-limit", "10"))
+    m = load_manifest(tmp_path / "out")
+    assert m.counts["rows_dropped"]["nan_unfillable"] == 1 + 6
+    filled = df.copy()
+    for c in ("x1", "x2", "y"):
+        filled[c] = filled[c].ffill(limit=10)
+    filled = filled.dropna()
+    ref, _, _ = reference_windows(
+        filled, val_start=m.split_boundaries["val_start"], test_start=m.split_boundaries["test_start"],
+        look_back=12, horizon=2, max_gap=m.max_gap,
+    )
+    got = sort_windows(read_split(tmp_path / "out", "train"))
+    np.testing.assert_array_equal(got["t"], ref["train"]["t"])
+    np.testing.assert_allclose(got["x"], ref["train"]["x"], atol=2e-6)
+
+
+def test_duplicate_timestamps_fail_naming_both_rows_or_keep_last(tmp_path):
+    df = frame()
+    dup = df.iloc[[30]].copy()
+    dup["y"] = 123.0
+    write(df, str(tmp_path / "in" / "a.csv"))
+    write(dup, str(tmp_path / "in" / "b.csv"))
+    pattern = str(tmp_path / "in" / "*.csv")
+    expect_error(
+        tmp_path, pattern,
+        r"series 'a' has two rows at time 2021-03-02T06:00:00.*a\.csv row 31.*b\.csv row 1.*--duplicates keep-last",
+    )
+    run(job_args(pattern, tmp_path / "ok", "--duplicates", "keep-last"))
+    m = load_manifest(tmp_path / "ok")
+    assert m.counts["rows_dropped"]["duplicate_timestamp"] == 1
+    # the later file's row was kept: its y value shows up in a target
+    y_col = m.column("y")
+    y = read_split(tmp_path / "ok", "train")["y"] * y_col.scale + y_col.mean
+    assert np.isclose(y, 123.0, atol=1e-3).any()
+
+
+def test_constant_feature_names_column_and_opt_out(tmp_path):
+    df = frame()
+    df["x2"] = 5.0
+    p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
+    expect_error(tmp_path, p, r"column 'x2' has zero spread .* --unscaled x2")
+    run(job_args(p, tmp_path / "ok", "--unscaled", "x2"))
+    assert not load_manifest(tmp_path / "ok").column("x2").scaled
+
+
+def test_glob_matching_nothing(tmp_path):
+    expect_error(tmp_path, str(tmp_path / "nothing" / "*.csv"), r"matches no file")
+
+
+def test_header_only_files_are_counted_and_all_empty_is_an_error(tmp_path):
+    write(frame().iloc[:0], str(tmp_path / "in" / "empty.csv"))
+    expect_error(tmp_path, str(tmp_path / "in" / "*.csv"), r"input files hold no data rows")
+    write(frame(), str(tmp_path / "in" / "full.csv"))
+    run(job_args(str(tmp_path / "in" / "*.csv"), tmp_path / "ok"))
+    assert load_manifest(tmp_path / "ok").counts["empty_files"] == 1
+
+
+def test_series_too_short_everywhere_is_an_error_saying_why(tmp_path):
+    p = write(frame(n=10), str(tmp_path / "in" / "a.csv"))
+    expect_error(tmp_path, p, r"no training windows: .*shorter than look_back \+ horizon = 14")
+
+
+def test_column_named_twice_and_time_as_feature(tmp_path):
+    p = write(frame(), str(tmp_path / "in" / "a.csv"))
+    with pytest.raises(SeqscaleError, match=r"column 'x1' is named twice in --features"):
+        run(["--input", p, "--output", str(tmp_path / "o"), "--time-column", "ts", "--features", "x1,x1", "--targets", "y"])
+    with pytest.raises(SeqscaleError, match=r"'ts' is the time column"):
+        run(["--input", p, "--output", str(tmp_path / "o"), "--time-column", "ts", "--features", "ts", "--targets", "y"])
+
+
+def test_truncated_parquet_names_file(tmp_path):
+    p = write(frame(), str(tmp_path / "in" / "a.parquet"), "parquet")
+    data = open(p, "rb").read()
+    open(p, "wb").write(data[: len(data) // 2])
+    expect_error(tmp_path, p, r"a\.parquet: not a readable Parquet file .*truncated or corrupt")
+
+
+def test_mixed_time_types_across_files(tmp_path):
+    a = frame()
+    b = frame(name="b").assign(ts=lambda d: np.arange(len(d)))
+    write(a, str(tmp_path / "in" / "a.parquet"), "parquet")
+    write(b, str(tmp_path / "in" / "b.parquet"), "parquet")
+    expect_error(tmp_path, str(tmp_path / "in" / "*.parquet"), r"time column has different types across files")
+
+
+def test_bad_time_string_names_row_and_suggests_format(tmp_path):
+    df = frame().astype({"ts": str})
+    df.loc[3, "ts"] = "yesterday"
+    p = write(df, str(tmp_path / "in" / "a.csv"))
+    expect_error(tmp_path, p, r"a\.csv row 4 \(line 5\): time column 'ts' has 'yesterday'.*--time-format")
+
+
+def test_time_format_for_non_iso_dates(tmp_path):
+    df = frame()
+    df["ts"] = df["ts"].dt.strftime("%d/%m/%Y %H:%M")
+    p = write(df, str(tmp_path / "in" / "a.csv"))
+    run(job_args(p, tmp_path / "out", "--time-format", "%d/%m/%Y %H:%M"))
+    assert load_manifest(tmp_path / "out").time_kind == "timestamp"
+
+
+def test_classification_labels_are_checked(tmp_path):
+    df = frame()
+    df["label"] = (df["y"] > 0).astype(int)
+    df.loc[150, "label"] = 3
+    p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
+    args = ["--input", p, "--output", str(tmp_path / "out"), "--time-column", "ts", "--features", "x1,x2",
+            "--targets", "label", "--task", "binary", "--look-back", "5"]
+    with pytest.raises(SeqscaleError, match=r"target 'label' is 3, but --task binary needs class ids 0..1"):
+        run(args)
+
+
+def test_cli_prints_the_message_and_exits_2(tmp_path):
+    df = frame()
+    df.loc[5, "y"] = np.nan
+    p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
+    proc = subprocess.run(
+        [sys.executable, "-m", "preprocessing", *job_args(p, tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("seqscale-preprocess: error: ") and "column 'y' is missing (NaN)" in last
+
+
+def test_spec_file_yaml_with_flags_overriding(tmp_path):
+    p = write(frame(), str(tmp_path / "in" / "a.csv"))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"input: [{p}]\noutput: {tmp_path / 'out'}\ntime-column: ts\nseries_column: series\n"
+        "features: [x1, x2, y]\ntargets: y\nlook_back: 7\nhorizon: 3\n"
+    )
+    run(["--spec", str(spec), "--horizon", "2"])
+    m = load_manifest(tmp_path / "out")
+    assert (m.look_back, m.horizon) == (7, 2)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lookback: 3\n")
+    with pytest.raises(SeqscaleError, match="unknown option.*lookback"):
+        run(["--spec", str(bad)])
+
+
+def test_unsorted_rows_give_the_same_dataset_as_sorted(tmp_path):
+    df = pd.concat([frame(name="a"), frame(name="b", seed=1)])
+    write(df, str(tmp_path / "s" / "a.parquet"), "parquet")
+    write(df.sample(frac=1, random_state=0), str(tmp_path / "u" / "a.parquet"), "parquet")
+    run(job_args(str(tmp_path / "s" / "a.parquet"), tmp_path / "o1"))
+    run(job_args(str(tmp_path / "u" / "a.parquet"), tmp_path / "o2"))
+    a, b = sort_windows(read_split(tmp_path / "o1", "train")), sort_windows(read_split(tmp_path / "o2", "train"))
+    np.testing.assert_array_equal(a["x"], b["x"])
