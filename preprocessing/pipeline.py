@@ -7,7 +7,7 @@ they are written straight from the unit that cuts them (see shards.py).
 
     files ─ReadTables─▶ row batches ─ScanTime─▶ plan (time range, step, split times)
                                     └KeyByUnit─GroupByUnit─CleanUnits─▶ units ─▶ train stats
-    units ─WriteWindows(plan, scaling)─▶ pieces ─ConcatShards─▶ shards ─WriteManifest─▶ commit
+    units ─MakeWindows(plan, scaling)─▶ staged units ─WriteShards─▶ shards ─CommitDataset─▶ metadata.json
 """
 
 from __future__ import annotations
@@ -393,60 +393,60 @@ class WriteWindowsFn(beam.DoFn):
             check_targets(Unit(unit.key, unit.time[last], unit.series[last], unit.series_names,
                                unit.values[last], unit.owned[last]), y[last], cfg, plan.kind)
         rng = np.random.default_rng([cfg.seed, unit.key[0], unit.key[1] + (1 << 40)])
+        encode = dict(look_back=cfg.look_back, horizon=cfg.horizon,
+                      target_sequence=cfg.target_sequence, block_size=cfg.block_size)
+        starts_by_split = {}
         for s_id, split in enumerate(SPLITS):
             sel = starts[inside & (split_id == s_id)]
             counts[f"windows.{split}"] += len(sel)
             self.windows[split].inc(len(sel))
-            if not len(sel):
-                continue
             perm = sel[rng.permutation(len(sel))]
             n_shards = cfg.train_shards if split == "train" else cfg.eval_shards
-            encode = dict(look_back=cfg.look_back, horizon=cfg.horizon,
-                          target_sequence=cfg.target_sequence, block_size=cfg.block_size)
             if cfg.full_shuffle:
                 for n, rec in shards.encode_windows(x, y, unit.time, sid, perm, **encode):
                     yield (split, int(rng.integers(n_shards))), (n, rec)
-                continue
-            offset = int(rng.integers(n_shards))
-            for shard, part in enumerate(shards.deal(perm, n_shards, offset)):
-                if not len(part):
-                    continue
-                path = FileSystems.join(
-                    self.staging, "pieces", f"{split}-{shard:05d}", f"u{unit.key[0]}_{unit.key[1]}.tfrecord"
-                )
-                windows, size = shards.write_piece(path, shards.encode_windows(x, y, unit.time, sid, part, **encode))
-                yield shards.Piece(split, shard, path, windows, size)
+            else:
+                starts_by_split[split] = shards.deal(perm, n_shards, int(rng.integers(n_shards)))
+        if not cfg.full_shuffle and any(counts[f"windows.{s}"] for s in SPLITS):
+            path = FileSystems.join(self.staging, "units", f"u{unit.key[0]}_{unit.key[1]}.npz")
+            yield shards.stage_unit(path, x=x, y=y, t=unit.time, sid=sid, starts_by_split=starts_by_split)
         yield beam.pvalue.TaggedOutput(self.COUNTS, counts)
 
 
-class WriteShuffledPieceFn(beam.DoFn):
-    """--full-shuffle: ((split, shard), records) after a Beam shuffle -> one piece."""
-
-    def __init__(self, staging: str) -> None:
-        self.staging = staging
-
-    def process(self, element):
-        (split, shard), records = element
-        path = FileSystems.join(self.staging, "pieces", f"{split}-{shard:05d}", "shuffled.tfrecord")
-        windows, size = shards.write_piece(path, records)
-        yield shards.Piece(split, shard, path, windows, size)
-
-
-class ConcatShardsFn(beam.DoFn):
-    """(split, index) -> the final shard file in staging, with its size and sha256."""
+class WriteShardFn(beam.DoFn):
+    """(split, index) -> the final shard file in staging, cut from the staged units."""
 
     def __init__(self, cfg: JobConfig, staging: str) -> None:
         self.cfg, self.staging = cfg, staging
 
-    def process(self, element, pieces):
+    def process(self, element, units):
+        cfg = self.cfg
         split, index = element
+        count = cfg.train_shards if split == "train" else cfg.eval_shards
+        name = shards.shard_name(split, index, count, cfg.compression)
+        dest = FileSystems.join(self.staging, "final", name)
+        seed = int(np.random.SeedSequence([cfg.seed, SPLITS.index(split), index]).generate_state(1)[0])
+        records = shards.shard_records(
+            units, split, index, np.random.default_rng(seed), look_back=cfg.look_back, horizon=cfg.horizon,
+            target_sequence=cfg.target_sequence, block_size=cfg.block_size,
+        )
+        windows, size, sha = shards.write_shard(dest, records, compression=cfg.compression)
+        yield split, index, name, windows, size, sha, dest
+
+
+class WriteShuffledShardFn(beam.DoFn):
+    """--full-shuffle: ((split, shard), records) after a Beam shuffle -> the final shard."""
+
+    def __init__(self, cfg: JobConfig, staging: str) -> None:
+        self.cfg, self.staging = cfg, staging
+
+    def process(self, element):
+        (split, index), records = element
         count = self.cfg.train_shards if split == "train" else self.cfg.eval_shards
-        mine = [p for p in pieces if p.split == split and p.shard == index]
         name = shards.shard_name(split, index, count, self.cfg.compression)
         dest = FileSystems.join(self.staging, "final", name)
-        seed = int(np.random.SeedSequence([self.cfg.seed, SPLITS.index(split), index]).generate_state(1)[0])
-        size, sha = shards.concat_pieces(mine, dest, compression=self.cfg.compression, seed=seed)
-        yield split, index, name, sum(p.windows for p in mine), size, sha, dest
+        windows, size, sha = shards.write_shard(dest, records, compression=self.cfg.compression)
+        yield split, index, name, windows, size, sha, dest
 
 
 class WriteManifestFn(beam.DoFn):
@@ -457,6 +457,7 @@ class WriteManifestFn(beam.DoFn):
 
     def process(self, _, shard_results, counts, stats, plan: Plan, scaling: Scaling):
         cfg = self.cfg
+        shard_results = list(shard_results) + self._empty_shards(shard_results)
         infos = shards.shard_infos(r[:6] for r in shard_results)
         windows = {s: sum(i.windows for i in infos[s]) for s in SPLITS}
         if windows["train"] == 0:
@@ -539,6 +540,21 @@ class WriteManifestFn(beam.DoFn):
         yield manifest
 
 
+    def _empty_shards(self, results) -> list[tuple]:
+        """Shards that received no windows (possible with --full-shuffle) still exist, empty."""
+        have = {(r[0], r[1]) for r in results}
+        out = []
+        for split in SPLITS:
+            count = self.cfg.train_shards if split == "train" else self.cfg.eval_shards
+            for i in range(count):
+                if (split, i) not in have:
+                    name = shards.shard_name(split, i, count, self.cfg.compression)
+                    dest = FileSystems.join(self.staging, "final", name)
+                    windows, size, sha = shards.write_shard(dest, [], compression=self.cfg.compression)
+                    out.append((split, i, name, windows, size, sha, dest))
+        return out
+
+
 # ---------------------------------------------------------------- PTransforms
 
 
@@ -558,50 +574,52 @@ class ReadTables(beam.PTransform):
 
 
 class MakeWindows(beam.PTransform):
-    """Units -> piece files per (split, shard), plus counts."""
+    """Units -> shard files in staging (results per shard), plus counts."""
 
     def __init__(self, cfg: JobConfig, staging: str, plan, scaling) -> None:
         super().__init__()
         self.cfg, self.staging, self.plan, self.scaling = cfg, staging, plan, scaling
 
     def expand(self, units):
+        cfg = self.cfg
         out = units | "Cut" >> beam.ParDo(
-            WriteWindowsFn(self.cfg, self.staging),
+            WriteWindowsFn(cfg, self.staging),
             plan=beam.pvalue.AsSingleton(self.plan),
             scaling=beam.pvalue.AsSingleton(self.scaling),
-        ).with_outputs(WriteWindowsFn.COUNTS, main="pieces")
-        pieces = out.pieces
-        if self.cfg.full_shuffle:
-            pieces = (
-                pieces
+        ).with_outputs(WriteWindowsFn.COUNTS, main="staged")
+        if cfg.full_shuffle:
+            # Materialized windows through a Beam shuffle: right on Dataflow's shuffle
+            # service, slow and memory-hungry on DirectRunner (see README).
+            results = (
+                out.staged
                 | "ShuffleBlocks" >> beam.GroupByKey()
-                | "WriteShuffled" >> beam.ParDo(WriteShuffledPieceFn(self.staging))
+                | "WriteShuffledShards" >> beam.ParDo(WriteShuffledShardFn(cfg, self.staging))
             )
-        return pieces, out[WriteWindowsFn.COUNTS]
+        else:
+            ids = [(s, i) for s in SPLITS for i in range(cfg.train_shards if s == "train" else cfg.eval_shards)]
+            results = (
+                units.pipeline
+                | "ShardIds" >> beam.Create(ids)
+                | "SpreadShards" >> beam.Reshuffle()
+                | "WriteShards" >> beam.ParDo(WriteShardFn(cfg, self.staging), units=beam.pvalue.AsList(out.staged))
+            )
+        return results, out[WriteWindowsFn.COUNTS]
 
 
-class WriteShards(beam.PTransform):
-    """Pieces -> final shards in staging, then metadata.json and the commit."""
+class CommitDataset(beam.PTransform):
+    """Shard results -> metadata.json and the commit (runs once, after every shard)."""
 
     def __init__(self, cfg: JobConfig, staging: str, started: float, counts, stats, plan, scaling) -> None:
         super().__init__()
         self.cfg, self.staging, self.started = cfg, staging, started
         self.counts, self.stats, self.plan, self.scaling = counts, stats, plan, scaling
 
-    def expand(self, pieces):
-        cfg = self.cfg
-        ids = [(s, i) for s in SPLITS for i in range(cfg.train_shards if s == "train" else cfg.eval_shards)]
-        results = (
-            pieces.pipeline
-            | "ShardIds" >> beam.Create(ids)
-            | "SpreadShards" >> beam.Reshuffle()
-            | "Concat" >> beam.ParDo(ConcatShardsFn(cfg, self.staging), pieces=beam.pvalue.AsList(pieces))
-        )
+    def expand(self, results):
         return (
-            pieces.pipeline
+            results.pipeline
             | "Once" >> beam.Create([None])
             | "Commit" >> beam.ParDo(
-                WriteManifestFn(cfg, self.staging, self.started),
+                WriteManifestFn(self.cfg, self.staging, self.started),
                 shard_results=beam.pvalue.AsList(results),
                 counts=beam.pvalue.AsSingleton(self.counts),
                 stats=beam.pvalue.AsSingleton(self.stats),
@@ -631,13 +649,13 @@ def build(p: beam.Pipeline, cfg: JobConfig, paths: list[str], staging: str, star
         MergeStatsFn(len(cfg.columns), cfg.scaler == "robust")
     )
     scaling = stats | "Scaling" >> beam.Map(make_scaling, cfg)
-    pieces, window_counts = cleaned.units | "MakeWindows" >> MakeWindows(cfg, staging, plan, scaling)
+    results, window_counts = cleaned.units | "MakeWindows" >> MakeWindows(cfg, staging, plan, scaling)
     counts = (
         (read_counts, cleaned[CleanUnitFn.COUNTS], window_counts)
         | "FlattenCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombineGlobally(SumCountsFn())
     )
-    return pieces | "WriteShards" >> WriteShards(cfg, staging, started, counts, stats, plan, scaling)
+    return results | "CommitDataset" >> CommitDataset(cfg, staging, started, counts, stats, plan, scaling)
 
 
 def list_inputs(patterns: tuple[str, ...]) -> list[str]:
@@ -663,14 +681,15 @@ def run(argv: list[str] | None = None) -> Manifest | None:
     """Parse flags, build and run the pipeline. Returns the manifest when run locally."""
     parser = build_parser()
     args, pipeline_args = parser.parse_known_args(argv)
+    options = PipelineOptions(pipeline_args)
+    options.view_as(SetupOptions).save_main_session = False
+    FileSystems.set_options(options)  # gs:// access before the pipeline runs uses the same options
     spec = load_spec_file(args.spec, _read_text) if args.spec else None
     cfg = resolve(args, spec)
     started = time.time()
     paths = list_inputs(cfg.input)
     run_id = shards.new_run_id()
     staging = shards.prepare_output(cfg.output, overwrite=cfg.overwrite, run_id=run_id)
-    options = PipelineOptions(pipeline_args)
-    options.view_as(SetupOptions).save_main_session = False
     log.info("seqscale: %d input files, output %s, staging %s", len(paths), cfg.output, staging)
     try:
         with beam.Pipeline(options=options) as p:

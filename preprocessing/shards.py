@@ -1,22 +1,23 @@
 """Write windows into shard files without a Beam shuffle of materialized windows.
 
-Each work unit permutes its windows (seeded) and deals them evenly to all N shards of
-each split, writing one "piece" file per (split, shard). A final step interleaves the
-records of each shard's pieces in a seeded random order into
-`{split}-SSSSS-of-NNNNN.tfrecord[.gz]` while hashing it, and
-the commit step moves the shards into place and writes metadata.json last. So every
-shard holds a random sample of every unit (all series and time ranges), the reader's
-interleave + shuffle buffer finish the mixing, and no process ever holds more than
-one unit and one block of windows. All file access goes through Beam's FileSystems, so
-local paths and gs:// behave the same.
+Each work unit permutes its windows (seeded), deals them evenly to all N shards of each
+split, and stages its scaled rows plus the start rows of each shard's windows (rows are
+L times smaller than windows). One writer per shard then cuts its windows from the
+staged units, drawing records from several units in a seeded random order, and writes
+`{split}-SSSSS-of-NNNNN.tfrecord[.gz]` once while hashing it; the commit step moves the
+shards into place and writes metadata.json last. So every shard holds a random sample
+of every unit (all series and time ranges), the reader's interleave + shuffle buffer
+finish the mixing, every window's bytes are written exactly once, and no process holds
+more than a few units of rows and one block of windows. All file access goes through
+Beam's FileSystems, so local paths and gs:// behave the same.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import logging
-import struct
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -32,18 +33,18 @@ from preprocessing.split import SPLITS
 from preprocessing.window import gather_windows
 
 log = logging.getLogger(__name__)
-MAX_OPEN_PIECES = 64
+MAX_UNITS_IN_MEMORY = 8
 
 
 @dataclass(frozen=True)
-class Piece:
-    """Part of one shard written by one work unit."""
+class StagedUnit:
+    """A work unit's scaled rows and its windows' start rows, dealt to shards.
 
-    split: str
-    shard: int
+    `counts[split][j]` windows of the unit go to shard j of that split.
+    """
+
     path: str
-    windows: int
-    bytes: int
+    counts: dict[str, tuple[int, ...]]
 
 
 def shard_name(split: str, index: int, count: int, compression: str) -> str:
@@ -78,15 +79,63 @@ def encode_windows(
         yield len(s), frame(encode_block(xb, yb, t[last], sid[last]))
 
 
-def write_piece(path: str, records: Iterable[tuple[int, bytes]]) -> tuple[int, int]:
-    """Write framed records to `path`; returns (windows, bytes)."""
-    windows = size = 0
+def stage_unit(path: str, *, x, y, t, sid, starts_by_split: dict[str, list[np.ndarray]]) -> StagedUnit:
+    """Write a unit's rows and per-shard window starts (an uncompressed .npz) for the shard writers.
+
+    Rows are L times smaller than the windows cut from them, so staging rows and
+    cutting windows in the shard writers writes every window's bytes exactly once.
+    """
+    arrays = {"x": x, "y": y, "t": t, "sid": sid}
+    counts = {}
+    for split, parts in starts_by_split.items():
+        arrays[f"starts_{split}"] = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        counts[split] = tuple(len(p) for p in parts)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        for n, rec in records:
-            f.write(rec)
-            windows += n
-            size += len(rec)
-    return windows, size
+        f.write(buf.getbuffer())
+    return StagedUnit(path=path, counts=counts)
+
+
+def _load_unit(unit: StagedUnit, split: str, shard: int) -> dict[str, np.ndarray]:
+    with FileSystems.open(unit.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        data = np.load(io.BytesIO(f.read()))
+        counts = unit.counts[split]
+        lo = sum(counts[:shard])
+        out = {k: data[k] for k in ("x", "y", "t", "sid")}
+        out["starts"] = data[f"starts_{split}"][lo : lo + counts[shard]]
+    return out
+
+
+def shard_records(
+    units: list[StagedUnit],
+    split: str,
+    shard: int,
+    rng: np.random.Generator,
+    *,
+    group: int = MAX_UNITS_IN_MEMORY,
+    **encode,
+) -> Iterator[tuple[int, bytes]]:
+    """Records of one shard, drawn from its units in a seeded random order.
+
+    Writing one unit after the other would put one time chunk first in every shard,
+    so the start of an epoch would see only early times. Records are drawn from up
+    to `group` units at once (their rows in memory), in proportion to the windows each
+    has left; groups come in random order.
+    """
+    mine = sorted((u for u in units if u.counts[split][shard] > 0), key=lambda u: u.path)
+    mine = [mine[i] for i in rng.permutation(len(mine))]
+    for g in range(0, len(mine), group):
+        members = [_load_unit(u, split, shard) for u in mine[g : g + group]]
+        streams = [
+            encode_windows(m["x"], m["y"], m["t"], m["sid"], m["starts"], **encode) for m in members
+        ]
+        left = np.array([len(m["starts"]) for m in members], dtype=np.float64)
+        while left.sum() > 0:
+            i = int(rng.choice(len(left), p=left / left.sum()))
+            n, rec = next(streams[i])
+            left[i] -= n
+            yield n, rec
 
 
 class _HashingWriter:
@@ -105,65 +154,18 @@ class _HashingWriter:
         pass
 
 
-def read_frames(f) -> Iterator[bytes]:
-    """Whole framed records (header, data, CRC) from a TFRecord stream, unparsed."""
-    while header := f.read(12):
-        if len(header) < 12:
-            raise ValueError("truncated TFRecord header")
-        (length,) = struct.unpack("<Q", header[:8])
-        body = f.read(length + 4)
-        if len(body) < length + 4:
-            raise ValueError("truncated TFRecord record")
-        yield header + body
-
-
-def interleave_records(pieces: list[Piece], rng: np.random.Generator, *, group: int = MAX_OPEN_PIECES) -> Iterator[bytes]:
-    """Records of all pieces in a seeded random order, drawn in proportion to what is left.
-
-    Plain concatenation would put one unit's windows (one time chunk) first in every
-    shard, so the start of an epoch would see only early times. At most `group` piece
-    files are open at once; groups are taken in random order.
-    """
-    order = sorted(pieces, key=lambda p: p.path)
-    order = [order[i] for i in rng.permutation(len(order))]
-    for g in range(0, len(order), group):
-        members = order[g : g + group]
-        files = [FileSystems.open(p.path, compression_type=CompressionTypes.UNCOMPRESSED) for p in members]
-        try:
-            streams = [read_frames(f) for f in files]
-            # records left per piece, estimated from windows (blocks are near-equal)
-            left = np.array([max(1, p.windows) for p in members], dtype=np.float64)
-            live = list(range(len(members)))
-            while live:
-                w = left[live] / left[live].sum()
-                i = live[int(rng.choice(len(live), p=w))]
-                rec = next(streams[i], None)
-                if rec is None:
-                    live.remove(i)
-                    continue
-                left[i] = max(left[i] - _windows_in(rec, members[i]), 1e-9)
-                yield rec
-        finally:
-            for f in files:
-                f.close()
-
-
-def _windows_in(rec: bytes, piece: Piece) -> float:
-    # Proportional draw only needs an estimate: bytes of this record over the piece's bytes.
-    return piece.windows * len(rec) / max(piece.bytes, 1)
-
-
-def concat_pieces(pieces: list[Piece], dest: str, *, compression: str, seed: int) -> tuple[int, str]:
-    """Interleave piece files into `dest` (GZIP-compressing if asked); (bytes, sha256)."""
-    rng = np.random.default_rng(seed)
+def write_shard(dest: str, records: Iterable[tuple[int, bytes]], *, compression: str) -> tuple[int, int, str]:
+    """Write framed records to `dest` (GZIP if asked); returns (windows, bytes, sha256)."""
+    windows = 0
     with FileSystems.create(dest, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         hw = _HashingWriter(raw)
         out = gzip.GzipFile(fileobj=hw, mode="wb", compresslevel=6, mtime=0) if compression == "gzip" else hw
-        for rec in interleave_records(pieces, rng):
+        for n, rec in records:
             out.write(rec)
+            windows += n
         if compression == "gzip":
             out.close()
-    return hw.size, hw.sha.hexdigest()
+    return windows, hw.size, hw.sha.hexdigest()
 
 
 def staging_dir(output: str, run_id: str) -> str:

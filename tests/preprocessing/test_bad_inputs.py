@@ -4,6 +4,7 @@ None of them leaves a metadata.json (or anything else) behind."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -162,8 +163,8 @@ def test_column_named_twice_and_time_as_feature(tmp_path):
 
 def test_truncated_parquet_names_file(tmp_path):
     p = write(frame(), str(tmp_path / "in" / "a.parquet"), "parquet")
-    data = open(p, "rb").read()
-    open(p, "wb").write(data[: len(data) // 2])
+    data = Path(p).read_bytes()
+    Path(p).write_bytes(data[: len(data) // 2])
     expect_error(tmp_path, p, r"a\.parquet: not a readable Parquet file .*truncated or corrupt")
 
 
