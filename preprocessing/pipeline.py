@@ -486,7 +486,7 @@ class WriteManifestFn(beam.DoFn):
             )
             for i, c in enumerate(cfg.columns)
         )
-        dropped = {k.split(".", 1)[1]: v for k, v in counts.items() if k.startswith("rows_dropped.")}
+        dropped = {k.split(".", 1)[1]: v for k, v in counts.items() if k.startswith("rows_dropped.") and v}
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -512,7 +512,7 @@ class WriteManifestFn(beam.DoFn):
             counts={
                 "rows_read": int(counts.get("rows_read", 0)),
                 "rows_dropped": dropped,
-                "rows_rejected": 0,
+                "rows_rejected": int(sum(dropped.values())),
                 "rows_per_split": {s: int(counts.get(f"rows.{s}", 0)) for s in SPLITS},
                 "windows": windows,
                 "windows_dropped": {"crosses_split_boundary": int(counts.get("windows_dropped.crosses_split_boundary", 0))},
