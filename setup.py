@@ -10,6 +10,7 @@ from setuptools import find_packages, setup
 REQUIRED = [
     "tensorflow==2.21.*",
     "tf-keras==2.21.*",
+    "tensorboard==2.21.*",  # TensorFlow 2.21 no longer pulls it in; the trainer writes TensorBoard logs
     "apache-beam[gcp]==2.77.*",
     "pyarrow>=17,<26",
     "google-cloud-storage>=2.18,<4",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import posixpath
 from dataclasses import dataclass
 
@@ -81,13 +80,16 @@ def read_windows(
     cycle_length: int = DEFAULT_CYCLE_LENGTH,
     input_context: tf.distribute.InputContext | None = None,
     with_ids: bool = False,
+    policy: str = "auto",
 ) -> tf.data.Dataset:
     """Unbatched windows {x, y[, t, sid]} of one split.
 
     With `shuffle`, the file list is reshuffled each epoch (seeded), files are read
     interleaved, and windows pass a shuffle buffer. Under a multi-worker input context
     the files are split by worker when there are enough of them (FILE sharding), else
-    every worker reads all files and keeps every n-th window (DATA sharding).
+    every worker reads all files and keeps every n-th window (DATA sharding). Under DATA
+    sharding every worker shuffles the same stream with the same seed before taking its
+    share, so a global batch holds the same windows whatever the worker count.
     """
     files = shard_paths(manifest, data_dir, split)
     if not files:
@@ -95,8 +97,13 @@ def read_windows(
     ds = tf.data.Dataset.from_tensor_slices(files)
     workers = input_context.num_input_pipelines if input_context else 1
     index = input_context.input_pipeline_id if input_context else 0
-    by_file = workers > 1 and len(files) >= workers
-    if workers > 1 and by_file:
+    if policy == "file" and workers > len(files):
+        raise DatasetError(
+            f"--shard-policy file needs at least as many {split} shards ({len(files)}) as workers ({workers}); "
+            "rerun preprocessing with more shards or use --shard-policy auto"
+        )
+    by_file = workers > 1 and len(files) >= workers and policy != "data"
+    if by_file:
         ds = ds.shard(workers, index)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -108,15 +115,16 @@ def read_windows(
         deterministic=True,
     )
     ds = ds.map(block_decoder(manifest, with_ids=with_ids), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    if workers > 1 and not by_file:
-        log.warning(
-            "split %s has %d shard files for %d workers: sharding by DATA (every worker reads every file and keeps "
-            "1/%d of the windows). Write at least %d shards (--train-shards) to shard by FILE.",
-            split, len(files), workers, workers, workers,
-        )
-        ds = ds.shard(workers, index)
-    if shuffle:
+    if shuffle and shuffle_buffer > 1:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if workers > 1 and not by_file:
+        if policy == "auto":
+            log.warning(
+                "split %s has %d shard files for %d workers: sharding by DATA (every worker reads every file and "
+                "keeps 1/%d of the windows). Write at least %d shards (--train-shards) to shard by FILE.",
+                split, len(files), workers, workers, workers,
+            )
+        ds = ds.shard(workers, index)
     return ds
 
 
@@ -149,6 +157,22 @@ def steps_per_epoch(manifest: Manifest, global_batch: int, *, num_workers: int =
     return s
 
 
+def eval_batches(manifest: Manifest, data_dir: str, split: str, batch: int, *, steps: int,
+                 input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """Exactly `steps` batches per worker, the same windows every epoch (no shuffle).
+
+    Every worker reads the split in file order and keeps every n-th window, so each gets
+    at least steps x batch windows and all finish evaluation together.
+    """
+    workers = input_context.num_input_pipelines if input_context else 1
+    index = input_context.input_pipeline_id if input_context else 0
+    ds = read_windows(manifest, data_dir, split, shuffle=False)
+    if workers > 1:
+        ds = ds.shard(workers, index)
+    return (ds.take(steps * batch).map(lambda w: (w["x"], w["y"]))
+            .batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+
+
 def batched(ds: tf.data.Dataset, batch: int, *, repeat: bool) -> tf.data.Dataset:
     """(x, y) batches of exactly `batch` windows; repeats so no worker runs dry."""
     ds = ds.map(lambda w: (w["x"], w["y"]))
@@ -156,6 +180,3 @@ def batched(ds: tf.data.Dataset, batch: int, *, repeat: bool) -> tf.data.Dataset
         ds = ds.repeat()
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
-
-def epoch_count(windows: int, batch: int) -> int:
-    return math.ceil(windows / batch)

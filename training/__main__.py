@@ -1,0 +1,31 @@
+"""`python -m training` / `seqscale-train`: logging, then training.train.run().
+
+Importing `training` first sets TF_USE_LEGACY_KERAS=1 before TensorFlow loads (see
+training/__init__.py). A failed run exits non-zero: errors are never swallowed.
+"""
+
+import logging
+import sys
+
+import training  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from preprocessing.manifest import ManifestError
+    from training.cluster import ClusterError
+    from training.config import ConfigError
+    from training.data import DatasetError
+    from training.model import HeadError
+    from training.train import run
+
+    try:
+        run(argv)
+    except (ConfigError, ClusterError, DatasetError, HeadError, ManifestError) as e:
+        print(f"seqscale-train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

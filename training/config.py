@@ -1,0 +1,272 @@
+"""Typed trainer configuration: flags and an optional JSON/YAML file, mapped once.
+
+As in tensorflow/models `official/`: one dataclass per concern, each field documented,
+flags mapped onto them in one place, and the resolved config saved beside the export.
+Flags win over the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from training.schedule import DECAYS, RULES
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+HEADS = ("auto", "linear", "sigmoid", "softmax")
+LOSSES = ("auto", "mse", "huber", "mae", "binary_crossentropy", "sparse_categorical_crossentropy")
+SHARD_POLICIES = ("auto", "file", "data")
+
+
+class ConfigError(ValueError):
+    """The trainer options are inconsistent."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the windows come from and how they are read.
+
+    Attributes:
+        data: dataset directory written by preprocessing (local or gs://).
+        verify_hashes: check every shard's sha256 against metadata.json before training.
+        shuffle: shuffle file order and windows (off gives a fixed order, for exact replays).
+        shuffle_buffer: windows in the shuffle buffer.
+        cycle_length: shard files read at once (interleave).
+        shard_policy: auto (FILE when train shards >= workers, else DATA), file or data.
+    """
+
+    data: str = ""
+    verify_hashes: bool = False
+    shuffle: bool = True
+    shuffle_buffer: int = 10_000
+    cycle_length: int = 8
+    shard_policy: str = "auto"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The stacked LSTM.
+
+    Attributes:
+        units: units per LSTM layer, first to last (the classic recipe: 128, 64).
+        bidirectional: wrap each LSTM layer in Bidirectional.
+        dropout: dropout between layers (never recurrent dropout, which disables cuDNN).
+        head_activation: auto picks from the task (linear, sigmoid, softmax); others are checked.
+        loss: auto picks from the task; regression may choose mse, huber or mae.
+    """
+
+    units: tuple[int, ...] = (128, 64)
+    bidirectional: bool = False
+    dropout: float = 0.2
+    head_activation: str = "auto"
+    loss: str = "auto"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimization.
+
+    Attributes:
+        epochs: maximum epochs (early stopping may end sooner).
+        per_replica_batch: windows per replica per step (set this or global_batch).
+        global_batch: windows per step over all replicas (set this or per_replica_batch).
+        optimizer: adam (default), adamw (with weight_decay) or sgd (with momentum).
+        base_lr: learning rate at the reference batch.
+        reference_batch: the batch base_lr was tuned for.
+        lr_scaling: sqrt (Adam family default), linear (SGD default), none, or auto.
+        warmup_epochs: linear warmup length (fractions allowed).
+        decay: constant, cosine or plateau after warmup.
+        min_lr: floor of the cosine decay.
+        plateau_patience, plateau_factor: LR x factor after this many epochs without improvement.
+        weight_decay: AdamW decoupled weight decay.
+        momentum: SGD momentum.
+        clipnorm: gradient clipping by norm (0 disables).
+        patience: early stopping patience in epochs (0 disables early stopping).
+        min_delta: smallest val_loss improvement that counts.
+        max_steps_per_epoch: cap on steps per epoch (0: one pass over the train windows).
+        seed: seed for weights, shuffling and dropout.
+        mixed_precision: float16 compute on GPUs (the head stays float32).
+    """
+
+    epochs: int = 50
+    per_replica_batch: int | None = None
+    global_batch: int | None = None
+    optimizer: str = "adam"
+    base_lr: float = 1e-3
+    reference_batch: int = 64
+    lr_scaling: str = "auto"
+    warmup_epochs: float = 1.0
+    decay: str = "constant"
+    min_lr: float = 0.0
+    plateau_patience: int = 3
+    plateau_factor: float = 0.5
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    clipnorm: float = 1.0
+    patience: int = 10
+    min_delta: float = 0.0
+    max_steps_per_epoch: int = 0
+    seed: int = 0
+    mixed_precision: bool = False
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where this process runs and writes.
+
+    Attributes:
+        job_dir: checkpoints, backup, export, history.json, loss.png, eval.json (local or gs://).
+        num_workers: worker count when the cluster comes from JOB_COMPLETION_INDEX.
+        host_pattern: worker address pattern, e.g. seqscale-train-{index}.seqscale-workers:2222.
+        base_port: {port} in host_pattern expands to base_port + index.
+        startup_timeout: seconds to wait for all workers to connect before failing.
+        evaluate: evaluate on the test split and write eval.json at the end.
+    """
+
+    job_dir: str = ""
+    num_workers: int | None = None
+    host_pattern: str | None = None
+    base_port: int = 2222
+    startup_timeout: int = 300
+    evaluate: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "runtime": RuntimeConfig}
+
+
+def _units(text: str) -> tuple[int, ...]:
+    try:
+        units = tuple(int(u) for u in str(text).split(",") if u.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--units takes comma-separated integers, got {text!r}") from None
+    if not units or min(units) < 1:
+        raise argparse.ArgumentTypeError("--units needs at least one positive layer size")
+    return units
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqscale-train", description="Train a stacked LSTM on a seqscale dataset "
+                                "(MultiWorkerMirroredStrategy when TF_CONFIG or JOB_COMPLETION_INDEX is set).")
+    a = p.add_argument
+    a("--config", help="JSON or YAML file with sections data/model/train/runtime (flags override it)")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", help="dataset directory from preprocessing (local or gs://)")
+    g.add_argument("--verify-hashes", action="store_const", const=True, help="check shard sha256 before training")
+    g.add_argument("--no-shuffle", dest="shuffle", action="store_const", const=False, help="fixed window order")
+    g.add_argument("--shuffle-buffer", type=int, help="windows in the shuffle buffer (default 10000)")
+    g.add_argument("--cycle-length", type=int, help="shard files read at once (default 8)")
+    g.add_argument("--shard-policy", choices=SHARD_POLICIES, help="auto (default) | file | data")
+    g = p.add_argument_group("model")
+    g.add_argument("--units", type=_units, help="units per LSTM layer, e.g. 128,64 (default)")
+    g.add_argument("--bidirectional", action="store_const", const=True, help="bidirectional LSTM layers")
+    g.add_argument("--dropout", type=float, help="dropout between layers (default 0.2)")
+    g.add_argument("--head-activation", choices=HEADS, help="auto (default) picks from the task")
+    g.add_argument("--loss", choices=LOSSES, help="auto (default) picks from the task")
+    g = p.add_argument_group("train")
+    g.add_argument("--epochs", type=int, help="maximum epochs (default 50)")
+    b = g.add_mutually_exclusive_group()
+    b.add_argument("--per-replica-batch-size", dest="per_replica_batch", type=int,
+                   help="windows per replica per step (default 64); global = this x replicas")
+    b.add_argument("--global-batch-size", dest="global_batch", type=int,
+                   help="windows per step over all replicas; must divide by the replica count")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help="adam (default) | adamw | sgd")
+    g.add_argument("--base-lr", type=float, help="LR at the reference batch (default 1e-3)")
+    g.add_argument("--reference-batch", type=int, help="batch size base-lr is tuned for (default 64)")
+    g.add_argument("--lr-scaling", choices=(*RULES, "auto"), help="sqrt (Adam) | linear (SGD) | none")
+    g.add_argument("--warmup-epochs", type=float, help="linear warmup (default 1)")
+    g.add_argument("--decay", choices=DECAYS, help="constant (default) | cosine | plateau")
+    g.add_argument("--min-lr", type=float, help="floor of cosine decay (default 0)")
+    g.add_argument("--plateau-patience", type=int, help="epochs without improvement before LR x factor")
+    g.add_argument("--plateau-factor", type=float, help="LR factor on plateau (default 0.5)")
+    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
+    g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    g.add_argument("--clipnorm", type=float, help="gradient clipping by norm (default 1.0; 0 disables)")
+    g.add_argument("--patience", type=int, help="early stopping patience in epochs (default 10; 0 disables)")
+    g.add_argument("--min-delta", type=float, help="smallest val_loss improvement (default 0)")
+    g.add_argument("--max-steps-per-epoch", type=int, help="cap steps per epoch (default: one pass)")
+    g.add_argument("--seed", type=int, help="seed (default 0)")
+    g.add_argument("--mixed-precision", action="store_const", const=True, help="float16 compute (GPU)")
+    g = p.add_argument_group("runtime")
+    g.add_argument("--job-dir", help="output directory (local or gs://)")
+    g.add_argument("--num-workers", type=int, help="worker count with JOB_COMPLETION_INDEX")
+    g.add_argument("--host-pattern", help="worker address pattern, e.g. train-{index}.workers:2222")
+    g.add_argument("--base-port", type=int, help="{port} = base port + index (default 2222)")
+    g.add_argument("--startup-timeout", type=int, help="seconds to wait for peers (default 300)")
+    g.add_argument("--no-evaluate", dest="evaluate", action="store_const", const=False, help="skip test evaluation")
+    return p
+
+
+def resolve(args: argparse.Namespace, file_values: dict[str, Any] | None = None) -> Config:
+    """Merge a config file (sections or flat keys) and flags into a Config."""
+    sections: dict[str, dict[str, Any]] = {k: {} for k in _SECTIONS}
+    fields_of = {k: {f.name for f in dataclasses.fields(c)} for k, c in _SECTIONS.items()}
+    for key, value in (file_values or {}).items():
+        key = key.replace("-", "_")
+        if key in _SECTIONS and isinstance(value, dict):
+            for k, v in value.items():
+                k = k.replace("-", "_")
+                if k not in fields_of[key]:
+                    raise ConfigError(f"unknown option {key}.{k} in the config file")
+                sections[key][k] = v
+            continue
+        owner = [s for s, names in fields_of.items() if key in names]
+        if not owner:
+            raise ConfigError(f"unknown option {key!r} in the config file")
+        sections[owner[0]][key] = value
+    for section, names in fields_of.items():
+        for name in names:
+            v = getattr(args, name, None)
+            if v is not None:
+                sections[section][name] = v
+    if "units" in sections["model"]:
+        sections["model"]["units"] = _units(",".join(map(str, sections["model"]["units"]))
+                                            if isinstance(sections["model"]["units"], list | tuple)
+                                            else sections["model"]["units"])
+    if sections["train"].get("per_replica_batch") and sections["train"].get("global_batch"):
+        raise ConfigError("set either --per-replica-batch-size or --global-batch-size, not both")
+    cfg = Config(**{k: c(**sections[k]) for k, c in _SECTIONS.items()})
+    check(cfg)
+    return cfg
+
+
+def check(cfg: Config) -> None:
+    if not cfg.data.data:
+        raise ConfigError("--data is required: the dataset directory written by preprocessing")
+    if not cfg.runtime.job_dir:
+        raise ConfigError("--job-dir is required: where checkpoints, exports and reports go")
+    t = cfg.train
+    if t.epochs < 1:
+        raise ConfigError("--epochs must be >= 1")
+    if not 0 <= cfg.model.dropout < 1:
+        raise ConfigError("--dropout must be in [0, 1)")
+    for name in ("per_replica_batch", "global_batch"):
+        v = getattr(t, name)
+        if v is not None and v < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+
+
+def batch_sizes(train: TrainConfig, replicas: int) -> tuple[int, int]:
+    """(per-replica batch, global batch) from whichever one the user set (default 64 per replica)."""
+    if train.global_batch is not None:
+        if train.global_batch % replicas:
+            raise ConfigError(
+                f"--global-batch-size {train.global_batch} does not divide by the {replicas} replicas; "
+                f"use a multiple of {replicas} or set --per-replica-batch-size"
+            )
+        return train.global_batch // replicas, train.global_batch
+    per = train.per_replica_batch or 64
+    return per, per * replicas

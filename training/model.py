@@ -1,0 +1,125 @@
+"""The stacked (optionally bidirectional) LSTM and a head that fits the target.
+
+LSTM layers keep the settings that let Keras use the fused cuDNN kernel on GPUs
+(activation tanh, recurrent_activation sigmoid, recurrent_dropout 0, unroll False,
+use_bias True): anything else silently falls back to a kernel several times slower.
+Dropout is applied between layers instead of inside the recurrence for the same reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from preprocessing.manifest import Manifest
+from training.config import ModelConfig
+
+CUDNN_SETTINGS = {
+    "activation": "tanh",
+    "recurrent_activation": "sigmoid",
+    "recurrent_dropout": 0.0,
+    "unroll": False,
+    "use_bias": True,
+}
+
+
+class HeadError(ValueError):
+    """The output activation or loss does not fit the target."""
+
+
+@dataclass(frozen=True)
+class Head:
+    activation: str
+    loss: str
+    units: int
+
+
+def resolve_head(manifest: Manifest, cfg: ModelConfig) -> Head:
+    """Pick (or check) the output activation, loss and unit count for the manifest's task."""
+    task = manifest.task
+    n_targets = len(manifest.targets) * manifest.target_rows
+    if task == "regression":
+        act = "linear" if cfg.head_activation == "auto" else cfg.head_activation
+        loss = "mse" if cfg.loss == "auto" else cfg.loss
+        if act != "linear":
+            raise HeadError(
+                f"a {act} output on a regression target is refused: the targets are standardized "
+                f"(unbounded, about mean 0, std 1), and {act} cannot reach most of them, so the loss stays "
+                "flat. Use --head-activation linear (or auto)"
+            )
+        if loss not in ("mse", "huber", "mae"):
+            raise HeadError(f"--loss {loss} does not fit a regression target; use mse, huber or mae")
+        return Head("linear", loss, n_targets)
+    if task == "binary":
+        act = "sigmoid" if cfg.head_activation == "auto" else cfg.head_activation
+        loss = "binary_crossentropy" if cfg.loss == "auto" else cfg.loss
+        if act != "sigmoid" or loss != "binary_crossentropy":
+            raise HeadError(
+                f"a binary target needs a sigmoid output with binary_crossentropy, got {act} with {loss}; "
+                "use --head-activation auto --loss auto"
+            )
+        return Head("sigmoid", loss, 1)
+    if task == "multiclass":
+        k = manifest.num_classes or 0
+        act = "softmax" if cfg.head_activation == "auto" else cfg.head_activation
+        loss = "sparse_categorical_crossentropy" if cfg.loss == "auto" else cfg.loss
+        if k < 2:
+            raise HeadError(f"softmax over {k} class(es) always outputs 1; a multiclass target needs >= 2 classes")
+        if act != "softmax" or loss != "sparse_categorical_crossentropy":
+            raise HeadError(
+                f"a {k}-class target needs a softmax output with sparse_categorical_crossentropy, got {act} with "
+                f"{loss}; use --head-activation auto --loss auto"
+            )
+        return Head("softmax", loss, k)
+    raise HeadError(f"unknown task {task!r} in metadata.json")
+
+
+def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_precision: bool = False) -> tf.keras.Model:
+    """Stacked LSTM: [LSTM (return sequences) -> Dropout] x (n-1) -> LSTM -> Dropout -> Dense head."""
+    head = resolve_head(manifest, cfg)
+    look_back, n_features = manifest.encoding["x_shape"]
+    init = tf.keras.initializers
+    inputs = tf.keras.Input(shape=(look_back, n_features), name="x")
+    h = inputs
+    for i, units in enumerate(cfg.units):
+        last = i == len(cfg.units) - 1
+        layer = tf.keras.layers.LSTM(
+            units,
+            return_sequences=not last,
+            kernel_initializer=init.GlorotUniform(seed=seed + 2 * i),
+            recurrent_initializer=init.Orthogonal(seed=seed + 2 * i + 1),
+            name=f"lstm_{i}",
+            **CUDNN_SETTINGS,
+        )
+        if cfg.bidirectional:
+            layer = tf.keras.layers.Bidirectional(layer, name=f"bilstm_{i}")
+        h = layer(h)
+        if cfg.dropout:
+            h = tf.keras.layers.Dropout(cfg.dropout, seed=seed + 100 + i, name=f"dropout_{i}")(h)
+    out = tf.keras.layers.Dense(head.units, kernel_initializer=init.GlorotUniform(seed=seed + 999), name="head_dense")(h)
+    # The activation runs in float32 even under mixed precision (numerically safe softmax/sigmoid).
+    out = tf.keras.layers.Activation(head.activation, dtype="float32", name="head")(out)
+    if manifest.target_sequence and manifest.task == "regression":
+        out = tf.keras.layers.Reshape((manifest.target_rows, len(manifest.targets)), dtype="float32", name="y")(out)
+    return tf.keras.Model(inputs, out, name="seqscale_lstm")
+
+
+def make_loss(head: Head) -> tf.keras.losses.Loss:
+    return {
+        "mse": tf.keras.losses.MeanSquaredError,
+        "mae": tf.keras.losses.MeanAbsoluteError,
+        "huber": tf.keras.losses.Huber,
+        "binary_crossentropy": tf.keras.losses.BinaryCrossentropy,
+        "sparse_categorical_crossentropy": tf.keras.losses.SparseCategoricalCrossentropy,
+    }[head.loss]()
+
+
+def lstm_layers(model: tf.keras.Model) -> list[tf.keras.layers.LSTM]:
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.Bidirectional):
+            out += [layer.forward_layer, layer.backward_layer]
+        elif isinstance(layer, tf.keras.layers.LSTM):
+            out.append(layer)
+    return out

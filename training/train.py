@@ -1,0 +1,178 @@
+"""The training run: cluster -> strategy -> manifest -> tf.data -> model -> fit -> reports.
+
+The strategy is created before any other TensorFlow op (MultiWorkerMirroredStrategy
+must see TF_CONFIG before TensorFlow initializes its runtime). Every worker takes the
+same number of steps per epoch (from the manifest), validation loss is all-reduced so
+early stopping ends every worker in the same epoch, and only the chief writes the
+export, plots and reports; the others write to scratch paths that are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+import time
+
+from training import cluster as cluster_lib
+from training.config import Config, ConfigError, batch_sizes, build_parser, resolve
+
+log = logging.getLogger("seqscale.train")
+
+
+def load_config_file(path: str) -> dict:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path) as f:
+        text = f.read()
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        return yaml.safe_load(text) or {}
+    return json.loads(text)
+
+
+def make_strategy(cluster: cluster_lib.Cluster):
+    """MWMS for a cluster (NCCL on GPUs, RING on CPU), Mirrored over >1 local GPU, else default."""
+    import tensorflow as tf
+
+    if cluster.multi_worker:
+        os.environ["TF_CONFIG"] = json.dumps(cluster.tf_config())
+        gpus = tf.config.list_physical_devices("GPU")
+        impl = tf.distribute.experimental.CommunicationImplementation
+        options = tf.distribute.experimental.CommunicationOptions(implementation=impl.NCCL if gpus else impl.RING)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def make_optimizer(cfg: Config, schedule):
+    import tensorflow as tf
+
+    t = cfg.train
+    clip = {"global_clipnorm": t.clipnorm} if t.clipnorm else {}
+    if t.optimizer == "adam":
+        return tf.keras.optimizers.Adam(learning_rate=schedule, **clip)
+    if t.optimizer == "adamw":
+        return tf.keras.optimizers.AdamW(learning_rate=schedule, weight_decay=t.weight_decay, **clip)
+    if t.optimizer == "sgd":
+        return tf.keras.optimizers.SGD(learning_rate=schedule, momentum=t.momentum, **clip)
+    raise ConfigError(f"unknown optimizer {t.optimizer!r}")
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Train as configured by `argv`; returns a summary dict (also logged)."""
+    args = build_parser().parse_args(argv)
+    cfg = resolve(args, load_config_file(args.config) if args.config else None)
+    cluster = cluster_lib.resolve(num_workers=cfg.runtime.num_workers, host_pattern=cfg.runtime.host_pattern,
+                                  base_port=cfg.runtime.base_port)
+    strategy = make_strategy(cluster)  # first TF op
+
+    import tensorflow as tf
+
+    from training import callbacks as cb
+    from training import data as data_lib
+    from training import ensure_keras2
+    from training.evaluate import evaluate, format_table, write_report
+    from training.export import export
+    from training.model import build_model, make_loss, resolve_head
+    from training.schedule import WarmupSchedule, default_rule, describe, scale_lr
+
+    ensure_keras2()
+    started = time.time()
+    t = cfg.train
+    job_dir = cfg.runtime.job_dir
+    tf.io.gfile.makedirs(job_dir)
+    tf.keras.utils.set_random_seed(t.seed)
+    if t.mixed_precision:
+        if not tf.config.list_physical_devices("GPU"):
+            log.warning("--mixed-precision without a GPU: float16 on CPU is slow; it is meant for GPUs")
+        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+
+    manifest = data_lib.load_manifest(cfg.data.data)
+    data_lib.verify_shards(manifest, cfg.data.data, hashes=cfg.data.verify_hashes)
+    head = resolve_head(manifest, cfg.model)
+    replicas = strategy.num_replicas_in_sync
+    per_replica, global_batch = batch_sizes(t, replicas)
+    steps = data_lib.steps_per_epoch(manifest, global_batch)
+    train_steps = min(steps.train, t.max_steps_per_epoch) if t.max_steps_per_epoch else steps.train
+    val_steps = steps.val
+    rule = default_rule(t.optimizer) if t.lr_scaling == "auto" else t.lr_scaling
+    peak = scale_lr(t.base_lr, global_batch, t.reference_batch, rule)
+    warmup_steps = round(t.warmup_epochs * train_steps)
+    log.info("worker %d of %d (%s), %d replicas in sync; batch %d per replica, %d global; %d train steps/epoch, "
+             "%d validation steps", cluster.index, cluster.num_workers, "chief" if cluster.is_chief else "worker",
+             replicas, per_replica, global_batch, train_steps, val_steps)
+    log.info(describe(peak, t.base_lr, global_batch, t.reference_batch, rule, warmup_steps, train_steps, t.epochs,
+                      "constant" if t.decay == "plateau" else t.decay, t.min_lr))
+
+    num_workers = cluster.num_workers
+    policy = cfg.data.shard_policy
+
+    def train_input(ctx: tf.distribute.InputContext):
+        ds = data_lib.read_windows(manifest, cfg.data.data, "train", shuffle=cfg.data.shuffle, seed=t.seed,
+                                   shuffle_buffer=cfg.data.shuffle_buffer, cycle_length=cfg.data.cycle_length,
+                                   input_context=ctx, policy=policy)
+        return data_lib.batched(ds, ctx.get_per_replica_batch_size(global_batch), repeat=True)
+
+    def val_input(ctx: tf.distribute.InputContext):
+        return data_lib.eval_batches(manifest, cfg.data.data, "val", ctx.get_per_replica_batch_size(global_batch),
+                                     steps=val_steps, input_context=ctx)
+
+    train_ds = strategy.distribute_datasets_from_function(train_input)
+    val_ds = strategy.distribute_datasets_from_function(val_input) if val_steps else None
+    if not val_steps:
+        log.warning("the val split has fewer windows (%d) than one global batch (%d): no validation, no early "
+                    "stopping", manifest.windows("val"), global_batch)
+
+    backup_dir = posixpath.join(job_dir, "backup")
+    state_dir = posixpath.join(backup_dir, "seqscale_state")
+    with strategy.scope():
+        model = build_model(manifest, cfg.model, seed=t.seed, mixed_precision=t.mixed_precision)
+        factor = tf.Variable(1.0, trainable=False, name="lr_plateau_factor") if t.decay == "plateau" else None
+        schedule = WarmupSchedule(peak, warmup_steps, train_steps * t.epochs,
+                                  "constant" if t.decay == "plateau" else t.decay, t.min_lr, factor)
+        metrics = ["mae"] if manifest.task == "regression" else ["accuracy"]
+        model.compile(optimizer=make_optimizer(cfg, schedule), loss=make_loss(head), metrics=metrics)
+
+    callbacks = [tf.keras.callbacks.BackupAndRestore(backup_dir), cb.LearningRateLogger()]
+    if val_steps and t.patience:
+        callbacks.append(cb.PersistentEarlyStopping(
+            cb.StateStore(state_dir, "early_stopping", writer=cluster.is_chief),
+            monitor="val_loss", patience=t.patience, min_delta=t.min_delta, restore_best_weights=True, verbose=1))
+    if factor is not None and val_steps:
+        callbacks.append(cb.PlateauFactor(factor, cb.StateStore(state_dir, "plateau", writer=cluster.is_chief),
+                                          patience=t.plateau_patience, factor=t.plateau_factor))
+    history_path = posixpath.join(job_dir, "history.json")
+    callbacks += [
+        tf.keras.callbacks.TensorBoard(cluster_lib.write_path(job_dir, cluster, "logs"), profile_batch=0),
+        cb.HistoryWriter(history_path, writer=cluster.is_chief),
+    ]
+    model.fit(train_ds, epochs=t.epochs, steps_per_epoch=train_steps, validation_data=val_ds,
+              validation_steps=val_steps or None, callbacks=callbacks, verbose=2)
+
+    epochs = cb.read_history(history_path) if cluster.is_chief else callbacks[-1].epochs
+    summary = {"epochs_run": len(epochs), "global_batch": global_batch, "peak_lr": peak,
+               "final": epochs[-1] if epochs else {}, "seconds": round(time.time() - started, 1)}
+    if cluster.is_chief:
+        cb.plot_history(epochs, posixpath.join(job_dir, "loss.png"))
+        plain = build_model(manifest, cfg.model, seed=t.seed)  # outside the strategy, for export and eval
+        plain.set_weights(model.get_weights())
+        export(plain, manifest, posixpath.join(job_dir, "export"), config_json=cfg.to_json())
+        with tf.io.gfile.GFile(posixpath.join(job_dir, "config.json"), "w") as f:
+            f.write(cfg.to_json())
+        if cfg.runtime.evaluate and manifest.windows("test"):
+            report = evaluate(plain, manifest, cfg.data.data)
+            write_report(report, posixpath.join(job_dir, "eval.json"))
+            summary["eval"] = report
+            print(format_table(report), flush=True)
+        if tf.io.gfile.exists(state_dir):
+            tf.io.gfile.rmtree(state_dir)
+    else:
+        scratch = cluster_lib.write_path(job_dir, cluster)
+        if tf.io.gfile.exists(scratch):
+            tf.io.gfile.rmtree(scratch)
+    log.info("done: %s", json.dumps({k: v for k, v in summary.items() if k != "eval"}))
+    return summary
