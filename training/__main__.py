@@ -12,6 +12,9 @@ import training  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is im
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # TensorFlow logs every collective at INFO; keep its warnings, and our progress lines
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     from preprocessing.manifest import ManifestError
     from training.cluster import ClusterError
     from training.config import ConfigError

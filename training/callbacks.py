@@ -202,6 +202,7 @@ def plot_history(epochs: list[dict], path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     x = [e["epoch"] for e in epochs]
@@ -209,6 +210,7 @@ def plot_history(epochs: list[dict], path: str) -> None:
     if any("val_loss" in e for e in epochs):
         ax.plot(x, [e.get("val_loss") for e in epochs], label="validation loss", marker=".")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("loss (scaled units)")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)

@@ -62,6 +62,16 @@ def make_optimizer(cfg: Config, schedule):
     raise ConfigError(f"unknown optimizer {t.optimizer!r}")
 
 
+def _remove_if_empty(path: str) -> None:
+    import tensorflow as tf
+
+    try:
+        if tf.io.gfile.isdir(path) and not tf.io.gfile.listdir(path):
+            tf.io.gfile.rmtree(path)
+    except tf.errors.OpError:
+        pass  # another worker got there first, or it is not empty after all
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Train as configured by `argv`; returns a summary dict (also logged)."""
     args = build_parser().parse_args(argv)
@@ -170,9 +180,11 @@ def run(argv: list[str] | None = None) -> dict:
             print(format_table(report), flush=True)
         if tf.io.gfile.exists(state_dir):
             tf.io.gfile.rmtree(state_dir)
+        _remove_if_empty(backup_dir)
     else:
         scratch = cluster_lib.write_path(job_dir, cluster)
         if tf.io.gfile.exists(scratch):
             tf.io.gfile.rmtree(scratch)
+        _remove_if_empty(posixpath.dirname(scratch))
     log.info("done: %s", json.dumps({k: v for k, v in summary.items() if k != "eval"}))
     return summary

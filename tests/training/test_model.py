@@ -1,0 +1,87 @@
+"""Model settings that must hold: cuDNN eligibility, heads that fit the target, configs."""
+
+import dataclasses
+
+import pytest
+
+import training  # noqa: F401  (Keras 2)
+from preprocessing.manifest import ColumnInfo, Manifest
+from training.config import ConfigError, ModelConfig, TrainConfig, batch_sizes, build_parser, resolve
+from training.model import CUDNN_SETTINGS, HeadError, build_model, lstm_layers, resolve_head
+
+
+def manifest(task="regression", num_classes=None, look_back=12, features=("a", "b"), targets=("a",), seq=False):
+    col = ColumnInfo("a", 10, 0.0, 1.0, -1, 1, 0.0, 1.0, True)
+    return Manifest(
+        format_version=1, created="", spec={}, task=task, num_classes=num_classes, features=features,
+        targets=targets, series_column=None, time_column="t", time_kind="integer", time_range=(0, 1), step=1,
+        max_gap=1, look_back=look_back, horizon=3, stride=1, target_sequence=seq, split_boundaries={},
+        scaler="standard", columns=(col, dataclasses.replace(col, name="b")), shards={}, counts={},
+        encoding={"x_shape": [look_back, len(features)], "y_shape": [3 if seq else 1, len(targets)]},
+    )
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_layers_stay_cudnn_eligible(bidirectional):
+    model = build_model(manifest(), ModelConfig(units=(32, 16, 8), bidirectional=bidirectional, dropout=0.3))
+    layers = lstm_layers(model)
+    assert len(layers) == (6 if bidirectional else 3)
+    for layer in layers:
+        cfg = layer.get_config()
+        for key, value in CUDNN_SETTINGS.items():
+            assert cfg[key] == value, (layer.name, key)
+        assert cfg["dropout"] == 0.0  # dropout goes between layers, never inside the cell
+    assert [l.units for l in lstm_layers(build_model(manifest(), ModelConfig()))] == [128, 64]
+
+
+def test_heads_follow_the_task():
+    assert resolve_head(manifest(), ModelConfig()).activation == "linear"
+    assert resolve_head(manifest(task="binary", targets=("a",)), ModelConfig()).loss == "binary_crossentropy"
+    h = resolve_head(manifest(task="multiclass", num_classes=4), ModelConfig())
+    assert (h.activation, h.units) == ("softmax", 4)
+    seq = build_model(manifest(seq=True), ModelConfig(units=(8,)))
+    assert seq.output_shape == (None, 3, 1)
+
+
+@pytest.mark.parametrize("task,classes,cfg,match", [
+    ("regression", None, ModelConfig(head_activation="sigmoid"), "sigmoid output on a regression target is refused"),
+    ("regression", None, ModelConfig(loss="binary_crossentropy"), "does not fit a regression target"),
+    ("multiclass", 1, ModelConfig(), "softmax over 1 class"),
+    ("binary", None, ModelConfig(head_activation="linear"), "needs a sigmoid output"),
+    ("multiclass", 3, ModelConfig(loss="mse"), "needs a softmax output with sparse_categorical_crossentropy"),
+])
+def test_heads_that_do_not_fit_are_refused(task, classes, cfg, match):
+    with pytest.raises(HeadError, match=match):
+        resolve_head(manifest(task=task, num_classes=classes), cfg)
+
+
+def test_mixed_precision_keeps_the_head_in_float32():
+    import tensorflow as tf
+
+    tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_model(manifest(), ModelConfig(units=(8,)), mixed_precision=True)
+        assert model.get_layer("lstm_0").compute_dtype == "float16"
+        assert model.get_layer("head").compute_dtype == "float32"
+        assert model.output.dtype == tf.float32
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+
+
+def test_batch_flags_are_unambiguous():
+    assert batch_sizes(TrainConfig(), 4) == (64, 256)
+    assert batch_sizes(TrainConfig(per_replica_batch=32), 2) == (32, 64)
+    assert batch_sizes(TrainConfig(global_batch=96), 3) == (32, 96)
+    with pytest.raises(ConfigError, match="does not divide by the 5 replicas"):
+        batch_sizes(TrainConfig(global_batch=96), 5)
+    with pytest.raises(SystemExit):  # argparse: mutually exclusive
+        build_parser().parse_args(["--global-batch-size", "64", "--per-replica-batch-size", "32"])
+
+
+def test_config_file_sections_and_flag_override():
+    args = build_parser().parse_args(["--data", "d", "--job-dir", "j", "--epochs", "7"])
+    cfg = resolve(args, {"train": {"epochs": 3, "base_lr": 0.01}, "model": {"units": [16, 8]}, "dropout": 0.1})
+    assert cfg.train.epochs == 7 and cfg.train.base_lr == 0.01
+    assert cfg.model.units == (16, 8) and cfg.model.dropout == 0.1
+    with pytest.raises(ConfigError, match="unknown option"):
+        resolve(args, {"learning_rate": 1})
