@@ -6,8 +6,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 WORKERS ?= 2
+DATA    ?= demo-out/data
+JOB_DIR ?= runs/local
+ARGS    ?=
 
-.PHONY: install lint test test-fast demo bench clean
+.PHONY: install lint test test-fast demo bench train-local clean
 
 $(STAMP): setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,9 +33,14 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m demo
 
+# N trainer processes on 127.0.0.1 (the real MultiWorkerMirroredStrategy path), logs prefixed [wI].
+train-local: $(STAMP)
+	$(BIN)/python -m training.launch --workers $(WORKERS) -- --data $(DATA) --job-dir $(JOB_DIR) $(ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_encoding
 	$(BIN)/python -m benchmarks.bench_preprocess
+	$(BIN)/python -m benchmarks.bench_training
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-out
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-out runs

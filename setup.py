@@ -39,6 +39,7 @@ setup(
     entry_points={
         "console_scripts": [
             "seqscale-preprocess=preprocessing.__main__:main",
+            "seqscale-train=training.__main__:main",
         ]
     },
 )

@@ -111,9 +111,9 @@ class UnitCache:
         if path in self._units:
             self._units.move_to_end(path)
             return self._units[path]
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            with np.load(io.BytesIO(f.read())) as data:
-                arrays = {k: data[k] for k in data.files}
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f, \
+                np.load(io.BytesIO(f.read())) as data:
+            arrays = {k: data[k] for k in data.files}
         self._units[path] = arrays
         while len(self._units) > self.size:
             self._units.popitem(last=False)

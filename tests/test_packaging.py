@@ -16,6 +16,7 @@ def test_setup_py_builds_an_sdist_with_both_packages(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (sdist,) = tmp_path.glob("seqscale-*.tar.gz")
-    names = tarfile.open(sdist).getnames()
+    with tarfile.open(sdist) as tar:
+        names = tar.getnames()
     for module in ("preprocessing/pipeline.py", "preprocessing/manifest.py", "training/__init__.py"):
         assert any(n.endswith(module) for n in names), module

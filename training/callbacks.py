@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import posixpath
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -166,6 +167,24 @@ class LearningRateLogger(tf.keras.callbacks.Callback):
         value = lr(opt.iterations) if callable(lr) else lr
         if logs is not None:
             logs["lr"] = float(tf.keras.backend.get_value(value))
+
+
+class EpochTimer(tf.keras.callbacks.Callback):
+    """Put each epoch's wall time into the logs: epoch_seconds (all) and train_seconds (before validation)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        self._train_end = None
+
+    def on_test_begin(self, logs=None):
+        if getattr(self, "_train_end", 0) is None:
+            self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        if logs is not None:
+            logs["epoch_seconds"] = now - self._start
+            logs["train_seconds"] = (self._train_end or now) - self._start
 
 
 class HistoryWriter(tf.keras.callbacks.Callback):

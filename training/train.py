@@ -118,7 +118,6 @@ def run(argv: list[str] | None = None) -> dict:
     log.info(describe(peak, t.base_lr, global_batch, t.reference_batch, rule, warmup_steps, train_steps, t.epochs,
                       "constant" if t.decay == "plateau" else t.decay, t.min_lr))
 
-    num_workers = cluster.num_workers
     policy = cfg.data.shard_policy
 
     def train_input(ctx: tf.distribute.InputContext):
@@ -147,7 +146,7 @@ def run(argv: list[str] | None = None) -> dict:
         metrics = ["mae"] if manifest.task == "regression" else ["accuracy"]
         model.compile(optimizer=make_optimizer(cfg, schedule), loss=make_loss(head), metrics=metrics)
 
-    callbacks = [tf.keras.callbacks.BackupAndRestore(backup_dir), cb.LearningRateLogger()]
+    callbacks = [tf.keras.callbacks.BackupAndRestore(backup_dir), cb.LearningRateLogger(), cb.EpochTimer()]
     if val_steps and t.patience:
         callbacks.append(cb.PersistentEarlyStopping(
             cb.StateStore(state_dir, "early_stopping", writer=cluster.is_chief),

@@ -4,7 +4,14 @@ import json
 
 import pytest
 
-from training.cluster import Cluster, ClusterError, from_tf_config, resolve, worker_hosts, write_path
+from training.cluster import (
+    Cluster,
+    ClusterError,
+    from_tf_config,
+    resolve,
+    worker_hosts,
+    write_path,
+)
 
 
 def test_tf_config_wins():

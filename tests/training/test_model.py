@@ -6,7 +6,14 @@ import pytest
 
 import training  # noqa: F401  (Keras 2)
 from preprocessing.manifest import ColumnInfo, Manifest
-from training.config import ConfigError, ModelConfig, TrainConfig, batch_sizes, build_parser, resolve
+from training.config import (
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    batch_sizes,
+    build_parser,
+    resolve,
+)
 from training.model import CUDNN_SETTINGS, HeadError, build_model, lstm_layers, resolve_head
 
 
@@ -31,7 +38,7 @@ def test_lstm_layers_stay_cudnn_eligible(bidirectional):
         for key, value in CUDNN_SETTINGS.items():
             assert cfg[key] == value, (layer.name, key)
         assert cfg["dropout"] == 0.0  # dropout goes between layers, never inside the cell
-    assert [l.units for l in lstm_layers(build_model(manifest(), ModelConfig()))] == [128, 64]
+    assert [layer.units for layer in lstm_layers(build_model(manifest(), ModelConfig()))] == [128, 64]
 
 
 def test_heads_follow_the_task():

@@ -1,0 +1,113 @@
+"""Benchmark: is the input pipeline the bottleneck of training?
+
+Same model (stacked LSTM 128, 64) and batch (256), one process on CPU, same run:
+  trainer   model.fit on the trainer's tf.data pipeline reading the shards
+  numpy     plain Keras model.fit on the same windows held in numpy memory
+  read      the tf.data pipeline alone (windows/s), against the model's consumption rate
+  2 workers the real trainer as 2 processes over loopback (MultiWorkerMirroredStrategy)
+Targets: trainer >= 0.9x numpy; read >= 5x the model's consumption.
+Data: the household power data resampled hourly (make demo's dataset), L=24, 7 features.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np
+
+BATCH = 256
+STEPS = 60
+
+
+def build_data(work: str) -> str:
+    from demo.__main__ import prepare_hourly
+    from preprocessing.pipeline import run
+
+    raw = prepare_hourly(os.path.join(work, "raw"))
+    from benchmarks.energydata import FEATURES, TIME
+
+    out = os.path.join(work, "data")
+    run(["--input", raw, "--output", out, "--time-column", TIME, "--features", ",".join(FEATURES),
+         "--targets", FEATURES[0], "--look-back", "24", "--nan-policy", "ffill"])
+    return out
+
+
+def fit_rate(model, data, steps: int, **kw) -> float:
+    """Samples/s of model.fit over `steps` steps, after one warm-up epoch of 10 steps."""
+    model.fit(data, epochs=1, steps_per_epoch=10, verbose=0, **kw)
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, **kw)
+    return steps * BATCH / (time.perf_counter() - start)
+
+
+def main() -> int:
+    import tensorflow as tf
+
+    import training  # noqa: F401
+    from training.config import ModelConfig
+    from training.data import batched, load_manifest, read_windows
+    from training.model import build_model
+
+    work = tempfile.mkdtemp(prefix="seqscale-trainbench-")
+    data = build_data(work)
+    m = load_manifest(data)
+
+    def model():
+        mdl = build_model(m, ModelConfig(), seed=0)
+        mdl.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="mse")
+        return mdl
+
+    ds = batched(read_windows(m, data, "train", shuffle=True, seed=0), BATCH, repeat=True)
+    trainer_rate = fit_rate(model(), ds, STEPS)
+
+    windows = list(read_windows(m, data, "train", shuffle=False).batch(4096).as_numpy_iterator())
+    x = np.concatenate([w["x"] for w in windows])
+    y = np.concatenate([w["y"] for w in windows])
+    mdl = model()
+    mdl.fit(x[: 10 * BATCH], y[: 10 * BATCH], batch_size=BATCH, epochs=1, verbose=0)
+    n = STEPS * BATCH
+    start = time.perf_counter()
+    mdl.fit(x[:n], y[:n], batch_size=BATCH, epochs=1, shuffle=True, verbose=0)
+    numpy_rate = n / (time.perf_counter() - start)
+
+    reader = read_windows(m, data, "train", shuffle=True, seed=0).repeat().batch(BATCH).prefetch(tf.data.AUTOTUNE)
+    it = iter(reader)
+    next(it)
+    start, count = time.perf_counter(), 0
+    while count < 200_000:
+        count += int(next(it)["x"].shape[0])
+    read_rate = count / (time.perf_counter() - start)
+
+    job = os.path.join(work, "two")
+    proc = subprocess.run(
+        [sys.executable, "-m", "training.launch", "--workers", "2", "--timeout", "900", "--",
+         "--data", data, "--job-dir", job, "--epochs", "3", "--max-steps-per-epoch", str(STEPS),
+         "--global-batch-size", str(BATCH), "--no-evaluate", "--patience", "0"],
+        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    if proc.returncode:
+        print(proc.stdout[-3000:])
+        raise SystemExit("2-worker run failed")
+    with open(os.path.join(job, "history.json")) as f:
+        hist = json.load(f)["epochs"]
+    two_rate = float(np.mean([STEPS * BATCH / e["train_seconds"] for e in hist[1:]]))
+
+    print(f"model: LSTM 128,64; L=24, 7 features; batch {BATCH}; {STEPS} steps; {os.cpu_count()} cores")
+    print(f"trainer (tf.data from shards)  {trainer_rate:>10,.0f} samples/s  {trainer_rate / numpy_rate:.2f}x numpy")
+    print(f"plain Keras fit on numpy       {numpy_rate:>10,.0f} samples/s  1.00x")
+    print(f"tf.data read alone             {read_rate:>10,.0f} windows/s  {read_rate / trainer_rate:.1f}x the model's rate")
+    print(f"2 workers over loopback        {two_rate:>10,.0f} samples/s  {two_rate / trainer_rate:.2f}x one process")
+    ok = trainer_rate >= 0.9 * numpy_rate and read_rate >= 5 * trainer_rate
+    print(f"targets (trainer >= 0.9x numpy, read >= 5x model): {'met' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
