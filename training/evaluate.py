@@ -17,15 +17,32 @@ from training.data import read_windows
 from training.export import scaling_arrays
 
 
-def collect(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024):
-    """(x, y_true, y_pred) over every window of a split, scaled units."""
-    ds = read_windows(manifest, data_dir, split, shuffle=False).batch(batch)
-    xs, ys, ps = [], [], []
+DAY_NS = 86_400_000_000_000
+
+
+def collect(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024,
+            with_ids: bool = False):
+    """(x, y_true, y_pred) over every window of a split, scaled units (+ times and series ids)."""
+    ds = read_windows(manifest, data_dir, split, shuffle=False, with_ids=with_ids).batch(batch)
+    xs, ys, ps, ts, ss = [], [], [], [], []
     for w in ds:
         xs.append(w["x"].numpy())
         ys.append(w["y"].numpy())
         ps.append(model(w["x"], training=False).numpy())
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ps)
+        if with_ids:
+            ts.append(w["t"].numpy())
+            ss.append(w["sid"].numpy())
+    out = (np.concatenate(xs), np.concatenate(ys), np.concatenate(ps))
+    return (*out, np.concatenate(ts), np.concatenate(ss)) if with_ids else out
+
+
+def seasonal_offset(manifest: Manifest) -> int | None:
+    """Index in the input window of 'the same time one day before the target', if it is there."""
+    if manifest.time_kind != "timestamp" or not manifest.step or DAY_NS % manifest.step:
+        return None
+    period = DAY_NS // manifest.step
+    pos = manifest.look_back - 1 + manifest.horizon - period
+    return pos if 0 <= pos < manifest.look_back and not manifest.target_sequence else None
 
 
 def _reg_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -50,6 +67,10 @@ def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.nd
         if yo.ndim == 3:
             last = np.repeat(last[:, None, :], yo.shape[1], axis=1)
         report["baselines"]["persistence"] = {"original": _reg_metrics(yo, last)}
+        pos = seasonal_offset(manifest)
+        if pos is not None:
+            same_time = x[:, pos, idx] * fs[idx] + fc[idx]
+            report["baselines"]["seasonal_persistence"] = {"original": _reg_metrics(yo, same_time)}
     rm = report["model"]["original"]["rmse"]
     for b in report["baselines"].values():
         b["model_rmse_vs_baseline"] = rm / b["original"]["rmse"] if b["original"]["rmse"] else None
@@ -82,10 +103,12 @@ def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str) -> dict:
 def format_table(report: dict) -> str:
     lines = [f"test split: {report['windows']:,} windows"]
     if "rmse" in report["model"].get("original", {}):
-        lines.append(f"{'':<14}{'RMSE':>12}{'MAE':>12}   (original units)")
+        lines.append(f"{'':<22}{'RMSE':>10}{'MAE':>10}{'RMSE vs model':>15}   (original units)")
         rows = [("model", report["model"]["original"])] + [(k, v["original"]) for k, v in report["baselines"].items()]
+        rm = report["model"]["original"]["rmse"]
         for name, m in rows:
-            lines.append(f"{name:<14}{m['rmse']:>12.4f}{m['mae']:>12.4f}")
+            rel = "" if name == "model" else f"{(rm / m['rmse'] - 1) * 100:+.1f}%"
+            lines.append(f"{name:<22}{m['rmse']:>10.4f}{m['mae']:>10.4f}{rel:>15}")
         s = report["model"]["scaled"]
         lines.append(f"model in scaled units: RMSE {s['rmse']:.4f}, MAE {s['mae']:.4f}")
     else:
