@@ -16,7 +16,6 @@ from preprocessing.manifest import Manifest
 from training.data import read_windows
 from training.export import scaling_arrays
 
-
 DAY_NS = 86_400_000_000_000
 
 
