@@ -41,6 +41,7 @@ setup(
         "console_scripts": [
             "seqscale-preprocess=preprocessing.__main__:main",
             "seqscale-train=training.__main__:main",
+            "seqscale-doctor=training.doctor:main",
         ]
     },
 )

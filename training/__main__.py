@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     from preprocessing.manifest import ManifestError
+    from training.callbacks import TrainingStopped
     from training.cluster import ClusterError
     from training.config import ConfigError
     from training.data import DatasetError
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ClusterError, DatasetError, HeadError, ManifestError) as e:
         print(f"seqscale-train: error: {e}", file=sys.stderr)
         return 2
+    except TrainingStopped as e:
+        print(f"seqscale-train: training stopped: {e}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -89,6 +89,8 @@ class TrainConfig:
         max_steps_per_epoch: cap on steps per epoch (0: one pass over the train windows).
         seed: seed for weights, shuffling and dropout.
         mixed_precision: float16 compute on GPUs (the head stays float32).
+        flat_patience: stop after this many epochs of a flat loss (0 disables the guard's flat check).
+        flat_tolerance: "flat" means within this fraction of the predict-the-mean loss.
     """
 
     epochs: int = 50
@@ -111,6 +113,8 @@ class TrainConfig:
     max_steps_per_epoch: int = 0
     seed: int = 0
     mixed_precision: bool = False
+    flat_patience: int = 3
+    flat_tolerance: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-steps-per-epoch", type=int, help="cap steps per epoch (default: one pass)")
     g.add_argument("--seed", type=int, help="seed (default 0)")
     g.add_argument("--mixed-precision", action="store_const", const=True, help="float16 compute (GPU)")
+    g.add_argument("--flat-patience", type=int, help="stop after N epochs of flat loss (default 3; 0 disables)")
+    g.add_argument("--flat-tolerance", type=float, help="flat = within this fraction of predict-the-mean (0.05)")
     g = p.add_argument_group("runtime")
     g.add_argument("--job-dir", help="output directory (local or gs://)")
     g.add_argument("--num-workers", type=int, help="worker count with JOB_COMPLETION_INDEX")

@@ -173,6 +173,15 @@ def eval_batches(manifest: Manifest, data_dir: str, split: str, batch: int, *, s
             .batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
 
+def sample_for_guard(manifest: Manifest, data_dir: str, n: int = 2048) -> dict:
+    """A fixed sample of training windows (numpy), for baselines and prediction checks."""
+    import numpy as np
+
+    parts = list(read_windows(manifest, data_dir, "train", shuffle=True, seed=0, shuffle_buffer=4 * n)
+                 .take(n).batch(n).as_numpy_iterator())
+    return {k: np.asarray(parts[0][k]) for k in ("x", "y")}
+
+
 def batched(ds: tf.data.Dataset, batch: int, *, repeat: bool) -> tf.data.Dataset:
     """(x, y) batches of exactly `batch` windows; repeats so no worker runs dry."""
     ds = ds.map(lambda w: (w["x"], w["y"]))

@@ -72,6 +72,34 @@ def _remove_if_empty(path: str) -> None:
         pass  # another worker got there first, or it is not empty after all
 
 
+def mean_prediction(manifest, y):
+    """What predict-the-mean outputs: the sample mean (regression) or the class frequencies."""
+    import numpy as np
+
+    if manifest.task == "regression":
+        return np.broadcast_to(y.mean(axis=0), y.shape).astype(np.float32)
+    if manifest.task == "binary":
+        return np.full(y.shape, float(np.clip(y.mean(), 1e-6, 1 - 1e-6)), np.float32)
+    freq = np.bincount(y.reshape(-1).astype(int), minlength=manifest.num_classes) / y.size
+    return np.broadcast_to(np.clip(freq, 1e-6, 1), (len(y), manifest.num_classes)).astype(np.float32)
+
+
+def argv_for_doctor(argv: list[str] | None) -> list[str]:
+    """The model/optimization flags of this run, to repeat for the doctor."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in ("--data", "--job-dir"):
+            skip = True
+        elif not a.startswith(("--data=", "--job-dir=")):
+            out.append(a)
+    return out
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Train as configured by `argv`; returns a summary dict (also logged)."""
     args = build_parser().parse_args(argv)
@@ -154,6 +182,14 @@ def run(argv: list[str] | None = None) -> dict:
     if factor is not None and val_steps:
         callbacks.append(cb.PlateauFactor(factor, cb.StateStore(state_dir, "plateau", writer=cluster.is_chief),
                                           patience=t.plateau_patience, factor=t.plateau_factor))
+    sample = data_lib.sample_for_guard(manifest, cfg.data.data)
+    guard = cb.FlatLossGuard(
+        baseline=float(make_loss(head)(sample["y"], mean_prediction(manifest, sample["y"]))),
+        sample_x=sample["x"][:256], target_std=float(sample["y"].std()),
+        doctor_cmd=f"seqscale-doctor --data {cfg.data.data} " + " ".join(argv_for_doctor(argv)),
+        checkpoint_path=posixpath.join(job_dir, "checkpoints", "last_good.npz"), writer=cluster.is_chief,
+        patience=t.flat_patience, tolerance=t.flat_tolerance)
+    callbacks.append(guard)
     history_path = posixpath.join(job_dir, "history.json")
     callbacks += [
         tf.keras.callbacks.TensorBoard(cluster_lib.write_path(job_dir, cluster, "logs"), profile_batch=0),
@@ -163,6 +199,10 @@ def run(argv: list[str] | None = None) -> dict:
               validation_steps=val_steps or None, callbacks=callbacks, verbose=2)
 
     epochs = cb.read_history(history_path) if cluster.is_chief else callbacks[-1].epochs
+    if guard.reason is not None:
+        if cluster.is_chief and epochs:
+            cb.plot_history(epochs, posixpath.join(job_dir, "loss.png"))
+        raise cb.TrainingStopped(guard.reason)
     summary = {"epochs_run": len(epochs), "global_batch": global_batch, "peak_lr": peak,
                "final": epochs[-1] if epochs else {}, "seconds": round(time.time() - started, 1)}
     if cluster.is_chief:
