@@ -175,8 +175,9 @@ class TrainingStopped(RuntimeError):
 class FlatLossGuard(tf.keras.callbacks.Callback):
     """Stop a run that is not learning, and say why it may be.
 
-    Flat: the training loss stays within `tolerance` of the predict-the-mean loss, or the
-    predictions on a fixed sample have almost no variance, for `patience` epochs. NaN/inf:
+    Flat: the training loss is no better than (1 - `tolerance`) x the predict-the-mean loss
+    and fell less than `tolerance` since the previous epoch, or the predictions on a fixed
+    sample have almost no variance, for `patience` epochs in a row. NaN/inf:
     stop at once and put back the weights of the last good epoch (saved by the chief to
     `checkpoint_path`). The reason is kept in `self.reason` for the trainer to report.
     """
@@ -190,6 +191,7 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self.flat_epochs = 0
         self.reason: str | None = None
         self._last_good: list[np.ndarray] | None = None
+        self._prev_loss: float | None = None
 
     def _explain(self, what: str) -> str:
         causes = "\n".join(f"  - {c}" for c in FLAT_CAUSES)
@@ -220,7 +222,11 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self._last_good = self.model.get_weights()
         pred = np.asarray(self.model(self.sample_x, training=False))
         pred_std = float(pred.std())
-        flat = loss >= (1 - self.tolerance) * self.baseline
+        # "flat": no better than predicting the mean, and not getting better either (a loss
+        # still falling fast after warmup is slow, not stuck)
+        improving = self._prev_loss is not None and loss < self._prev_loss * (1 - self.tolerance)
+        self._prev_loss = loss
+        flat = loss >= (1 - self.tolerance) * self.baseline and not improving
         dead = pred_std < 1e-3 * max(self.target_std, 1e-12)
         self.flat_epochs = self.flat_epochs + 1 if (flat or dead) else 0
         if self.patience and self.flat_epochs >= self.patience:

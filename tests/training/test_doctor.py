@@ -156,9 +156,12 @@ def test_flat_loss_guard_unit(tmp_path):
     guard = FlatLossGuard(baseline=1.0, sample_x=np.ones((4, 3), np.float32), target_std=1.0, doctor_cmd="doc",
                           checkpoint_path=str(tmp_path / "ck" / "last_good.npz"), writer=True, patience=2)
     guard.set_model(model)
-    guard.on_epoch_end(0, {"loss": 0.99})
+    guard.on_epoch_end(0, {"loss": 3.0})
+    guard.on_epoch_end(1, {"loss": 2.0})  # above the baseline but falling fast: not flat
+    assert guard.reason is None and guard.flat_epochs == 0
+    guard.on_epoch_end(2, {"loss": 1.98})
     assert guard.reason is None
-    guard.on_epoch_end(1, {"loss": 0.98})
+    guard.on_epoch_end(3, {"loss": 1.97})
     assert guard.reason and "not learning" in guard.reason and model.stop_training
     nan_guard = FlatLossGuard(baseline=1.0, sample_x=np.ones((4, 3), np.float32), target_std=1.0, doctor_cmd="doc",
                               checkpoint_path=str(tmp_path / "ck" / "last_good.npz"), writer=True)
