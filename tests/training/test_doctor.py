@@ -153,7 +153,7 @@ def test_flat_loss_guard_unit(tmp_path):
     from training.callbacks import FlatLossGuard
 
     model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(1)])
-    guard = FlatLossGuard(baseline=1.0, sample_x=np.ones((4, 3), np.float32), target_std=1.0, doctor_cmd="doc",
+    guard = FlatLossGuard(baseline=1.0, sample_x=np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32), target_std=1.0, doctor_cmd="doc",
                           checkpoint_path=str(tmp_path / "ck" / "last_good.npz"), writer=True, patience=2)
     guard.set_model(model)
     guard.on_epoch_end(0, {"loss": 3.0})
@@ -163,7 +163,7 @@ def test_flat_loss_guard_unit(tmp_path):
     assert guard.reason is None
     guard.on_epoch_end(3, {"loss": 1.97})
     assert guard.reason and "not learning" in guard.reason and model.stop_training
-    nan_guard = FlatLossGuard(baseline=1.0, sample_x=np.ones((4, 3), np.float32), target_std=1.0, doctor_cmd="doc",
+    nan_guard = FlatLossGuard(baseline=1.0, sample_x=np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32), target_std=1.0, doctor_cmd="doc",
                               checkpoint_path=str(tmp_path / "ck" / "last_good.npz"), writer=True)
     nan_guard.set_model(model)
     nan_guard.on_epoch_end(0, {"loss": 0.5})
