@@ -128,6 +128,7 @@ class RuntimeConfig:
         base_port: {port} in host_pattern expands to base_port + index.
         startup_timeout: seconds to wait for all workers to connect before failing.
         evaluate: evaluate on the test split and write eval.json at the end.
+        min_free_disk_mb: refuse to start when a local job dir has less free space than this.
     """
 
     job_dir: str = ""
@@ -136,6 +137,7 @@ class RuntimeConfig:
     base_port: int = 2222
     startup_timeout: int = 300
     evaluate: bool = True
+    min_free_disk_mb: int = 512
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--base-port", type=int, help="{port} = base port + index (default 2222)")
     g.add_argument("--startup-timeout", type=int, help="seconds to wait for peers (default 300)")
     g.add_argument("--no-evaluate", dest="evaluate", action="store_const", const=False, help="skip test evaluation")
+    g.add_argument("--min-free-disk-mb", type=int, help="refuse a local job dir with less free space (default 512)")
     return p
 
 

@@ -17,6 +17,7 @@ import time
 
 from training import cluster as cluster_lib
 from training.config import Config, ConfigError, batch_sizes, build_parser, resolve
+from training.watchdog import Watchdog
 
 log = logging.getLogger("seqscale.train")
 
@@ -33,16 +34,43 @@ def load_config_file(path: str) -> dict:
     return json.loads(text)
 
 
-def make_strategy(cluster: cluster_lib.Cluster):
-    """MWMS for a cluster (NCCL on GPUs, RING on CPU), Mirrored over >1 local GPU, else default."""
+def startup_message(cluster: cluster_lib.Cluster, seconds: int) -> str:
+    peers = ", ".join(w for i, w in enumerate(cluster.workers) if i != cluster.index)
+    return (f"seqscale-train: error: worker {cluster.index} ({cluster.workers[cluster.index]}) could not reach its "
+            f"peers ({peers}) within {seconds} s. Check that all {cluster.num_workers} workers started, that "
+            "TF_CONFIG / --host-pattern and ports are right, and that the workers can reach each other "
+            "(--startup-timeout sets this limit)")
+
+
+def make_strategy(cluster: cluster_lib.Cluster, startup_timeout: int = 300):
+    """MWMS for a cluster (NCCL on GPUs, RING on CPU), Mirrored over >1 local GPU, else default.
+
+    For a cluster, one all-reduce proves every worker is up before anything else runs;
+    a watchdog bounds the wait.
+    """
     import tensorflow as tf
 
     if cluster.multi_worker:
         os.environ["TF_CONFIG"] = json.dumps(cluster.tf_config())
+        # a watchdog process: the strategy blocks in C++ without the GIL while peers are missing
+        met = Watchdog(startup_timeout, startup_message(cluster, startup_timeout))
         gpus = tf.config.list_physical_devices("GPU")
         impl = tf.distribute.experimental.CommunicationImplementation
         options = tf.distribute.experimental.CommunicationOptions(implementation=impl.NCCL if gpus else impl.RING)
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        except tf.errors.UnknownError as e:
+            met.stop()
+            if "gRPC server" in str(e):
+                raise cluster_lib.ClusterError(
+                    f"worker {cluster.index} cannot listen on {cluster.workers[cluster.index]} ({e.message}): the port "
+                    "is in use or the address is not this machine's; free the port or fix TF_CONFIG/--host-pattern"
+                ) from e
+            raise
+        one = strategy.run(lambda: tf.constant(1.0))
+        strategy.reduce(tf.distribute.ReduceOp.SUM, one, axis=None)
+        met.stop()
+        return strategy
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -100,13 +128,36 @@ def argv_for_doctor(argv: list[str] | None) -> list[str]:
     return out
 
 
+def preflight_job_dir(job_dir: str, cluster: cluster_lib.Cluster, min_free_mb: int) -> None:
+    """Fail before training when the job dir cannot be written or its disk is (nearly) full."""
+    import shutil
+
+    import tensorflow as tf
+
+    target = cluster_lib.write_path(job_dir, cluster)
+    probe = posixpath.join(target, f".seqscale-probe-{cluster.index}")
+    try:
+        tf.io.gfile.makedirs(target)
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("ok")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        raise ConfigError(f"cannot write to the job dir {target} ({e}); choose a writable --job-dir") from e
+    if "://" not in job_dir:
+        free_mb = shutil.disk_usage(target).free / 2**20
+        if free_mb < min_free_mb:
+            raise ConfigError(
+                f"the job dir {target} has {free_mb:.0f} MB free, less than the {min_free_mb} MB needed for checkpoints, "
+                "backups and the export; free space or choose another --job-dir (--min-free-disk-mb sets the limit)")
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Train as configured by `argv`; returns a summary dict (also logged)."""
     args = build_parser().parse_args(argv)
     cfg = resolve(args, load_config_file(args.config) if args.config else None)
     cluster = cluster_lib.resolve(num_workers=cfg.runtime.num_workers, host_pattern=cfg.runtime.host_pattern,
                                   base_port=cfg.runtime.base_port)
-    strategy = make_strategy(cluster)  # first TF op
+    strategy = make_strategy(cluster, cfg.runtime.startup_timeout)  # first TF op
 
     import tensorflow as tf
 
@@ -122,7 +173,7 @@ def run(argv: list[str] | None = None) -> dict:
     started = time.time()
     t = cfg.train
     job_dir = cfg.runtime.job_dir
-    tf.io.gfile.makedirs(job_dir)
+    preflight_job_dir(job_dir, cluster, cfg.runtime.min_free_disk_mb)
     tf.keras.utils.set_random_seed(t.seed)
     if t.mixed_precision:
         if not tf.config.list_physical_devices("GPU"):
