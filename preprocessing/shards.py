@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import io
 import logging
+import os
 import queue
 import threading
 import uuid
@@ -281,9 +282,7 @@ def commit(output: str, staging: str, shards: dict[str, list[tuple[str, str]]], 
         for p in _list(FileSystems.join(output, "*"))
         if p not in keep and not p.rstrip("/").split("/")[-1].startswith(".seqscale-staging-")
     ]
-    stale_staging = [
-        p for p in _list(FileSystems.join(output, ".seqscale-staging-*")) if not p.startswith(staging)
-    ]
+    stale_staging = [p for p in staging_areas(output) if p.rstrip("/") != staging.rstrip("/")]
     src, dst = [], []
     for split in SPLITS:
         for staged, name in shards.get(split, []):
@@ -300,6 +299,17 @@ def commit(output: str, staging: str, shards: dict[str, list[tuple[str, str]]], 
     _delete_tree(staging)
     for p in stale_staging:
         _delete_tree(p)
+
+
+def staging_areas(output: str) -> list[str]:
+    """Staging directories in `output`, including empty ones left by killed runs."""
+    if "://" not in output:
+        if not os.path.isdir(output):
+            return []
+        return sorted(os.path.join(output, n) for n in os.listdir(output) if n.startswith(".seqscale-staging-"))
+    marker = ".seqscale-staging-"
+    return sorted({p[: p.index(marker)] + p[p.index(marker):].split("/")[0]
+                   for p in _list(FileSystems.join(output, marker + "*", "**"))})
 
 
 def discard(staging: str) -> None:
