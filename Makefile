@@ -20,13 +20,13 @@ INPUT   ?= gs://$(BUCKET)/raw/*.parquet
 OUTPUT  ?= gs://$(BUCKET)/datasets/seqscale
 SPEC    ?=
 
-.PHONY: install lint test test-fast demo bench train-local clean \
+.PHONY: install lint test test-fast demo bench train-local clean audit \
 	k8s-render k8s-apply k8s-logs k8s-delete preprocess-dataflow
 
-$(STAMP): setup.py
+$(STAMP): setup.py constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -73,6 +73,11 @@ preprocess-dataflow: $(STAMP)
 	  --runner DataflowRunner --project $(PROJECT) --region $(REGION) \
 	  --temp_location gs://$(BUCKET)/tmp --staging_location gs://$(BUCKET)/staging \
 	  --setup_file ./setup.py $(ARGS)
+
+# Known vulnerabilities in the installed dependencies (needs PyPI's JSON API or OSV).
+audit: $(STAMP)
+	$(BIN)/python -m pip install --quiet pip-audit
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-out runs

@@ -239,3 +239,48 @@ def test_unsorted_rows_give_the_same_dataset_as_sorted(tmp_path):
     run(job_args(str(tmp_path / "u" / "a.parquet"), tmp_path / "o2"))
     a, b = sort_windows(read_split(tmp_path / "o1", "train")), sort_windows(read_split(tmp_path / "o2", "train"))
     np.testing.assert_array_equal(a["x"], b["x"])
+
+
+def test_missing_target_column(tmp_path):
+    p = write(frame().drop(columns=["y"]), str(tmp_path / "in" / "a.parquet"), "parquet")
+    expect_error(tmp_path, p, r"a\.parquet: column 'y' is missing")
+
+
+def test_values_overflowing_float64_when_squared(tmp_path):
+    df = frame()
+    df.loc[3, "x2"] = 1e300
+    p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
+    expect_error(tmp_path, p, r"column 'x2': values up to 1e\+300 overflow float64 when squared")
+
+
+def test_non_ascii_and_path_like_column_names_are_just_names(tmp_path):
+    df = frame().rename(columns={"x1": "température (°C)", "x2": "../x"})
+    p = write(df, str(tmp_path / "in" / "a.csv"))
+    out = tmp_path / "out"
+    run(["--input", p, "--output", str(out), "--time-column", "ts", "--series-column", "series",
+         "--features", "température (°C),../x,y", "--targets", "y", "--look-back", "8"])
+    m = load_manifest(out)
+    assert m.features == ("température (°C)", "../x", "y")
+    # nothing was written outside the output directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+    assert not (tmp_path / "x").exists() and all("/" not in s.file for sp in m.shards.values() for s in sp)
+
+
+def test_a_csv_with_a_different_column_order(tmp_path):
+    df = frame(n=300)
+    write(df.iloc[:150], str(tmp_path / "in" / "a.csv"))
+    write(df.iloc[150:][["y", "x2", "series", "ts", "x1"]], str(tmp_path / "in" / "b.csv"))
+    run(job_args(str(tmp_path / "in" / "*.csv"), tmp_path / "out"))
+    run(job_args(write(df, str(tmp_path / "one" / "all.csv")), tmp_path / "ref"))
+    a, b = sort_windows(read_split(tmp_path / "out", "train")), sort_windows(read_split(tmp_path / "ref", "train"))
+    np.testing.assert_array_equal(a["x"], b["x"])
+
+
+def test_mixed_numeric_dtypes_across_files(tmp_path):
+    df = frame(n=300)
+    first = df.iloc[:150].copy()
+    first["x2"] = first["x2"].round().astype("int64")  # integers in one file, floats in the other
+    write(first, str(tmp_path / "in" / "a.parquet"), "parquet")
+    write(df.iloc[150:], str(tmp_path / "in" / "b.parquet"), "parquet")
+    run(job_args(str(tmp_path / "in" / "*.parquet"), tmp_path / "out"))
+    assert load_manifest(tmp_path / "out").counts["rows_read"] == 300
