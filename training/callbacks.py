@@ -302,6 +302,8 @@ def plot_history(epochs: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
+    from training.plots import save_figure
+
     fig, ax = plt.subplots(figsize=(8, 4.5))
     x = [e["epoch"] for e in epochs]
     ax.plot(x, [e.get("loss") for e in epochs], label="train loss", marker=".")
@@ -321,9 +323,4 @@ def plot_history(epochs: list[dict], path: str) -> None:
         ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right")
     else:
         ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(buf.getvalue())
+    save_figure(fig, path)

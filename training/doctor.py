@@ -311,13 +311,12 @@ def check_lr(manifest, cfg, sample, peak_lr: float, global_batch: int, plot_path
 
 
 def _plot_lr(lrs, losses, peak, suggested, path) -> None:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import tensorflow as tf
+
+    from training.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(lrs, losses, marker=".")
@@ -329,12 +328,7 @@ def _plot_lr(lrs, losses, peak, suggested, path) -> None:
     ax.set_ylabel("training loss (smoothed)")
     ax.set_title("LR range test")
     ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(buf.getvalue())
+    save_figure(fig, path)
 
 
 # ------------------------------------------------------------------ 6. batch size
