@@ -179,3 +179,19 @@ def test_early_stopping_state_survives_a_restart(tmp_path):
     a = tf.saved_model.load(str(tmp_path / "a" / "export")).signatures["serving_default"](x=x)["predictions"]
     b = tf.saved_model.load(str(job / "export")).signatures["serving_default"](x=x)["predictions"]
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)  # the same (epoch-1) weights
+
+
+def test_binary_task_trains_and_evaluates(tmp_path):
+    from preprocessing.pipeline import run as preprocess
+    from tests.training.conftest import sines
+
+    df = sines()
+    df["up"] = (df.groupby("sid")["y"].diff().fillna(0) > 0).astype(int)
+    df.to_parquet(tmp_path / "raw.parquet", index=False)
+    preprocess(["--input", str(tmp_path / "raw.parquet"), "--output", str(tmp_path / "data"), "--time-column", "t",
+                "--series-column", "sid", "--features", "x1,x2,y", "--targets", "up", "--task", "binary",
+                "--look-back", "16", "--train-shards", "4", "--eval-shards", "2"])
+    run_single(trainer(tmp_path / "data", tmp_path / "job", "--epochs", "4", "--units", "16",
+                       "--global-batch-size", "64"))
+    report = json.loads((tmp_path / "job" / "eval.json").read_text())
+    assert report["model"]["accuracy"] > report["baselines"]["majority_class"]["accuracy"]
