@@ -102,7 +102,7 @@ def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str) -> dict:
 def format_table(report: dict) -> str:
     lines = [f"test split: {report['windows']:,} windows"]
     if "rmse" in report["model"].get("original", {}):
-        lines.append(f"{'':<22}{'RMSE':>10}{'MAE':>10}{'RMSE vs model':>15}   (original units)")
+        lines.append(f"{'':<22}{'RMSE':>10}{'MAE':>10}{'model vs it':>15}   (original units)")
         rows = [("model", report["model"]["original"])] + [(k, v["original"]) for k, v in report["baselines"].items()]
         rm = report["model"]["original"]["rmse"]
         for name, m in rows:
