@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # TensorFlow logs every collective at INFO; keep its warnings, and our progress lines
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    logging.getLogger("absl").setLevel(logging.WARNING)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     from preprocessing.manifest import ManifestError
     from training.callbacks import TrainingStopped
