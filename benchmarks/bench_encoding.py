@@ -13,6 +13,7 @@ Ratios are against float_list.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -107,6 +108,7 @@ def main(windows: int = 100_000) -> int:
     res["block_256"] = (write_blocks(p, rows, windows, 256, "none"), os.path.getsize(p), throughput(read_blocks(p, "none")))
     p = os.path.join(d, "b256.tfrecord.gz")
     res["block_gzip"] = (write_blocks(p, rows, windows, 256, "gzip"), os.path.getsize(p), throughput(read_blocks(p, "gzip")))
+    shutil.rmtree(d, ignore_errors=True)
     base = res["float_list"]
     print(f"{windows:,} windows of {L}x{F} float32 (raw payload {L * F * 4 + 4} bytes)")
     print(f"{'encoding':<12}{'write us/win':>14}{'bytes/win':>11}{'read win/s':>12}{'read x float_list':>19}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -104,6 +105,7 @@ def main() -> int:
     print(f"plain Keras fit on numpy       {numpy_rate:>10,.0f} samples/s  1.00x")
     print(f"tf.data read alone             {read_rate:>10,.0f} windows/s  {read_rate / trainer_rate:.1f}x the model's rate")
     print(f"2 workers over loopback        {two_rate:>10,.0f} samples/s  {two_rate / trainer_rate:.2f}x one process")
+    shutil.rmtree(work, ignore_errors=True)
     ok = trainer_rate >= 0.9 * numpy_rate and read_rate >= 5 * trainer_rate
     print(f"targets (trainer >= 0.9x numpy, read >= 5x model): {'met' if ok else 'NOT met'}")
     return 0
