@@ -58,15 +58,13 @@ def plot_week(export_dir: str, data_dir: str, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    import tensorflow as tf
 
     from training.data import load_manifest, read_windows
-    from training.export import load_predictor
+    from training.export import load_predictor, scaling_arrays
 
     m = load_manifest(data_dir)
     predict = load_predictor(export_dir)
-    fc = np.array([m.column(c).center for c in m.features], np.float32)
-    fs = np.array([m.column(c).scale for c in m.features], np.float32)
+    fc, fs = scaling_arrays(m, m.features)
     yc = m.column(TARGET)
     rows = list(read_windows(m, data_dir, "test", shuffle=False, with_ids=True).batch(4096).as_numpy_iterator())
     t = np.concatenate([r["t"] for r in rows])
@@ -87,7 +85,6 @@ def plot_week(export_dir: str, data_dir: str, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    del tf
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,7 +51,6 @@ def clean_unit(
     table: pa.Table,
     *,
     ncols: int,
-    columns: tuple[str, ...],
     duplicates: str,
     nan_policy: str,
     ffill_limit: int,

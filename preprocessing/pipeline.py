@@ -107,9 +107,9 @@ def typical_step(table: pa.Table) -> tuple[float, int]:
     """
     t = table.column("time").to_numpy()
     if "series" in table.column_names:
-        order = np.lexsort((t, series_codes(table)))
-        codes = series_codes(table)[order]
-        t = t[order]
+        codes = series_codes(table)
+        order = np.lexsort((t, codes))
+        codes, t = codes[order], t[order]
         same = codes[1:] == codes[:-1]
     else:
         t = np.sort(t)
@@ -269,7 +269,6 @@ class CleanUnitFn(beam.DoFn):
             key,
             table,
             ncols=len(self.cfg.columns),
-            columns=self.cfg.columns,
             duplicates=self.cfg.duplicates,
             nan_policy=self.cfg.nan_policy,
             ffill_limit=self.cfg.ffill_limit,
@@ -339,17 +338,19 @@ def make_scaling(stats: ColumnStats, cfg: JobConfig) -> Scaling:
     return scaling_from_stats(stats, cfg.columns, kind=cfg.scaler, unscaled=unscaled, quantiles=q)
 
 
-def check_targets(unit: Unit, y: np.ndarray, cfg: JobConfig, kind: str) -> None:
-    """Classification targets must be class ids: {0, 1} or 0..K-1."""
+def check_targets(unit: Unit, rows: np.ndarray, y: np.ndarray, cfg: JobConfig, kind: str) -> None:
+    """Classification targets (the target rows `rows` of y) must be class ids: {0, 1} or 0..K-1."""
     if cfg.task == "regression":
         return
+    y = y[rows]
     k = 2 if cfg.task == "binary" else cfg.num_classes
     bad = (y[:, 0] != np.round(y[:, 0])) | (y[:, 0] < 0) | (y[:, 0] >= k)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        t = np.datetime64(int(unit.time[i]), "ns") if kind == "timestamp" else int(unit.time[i])
+        row = int(rows[i])
+        t = np.datetime64(int(unit.time[row]), "ns") if kind == "timestamp" else int(unit.time[row])
         raise InputError(
-            f"series {unit.series_names[unit.series[i]]!r} at time {t}: target {cfg.targets[0]!r} is {y[i, 0]:g}, "
+            f"series {unit.series_names[unit.series[row]]!r} at time {t}: target {cfg.targets[0]!r} is {y[i, 0]:g}, "
             f"but --task {cfg.task} needs class ids 0..{k - 1}; fix the labels or use --task regression"
         )
 
@@ -390,8 +391,7 @@ class WriteWindowsFn(beam.DoFn):
         counts["windows_dropped.crosses_split_boundary"] += int((~inside).sum())
         if cfg.task != "regression":
             last = starts[inside] + cfg.look_back - 1 + cfg.horizon
-            check_targets(Unit(unit.key, unit.time[last], unit.series[last], unit.series_names,
-                               unit.values[last], unit.owned[last]), y[last], cfg, plan.kind)
+            check_targets(unit, last, y, cfg, plan.kind)
         rng = np.random.default_rng([cfg.seed, unit.key[0], unit.key[1] + (1 << 40)])
         encode = dict(look_back=cfg.look_back, horizon=cfg.horizon,
                       target_sequence=cfg.target_sequence, block_size=cfg.block_size)

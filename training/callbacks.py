@@ -23,6 +23,15 @@ import tensorflow as tf
 log = logging.getLogger(__name__)
 
 
+def write_npz(path: str, arrays: list[np.ndarray]) -> None:
+    """Arrays to an .npz at a local or gs:// path (no pickle), creating its directory."""
+    buf = io.BytesIO()
+    np.savez(buf, *arrays)
+    tf.io.gfile.makedirs(posixpath.dirname(path))
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(buf.getvalue())
+
+
 class StateStore:
     """Per-epoch JSON state plus optional weight snapshots in a directory (local or gs://)."""
 
@@ -60,13 +69,8 @@ class StateStore:
         return posixpath.join(self.directory, f"{self.name}-weights-epoch{epoch}.npz")
 
     def save_weights(self, epoch: int, weights: list[np.ndarray]) -> None:
-        if not self.writer:
-            return
-        buf = io.BytesIO()
-        np.savez(buf, *weights)
-        tf.io.gfile.makedirs(self.directory)
-        with tf.io.gfile.GFile(self.weights_path(epoch), "wb") as f:
-            f.write(buf.getvalue())
+        if self.writer:
+            write_npz(self.weights_path(epoch), weights)
 
     def load_weights(self, epoch: int) -> list[np.ndarray]:
         with tf.io.gfile.GFile(self.weights_path(epoch), "rb") as f:
@@ -205,11 +209,7 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
             if self._last_good is not None:
                 self.model.set_weights(self._last_good)
                 if self.writer:
-                    buf = io.BytesIO()
-                    np.savez(buf, *self._last_good)
-                    tf.io.gfile.makedirs(posixpath.dirname(self.checkpoint_path))
-                    with tf.io.gfile.GFile(self.checkpoint_path, "wb") as f:
-                        f.write(buf.getvalue())
+                    write_npz(self.checkpoint_path, self._last_good)
                 kept = f"; the weights of the last good epoch are kept in {self.checkpoint_path}"
             self.reason = self._explain(f"the training loss became {loss} at step {batch + 1}{kept}")
 

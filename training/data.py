@@ -173,13 +173,14 @@ def eval_batches(manifest: Manifest, data_dir: str, split: str, batch: int, *, s
             .batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
 
-def sample_for_guard(manifest: Manifest, data_dir: str, n: int = 2048) -> dict:
-    """A fixed sample of training windows (numpy), for baselines and prediction checks."""
-    import numpy as np
+def sample_windows(manifest: Manifest, data_dir: str, split: str = "train", n: int = 4096, seed: int = 0,
+                   with_ids: bool = False) -> dict:
+    """Up to n windows of a split as numpy arrays, shuffled as training sees them (fixed by seed).
 
-    parts = list(read_windows(manifest, data_dir, "train", shuffle=True, seed=0, shuffle_buffer=4 * n)
-                 .take(n).batch(n).as_numpy_iterator())
-    return {k: np.asarray(parts[0][k]) for k in ("x", "y")}
+    Used for the loss guard's baseline and by the doctor's checks.
+    """
+    ds = read_windows(manifest, data_dir, split, shuffle=True, seed=seed, shuffle_buffer=4 * n, with_ids=with_ids)
+    return next(ds.batch(n).as_numpy_iterator())
 
 
 def batched(ds: tf.data.Dataset, batch: int, *, repeat: bool) -> tf.data.Dataset:

@@ -44,20 +44,6 @@ class Verdict:
 # ------------------------------------------------------------------ helpers
 
 
-def sample_windows(manifest, data_dir: str, split: str = "train", n: int = 4096, seed: int = 0):
-    """Up to n windows of a split (shuffled reader, as training sees them) as numpy arrays."""
-    from training.data import read_windows
-
-    ds = read_windows(manifest, data_dir, split, shuffle=True, seed=seed, shuffle_buffer=4 * n, with_ids=True)
-    out = {k: [] for k in ("x", "y", "t", "sid")}
-    for b in ds.batch(1024).take(max(1, math.ceil(n / 1024))):
-        for k in out:
-            out[k].append(b[k].numpy())
-    import numpy as np
-
-    return {k: np.concatenate(v)[:n] for k, v in out.items()}
-
-
 def _model(manifest, cfg, seed=0):
     from training.model import build_model
 
@@ -118,7 +104,6 @@ def check_scaling(manifest, sample) -> Verdict:
 
 
 def check_windows(manifest, sample, raw: list[str] | None = None, n: int = 64) -> Verdict:
-    import numpy as np
 
     step, L, H = manifest.step, manifest.look_back, manifest.horizon
     b = manifest.split_boundaries
@@ -139,7 +124,6 @@ def check_windows(manifest, sample, raw: list[str] | None = None, n: int = 64) -
                             "they should come from (inputs x[t-L+1..t], target y[t+H])")
     else:
         notes.append("raw input not given (--raw): window contents not compared with the source rows")
-    del np
     if problems:
         return Verdict("windows", FAIL, "; ".join(problems + notes),
                        "rerun preprocessing with the intended --look-back/--horizon and time column; check that --raw "
@@ -214,7 +198,7 @@ def check_capacity(manifest, cfg, sample, steps: int = 300, batch: int = 64) -> 
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=_loss(manifest, cfg1))
     x, y = sample["x"][:batch], sample["y"][:batch]
     first = float(model.evaluate(x, y, verbose=0))
-    hist = model.fit(x, y, batch_size=batch, epochs=steps, verbose=0).history["loss"]
+    model.fit(x, y, batch_size=batch, epochs=steps, verbose=0)
     last = float(model.evaluate(x, y, verbose=0))
     drop = 1 - last / first if first > 0 else 0.0
     evidence = f"one batch of {len(x)} windows, {steps} Adam steps: loss {first:.4g} -> {last:.4g} ({drop * 100:.0f}% lower)"
@@ -222,7 +206,6 @@ def check_capacity(manifest, cfg, sample, steps: int = 300, batch: int = 64) -> 
         return Verdict("capacity", FAIL, evidence,
                        "the model cannot even memorize one batch: add units/layers (--units), check that targets "
                        "belong to their inputs (check 'windows'), and that the head fits (check 'head')")
-    del hist
     return Verdict("capacity", PASS, evidence)
 
 
@@ -386,12 +369,12 @@ def run_checks(cfg, *, raw: list[str] | None, out_dir: str, sample_size: int = 4
     import tensorflow as tf
 
     from training.config import batch_sizes
-    from training.data import load_manifest
+    from training.data import load_manifest, sample_windows
     from training.schedule import default_rule, scale_lr
 
     tf.keras.utils.set_random_seed(cfg.train.seed)
     manifest = load_manifest(cfg.data.data)
-    sample = sample_windows(manifest, cfg.data.data, n=sample_size, seed=cfg.train.seed)
+    sample = sample_windows(manifest, cfg.data.data, n=sample_size, seed=cfg.train.seed, with_ids=True)
     replicas = int(os.environ.get("SEQSCALE_DOCTOR_REPLICAS", "1"))
     _, global_batch = batch_sizes(cfg.train, replicas)
     rule = default_rule(cfg.train.optimizer) if cfg.train.lr_scaling == "auto" else cfg.train.lr_scaling

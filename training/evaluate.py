@@ -19,20 +19,15 @@ from training.export import scaling_arrays
 DAY_NS = 86_400_000_000_000
 
 
-def collect(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024,
-            with_ids: bool = False):
-    """(x, y_true, y_pred) over every window of a split, scaled units (+ times and series ids)."""
-    ds = read_windows(manifest, data_dir, split, shuffle=False, with_ids=with_ids).batch(batch)
-    xs, ys, ps, ts, ss = [], [], [], [], []
+def collect(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024):
+    """(x, y_true, y_pred) over every window of a split, scaled units."""
+    ds = read_windows(manifest, data_dir, split, shuffle=False).batch(batch)
+    xs, ys, ps = [], [], []
     for w in ds:
         xs.append(w["x"].numpy())
         ys.append(w["y"].numpy())
         ps.append(model(w["x"], training=False).numpy())
-        if with_ids:
-            ts.append(w["t"].numpy())
-            ss.append(w["sid"].numpy())
-    out = (np.concatenate(xs), np.concatenate(ys), np.concatenate(ps))
-    return (*out, np.concatenate(ts), np.concatenate(ss)) if with_ids else out
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ps)
 
 
 def seasonal_offset(manifest: Manifest) -> int | None:

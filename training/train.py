@@ -233,7 +233,7 @@ def run(argv: list[str] | None = None) -> dict:
     if factor is not None and val_steps:
         callbacks.append(cb.PlateauFactor(factor, cb.StateStore(state_dir, "plateau", writer=cluster.is_chief),
                                           patience=t.plateau_patience, factor=t.plateau_factor))
-    sample = data_lib.sample_for_guard(manifest, cfg.data.data)
+    sample = data_lib.sample_windows(manifest, cfg.data.data, n=2048)
     guard = cb.FlatLossGuard(
         baseline=float(make_loss(head)(sample["y"], mean_prediction(manifest, sample["y"]))),
         sample_x=sample["x"][:256], target_std=float(sample["y"].std()),

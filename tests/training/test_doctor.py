@@ -14,7 +14,7 @@ from preprocessing.pipeline import run as preprocess
 from tests.training.conftest import sines
 from training import doctor
 from training.config import build_parser, resolve
-from training.data import load_manifest
+from training.data import load_manifest, sample_windows
 
 PY = sys.executable
 
@@ -26,7 +26,7 @@ def config(data, *flags):
 @pytest.fixture(scope="module")
 def healthy(dataset):
     m = load_manifest(str(dataset))
-    return dataset, m, doctor.sample_windows(m, str(dataset), n=1024)
+    return dataset, m, sample_windows(m, str(dataset), n=1024, with_ids=True)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_scaling(healthy, offsets):
     _, m, s = healthy
     assert doctor.check_scaling(m, s).status == "PASS"
     bad = load_manifest(str(offsets / "bad"))
-    v = doctor.check_scaling(bad, doctor.sample_windows(bad, str(offsets / "bad"), n=512))
+    v = doctor.check_scaling(bad, sample_windows(bad, str(offsets / "bad"), n=512, with_ids=True))
     assert v.status == "FAIL" and "unscaled columns with large values: x2, y" in v.evidence
     assert "dominates" in v.evidence
 
