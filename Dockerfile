@@ -12,6 +12,7 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /opt/seqscale
 COPY setup.py pyproject.toml README.md ./
+COPY contract/ contract/
 COPY preprocessing/ preprocessing/
 COPY training/ training/
 # The base image already has tensorflow==2.21; pip keeps it and adds the rest of setup.py.

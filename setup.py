@@ -34,7 +34,7 @@ setup(
     version="0.1.0",
     description="Beam preprocessing and multi-worker stacked-LSTM training for large time series",
     python_requires=">=3.10,<3.13",
-    packages=find_packages(include=["preprocessing", "preprocessing.*", "training", "training.*"]),
+    packages=find_packages(include=["contract", "contract.*", "preprocessing", "preprocessing.*", "training", "training.*"]),
     install_requires=REQUIRED,
     extras_require={"dev": DEV},
     entry_points={

@@ -23,8 +23,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np
 import tensorflow as tf
 
+from contract.records import series_id
+from contract.window import WindowSpec
 from preprocessing import shards
-from preprocessing.records import series_id
 
 L, F = 60, 7
 
@@ -49,8 +50,8 @@ def write_blocks(path, rows, windows, block, compression):
     # rows 256 times and flatter GZIP
     starts = np.random.default_rng(1).permutation(windows)
     start = time.perf_counter()
-    recs = shards.encode_windows(rows, rows[:, :1], t, sid, starts, look_back=L, horizon=1,
-                                 target_sequence=False, block_size=block)
+    recs = shards.encode_windows(rows, rows[:, :1], t, sid, starts, WindowSpec(look_back=L, horizon=1),
+                                 block_size=block)
     shards.write_shard(path, recs, compression=compression)
     return time.perf_counter() - start
 

@@ -29,7 +29,7 @@ STEPS = 60
 
 def build_data(work: str) -> str:
     from demo.__main__ import prepare_hourly
-    from preprocessing.pipeline import run
+    from preprocessing.cli import run
 
     raw = prepare_hourly(os.path.join(work, "raw"))
     from benchmarks.energydata import FEATURES, TIME

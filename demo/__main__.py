@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(args.out, ignore_errors=True)
     raw = prepare_hourly(os.path.join(args.out, "raw"))
 
-    from preprocessing.pipeline import run
+    from preprocessing.cli import run
 
     data = os.path.join(args.out, "data")
     t = time.time()
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ])
     say(f"preprocessing (Beam DirectRunner) {time.time() - t:.1f} s -> {data}")
     say(f"windows: train {m.windows('train'):,}  val {m.windows('val'):,}  test {m.windows('test'):,}; "
-        f"rows dropped: {m.counts['rows_dropped'] or 'none'}")
+        f"rows dropped: {m.counts.rows_dropped or 'none'}")
 
     from training.launch import launch
 

@@ -8,7 +8,7 @@ from preprocessing.errors import user_message
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from preprocessing.pipeline import run
+    from preprocessing.cli import run
 
     try:
         run(argv)

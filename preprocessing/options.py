@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from contract.manifest import DatasetSpec
+from contract.window import WindowSpec
 from preprocessing.errors import SpecError
 
 TASKS = ("regression", "binary", "multiclass")
@@ -115,12 +117,23 @@ class JobConfig:
         return tuple(out)
 
     @property
-    def target_rows(self) -> int:
-        """Target steps per window: H for a target sequence, else 1."""
-        return self.horizon if self.target_sequence else 1
+    def window(self) -> WindowSpec:
+        return WindowSpec(look_back=self.look_back, horizon=self.horizon, stride=self.stride,
+                          target_sequence=self.target_sequence)
+
+    @property
+    def dataset_spec(self) -> DatasetSpec:
+        num_classes = self.num_classes if self.task == "multiclass" else (2 if self.task == "binary" else None)
+        return DatasetSpec(time_column=self.time_column, features=self.features, targets=self.targets,
+                           series_column=self.series_column, task=self.task, num_classes=num_classes)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def other_options(self) -> dict[str, Any]:
+        """The options not recorded in the manifest's spec or window (each stored once there)."""
+        stored = {f.name for f in dataclasses.fields(DatasetSpec)} | {f.name for f in dataclasses.fields(WindowSpec)}
+        return {k: v for k, v in self.to_dict().items() if k not in stored}
 
 
 def _check_config(c: JobConfig) -> None:
@@ -156,9 +169,9 @@ def _check_config(c: JobConfig) -> None:
     for name in ("look_back", "horizon", "stride", "train_shards", "eval_shards", "block_size", "ffill_limit"):
         if getattr(c, name) < 1:
             raise SpecError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(c, name)}")
-    if c.chunk_rows < 10 * (c.look_back + c.horizon):
+    if c.chunk_rows < 10 * c.window.span:
         raise SpecError(
-            f"--chunk-rows {c.chunk_rows} is too small for look_back + horizon = {c.look_back + c.horizon}; "
+            f"--chunk-rows {c.chunk_rows} is too small for look_back + horizon = {c.window.span}; "
             "use at least 10x that"
         )
     if c.val_start is None and c.test_start is None:

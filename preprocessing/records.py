@@ -1,30 +1,22 @@
-"""The record encoding: blocks of windows as raw little-endian bytes in tf.train.Example.
+"""Writing records: blocks of windows as raw little-endian bytes in tf.train.Example.
 
 Why blocks of raw bytes (measured, see BENCHMARKS.md): one Example with a float_list
 per window costs ~200 us to build in Python and reads at ~160k windows/s; raw float32
 bytes with 256 windows per record cost ~7 us per window to write and read at ~300k
 windows/s with one `decode_raw`. The Example proto and TFRecord framing are written by
 hand here so that Beam workers never import TensorFlow (8 s and ~1 GB each); a test
-parses them back with TensorFlow's own parser.
-
-Each record is an Example with features:
-    x:   bytes, float32 [n, look_back, n_features]   (scaled inputs)
-    y:   bytes, float32 [n, target_rows, n_targets]  (scaled for regression)
-    t:   bytes, int64 [n]  time of the last input row of each window
-    sid: bytes, int64 [n]  63-bit hash of the series key (see series_id)
-    n:   int64            windows in this record
+parses them back with TensorFlow's own parser. The keys and their layout are the
+contract's (contract/records.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import struct
 
 import google_crc32c
 import numpy as np
 
-ENCODING = "window_block_v1"
-FEATURES = ("x", "y", "t", "sid")
+from contract.records import COUNT, DTYPES, SERIES, TIME, X, Y
 
 
 def _varint(value: int) -> bytes:
@@ -75,11 +67,11 @@ def encode_block_parts(x: np.ndarray, y: np.ndarray, t: np.ndarray, sid: np.ndar
     KB per record) is copied once instead of once per nesting level.
     """
     parts = (
-        _int64_entry("n", len(x))
-        + _bytes_entry("sid", _raw(sid, "<i8"))
-        + _bytes_entry("t", _raw(t, "<i8"))
-        + _bytes_entry("x", _raw(x, "<f4"))
-        + _bytes_entry("y", _raw(y, "<f4"))
+        _int64_entry(COUNT, len(x))
+        + _bytes_entry(SERIES, _raw(sid, DTYPES[SERIES]))
+        + _bytes_entry(TIME, _raw(t, DTYPES[TIME]))
+        + _bytes_entry(X, _raw(x, DTYPES[X]))
+        + _bytes_entry(Y, _raw(y, DTYPES[Y]))
     )
     return [_hdr(1, sum(len(p) for p in parts)), *parts]  # Example.features (1)
 
@@ -131,8 +123,3 @@ def iter_frames(data: bytes):
             raise ValueError(f"corrupt TFRecord data at byte {pos}")
         yield body
         pos += 16 + length
-
-
-def series_id(key: str) -> int:
-    """Stable 63-bit id of a series key (same on every worker and run)."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") >> 1

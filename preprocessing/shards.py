@@ -17,11 +17,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import logging
-import os
 import queue
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,13 +27,12 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from preprocessing.errors import OutputError
-from preprocessing.manifest import MANIFEST_NAME, ShardInfo
+from contract.manifest import ShardInfo
+from contract.records import SPLITS
+from contract.window import WindowSpec
 from preprocessing.records import encode_block_parts, frame
-from preprocessing.split import SPLITS
 from preprocessing.window import gather_windows
 
-log = logging.getLogger(__name__)
 MAX_UNITS_IN_MEMORY = 8
 
 
@@ -51,14 +47,21 @@ class StagedUnit:
     counts: dict[str, tuple[int, ...]]
 
 
-def shard_name(split: str, index: int, count: int, compression: str) -> str:
-    return f"{split}-{index:05d}-of-{count:05d}.tfrecord" + (".gz" if compression == "gzip" else "")
+@dataclass(frozen=True, order=True)
+class ShardResult:
+    """One finished shard file in staging."""
 
+    split: str
+    index: int
+    name: str
+    windows: int
+    bytes: int
+    sha256: str
+    staged: str  # its path in the staging area
 
-def deal(perm: np.ndarray, shards: int, offset: int) -> list[np.ndarray]:
-    """Split a permutation into `shards` near-equal parts; `offset` rotates who gets extras."""
-    parts = np.array_split(perm, shards)
-    return parts[-offset % shards :] + parts[: -offset % shards] if shards else []
+    @property
+    def info(self) -> ShardInfo:
+        return ShardInfo(file=self.name, windows=self.windows, bytes=self.bytes, sha256=self.sha256)
 
 
 def encode_windows(
@@ -67,19 +70,17 @@ def encode_windows(
     t: np.ndarray,
     sid: np.ndarray,
     starts: np.ndarray,
+    spec: WindowSpec,
     *,
-    look_back: int,
-    horizon: int,
-    target_sequence: bool,
     block_size: int,
 ) -> Iterator[tuple[int, bytes]]:
     """Framed TFRecord records of blocks of windows: (windows in record, bytes)."""
     for i in range(0, len(starts), block_size):
         s = starts[i : i + block_size]
-        xb, yb = gather_windows(x, y, s, look_back=look_back, horizon=horizon, target_sequence=target_sequence)
+        xb, yb = gather_windows(x, y, s, spec)
         if yb.ndim == 2:
             yb = yb[:, None, :]
-        last = s + look_back - 1
+        last = spec.last_input(s)
         yield len(s), frame(encode_block_parts(xb, yb, t[last], sid[last]))
 
 
@@ -135,9 +136,10 @@ def shard_records(
     split: str,
     shard: int,
     rng: np.random.Generator,
+    spec: WindowSpec,
     *,
+    block_size: int,
     cache: UnitCache | None = None,
-    **encode,
 ) -> Iterator[tuple[int, bytes]]:
     """Records of one shard, drawn from its units in a seeded random order.
 
@@ -153,7 +155,8 @@ def shard_records(
     for g in range(0, len(mine), group):
         members = [_unit_windows(cache, u, split, shard) for u in mine[g : g + group]]
         streams = [
-            encode_windows(m["x"], m["y"], m["t"], m["sid"], m["starts"], **encode) for m in members
+            encode_windows(m["x"], m["y"], m["t"], m["sid"], m["starts"], spec, block_size=block_size)
+            for m in members
         ]
         left = np.array([len(m["starts"]) for m in members], dtype=np.float64)
         while left.sum() > 0:
@@ -220,117 +223,7 @@ def write_shard(dest: str, records: Iterable[tuple[int, bytes]], *, compression:
     return windows, hw.size, hw.sha.hexdigest()
 
 
-def staging_dir(output: str, run_id: str) -> str:
-    return FileSystems.join(output, f".seqscale-staging-{run_id}")
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def _exists(path: str) -> bool:
-    return FileSystems.exists(path)
-
-
-def _list(pattern: str) -> list[str]:
-    try:
-        return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
-    except Exception:  # noqa: BLE001 - a missing directory matches nothing
-        return []
-
-
-def prepare_output(output: str, *, overwrite: bool, run_id: str) -> str:
-    """Refuse an existing dataset unless --overwrite; prove the location is writable.
-
-    Returns the staging directory of this run. The old dataset (if any) stays valid
-    until the commit step replaces it.
-    """
-    if _exists(FileSystems.join(output, MANIFEST_NAME)) and not overwrite:
-        raise OutputError(
-            f"{output} already holds a dataset (metadata.json); pass --overwrite to replace it or choose another --output"
-        )
-    leftovers = [p for p in _list(FileSystems.join(output, "*")) if not p.rstrip("/").endswith(MANIFEST_NAME)]
-    if leftovers and not overwrite:
-        raise OutputError(
-            f"{output} is not empty ({len(leftovers)} files, e.g. {leftovers[0]}); pass --overwrite to replace "
-            "its contents or choose an empty --output"
-        )
-    staging = staging_dir(output, run_id)
-    probe = FileSystems.join(staging, "probe")
-    try:
-        with FileSystems.create(probe) as f:
-            f.write(b"ok")
-        FileSystems.delete([probe])
-    except Exception as e:  # noqa: BLE001 - any storage error means the same to the user
-        raise OutputError(f"cannot write to {output} ({e}); check the path and your permissions") from e
-    return staging
-
-
-def commit(output: str, staging: str, shards: dict[str, list[tuple[str, str]]], manifest_json: str) -> None:
-    """Move finished shards into `output`, remove an old dataset, write metadata.json last.
-
-    Readers see the old dataset, no dataset (no metadata.json), or the new one: the old
-    manifest is deleted before anything of the old dataset is touched, and the new one
-    is written (to a temporary name, then renamed) after every shard is in place.
-    """
-    old_manifest = FileSystems.join(output, MANIFEST_NAME)
-    if _exists(old_manifest):
-        FileSystems.delete([old_manifest])
-    keep = {FileSystems.join(output, name) for split in SPLITS for _, name in shards.get(split, [])}
-    stale = [
-        p
-        for p in _list(FileSystems.join(output, "*"))
-        if p not in keep and not p.rstrip("/").split("/")[-1].startswith(".seqscale-staging-")
-    ]
-    stale_staging = [p for p in staging_areas(output) if p.rstrip("/") != staging.rstrip("/")]
-    src, dst = [], []
-    for split in SPLITS:
-        for staged, name in shards.get(split, []):
-            src.append(staged)
-            dst.append(FileSystems.join(output, name))
-    if stale:
-        FileSystems.delete(stale)
-    if src:
-        FileSystems.rename(src, dst)
-    tmp = FileSystems.join(output, f".{MANIFEST_NAME}.tmp")
-    with FileSystems.create(tmp, mime_type="application/json") as f:
-        f.write(manifest_json.encode())
-    FileSystems.rename([tmp], [old_manifest])
-    _delete_tree(staging)
-    for p in stale_staging:
-        _delete_tree(p)
-
-
-def staging_areas(output: str) -> list[str]:
-    """Staging directories in `output`, including empty ones left by killed runs."""
-    if "://" not in output:
-        if not os.path.isdir(output):
-            return []
-        return sorted(os.path.join(output, n) for n in os.listdir(output) if n.startswith(".seqscale-staging-"))
-    marker = ".seqscale-staging-"
-    return sorted({p[: p.index(marker)] + p[p.index(marker):].split("/")[0]
-                   for p in _list(FileSystems.join(output, marker + "*", "**"))})
-
-
-def discard(staging: str) -> None:
-    """Remove a failed run's staging area (best effort; it never holds a manifest)."""
-    _delete_tree(staging)
-
-
-def _delete_tree(path: str) -> None:
-    files = _list(FileSystems.join(path, "**"))
-    try:
-        if files:
-            FileSystems.delete(files)
-        if _exists(path):
-            FileSystems.delete([path])
-    except Exception as e:  # noqa: BLE001 - leftover scratch is harmless, but say so
-        log.warning("could not remove scratch %s: %s", path, e)
-
-
-def shard_infos(results: Iterable[tuple[str, int, str, int, int, str]]) -> dict[str, tuple[ShardInfo, ...]]:
-    """(split, index, name, windows, bytes, sha256) tuples -> manifest shard lists."""
-    by_split: dict[str, list] = {s: [] for s in SPLITS}
-    for split, index, name, windows, size, sha in results:
-        by_split[split].append((index, ShardInfo(file=name, windows=windows, bytes=size, sha256=sha)))
-    return {s: tuple(info for _, info in sorted(v)) for s, v in by_split.items()}
+def shard_infos(results: Iterable[ShardResult]) -> dict[str, tuple[ShardInfo, ...]]:
+    """Shard results -> the manifest's shard lists, in index order per split."""
+    ordered = sorted(results)
+    return {s: tuple(r.info for r in ordered if r.split == s) for s in SPLITS}

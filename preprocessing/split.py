@@ -8,26 +8,10 @@ lie inside it (see window.split_windows).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from contract.manifest import Boundaries
 from preprocessing.errors import SpecError
-
-SPLITS = ("train", "val", "test")
-TRAIN, VAL, TEST = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class Boundaries:
-    """Split boundaries in time ticks (ns for timestamps, the integer for integer time)."""
-
-    val_start: int
-    test_start: int
-
-    def split_of(self, times: np.ndarray) -> np.ndarray:
-        """0 (train), 1 (val) or 2 (test) for each time."""
-        return np.searchsorted(np.array([self.val_start, self.test_start]), times, side="right").astype(np.int8)
 
 
 def parse_time(text: str | int, *, kind: str) -> int:

@@ -1,10 +1,7 @@
-"""Window arithmetic: which rows form which window, and which work unit owns it.
+"""Which windows a series (or a work unit of it) yields, and which work unit owns them.
 
-Convention (DESIGN.md): for rows x[0..n) and targets y[0..n), the window ending at row
-t (t >= L-1) has inputs x[t-L+1 .. t] and target y[t+H] (or y[t+1 .. t+H] for a target
-sequence). On one gap-free series this equals
-`tf.keras.utils.timeseries_dataset_from_array(x[:-H], y[L-1+H:], sequence_length=L)`.
-
+The geometry of one window (which rows are inputs and target) is `contract.WindowSpec`;
+this module applies it to series with gaps, split boundaries and chunk borders.
 Everything here is numpy in, numpy out. Windows are described by their first row
 ("start") so a block of windows can be gathered on demand without materializing all
 windows of a work unit (materialized windows repeat every row L times).
@@ -13,6 +10,8 @@ windows of a work unit (materialized windows repeat every row L times).
 from __future__ import annotations
 
 import numpy as np
+
+from contract.window import WindowSpec
 
 
 def segment_starts(times: np.ndarray, max_gap: int) -> np.ndarray:
@@ -30,61 +29,39 @@ def segment_starts(times: np.ndarray, max_gap: int) -> np.ndarray:
 
 def window_starts(
     n: int,
+    spec: WindowSpec,
     *,
-    look_back: int,
-    horizon: int,
     stride: int = 1,
     segment_begins: np.ndarray | None = None,
 ) -> np.ndarray:
     """First rows of all windows that fit inside one series, never crossing a segment.
 
-    A window starting at row s spans rows s .. s+L-1+H (inputs and target). With
-    `stride` > 1 only starts s with (s - segment start) % stride == 0 are kept, as
-    `timeseries_dataset_from_array(sequence_stride=stride)` does.
+    With `stride` > 1 only starts s with (s - segment start) % stride == 0 are kept, as
+    `timeseries_dataset_from_array(sequence_stride=stride)` does. (The Beam job passes
+    1 here and anchors `spec.stride` to the global time grid with `grid_phase_ok`.)
     """
-    span = look_back + horizon
     begins = np.zeros(1, dtype=np.int64) if segment_begins is None else np.asarray(segment_begins, np.int64)
     ends = np.append(begins[1:], n)
-    parts = [np.arange(b, e - span + 1, stride, dtype=np.int64) for b, e in zip(begins, ends, strict=True) if e - b >= span]
+    parts = [np.arange(b, e - spec.span + 1, stride, dtype=np.int64)
+             for b, e in zip(begins, ends, strict=True) if e - b >= spec.span]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def gather_windows(
-    x: np.ndarray,
-    y: np.ndarray,
-    starts: np.ndarray,
-    *,
-    look_back: int,
-    horizon: int,
-    target_sequence: bool = False,
+    x: np.ndarray, y: np.ndarray, starts: np.ndarray, spec: WindowSpec
 ) -> tuple[np.ndarray, np.ndarray]:
     """Materialize the windows starting at `starts`.
 
     Returns:
         inputs [W, L, F] and targets [W, T] (or [W, H, T] for a target sequence).
     """
-    idx = starts[:, None] + np.arange(look_back)[None, :]
-    inputs = x[idx]
-    last = starts + look_back - 1
-    if target_sequence:
-        targets = y[last[:, None] + 1 + np.arange(horizon)[None, :]]
-    else:
-        targets = y[last + horizon]
-    return inputs, targets
+    return x[spec.input_rows(starts)], y[spec.target_rows_of(starts)]
 
 
-def make_windows(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    look_back: int,
-    horizon: int,
-    stride: int = 1,
-    target_sequence: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
+def make_windows(x: np.ndarray, y: np.ndarray, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray]:
     """All windows of one gap-free series (the reference the tests compare against)."""
-    starts = window_starts(len(x), look_back=look_back, horizon=horizon, stride=stride)
-    return gather_windows(x, y, starts, look_back=look_back, horizon=horizon, target_sequence=target_sequence)
+    starts = window_starts(len(x), spec, stride=spec.stride)
+    return gather_windows(x, y, starts, spec)
 
 
 def grid_phase_ok(times: np.ndarray, *, t0: int, step: int, stride: int) -> np.ndarray:
@@ -151,11 +128,7 @@ def unit_assignments(
 
 
 def split_windows(
-    starts: np.ndarray,
-    split_of_row: np.ndarray,
-    *,
-    look_back: int,
-    horizon: int,
+    starts: np.ndarray, split_of_row: np.ndarray, spec: WindowSpec
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split id of each window, and a mask of windows lying wholly inside one split.
 
@@ -163,5 +136,39 @@ def split_windows(
     target row share the split id.
     """
     first = split_of_row[starts]
-    last = split_of_row[starts + look_back - 1 + horizon]
+    last = split_of_row[spec.target_index(starts)]
     return first, first == last
+
+
+def unit_window_starts(
+    times: np.ndarray,
+    owned: np.ndarray,
+    split_of_row: np.ndarray,
+    begins: np.ndarray,
+    spec: WindowSpec,
+    *,
+    t0: int,
+    step: int,
+) -> tuple[list[np.ndarray], dict[str, int]]:
+    """The windows a work unit owns, per split id, and what was left out (counted).
+
+    A window is owned by the unit owning its first row; it never crosses a segment
+    (`begins`: where a new series or a too-large gap starts), nor a split boundary (those are counted, not silently lost); the
+    stride is anchored to the global time grid (t0, step).
+
+    Returns:
+        ([starts of split 0, 1, 2], counts) with counts segments_too_short,
+        rows_in_short_segments and windows_dropped.crosses_split_boundary.
+    """
+    seg_len = np.diff(np.append(begins, len(times)))
+    short = (seg_len < spec.span) & owned[begins]
+    starts = window_starts(len(times), spec, segment_begins=begins)
+    starts = starts[owned[starts]]
+    starts = starts[grid_phase_ok(times[starts], t0=t0, step=step, stride=spec.stride)]
+    split_id, inside = split_windows(starts, split_of_row, spec)
+    counts = {
+        "segments_too_short": int(short.sum()),
+        "rows_in_short_segments": int(seg_len[short].sum()),
+        "windows_dropped.crosses_split_boundary": int((~inside).sum()),
+    }
+    return [starts[inside & (split_id == s)] for s in range(3)], counts

@@ -10,8 +10,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np
 import pandas as pd
 
-from preprocessing.manifest import Manifest
-from preprocessing.records import series_id
+from contract.manifest import Manifest
+from contract.records import series_id
 
 FEATURES = ("x1", "x2", "y")
 TARGETS = ("y",)

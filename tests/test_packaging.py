@@ -18,5 +18,5 @@ def test_setup_py_builds_an_sdist_with_both_packages(tmp_path):
     (sdist,) = tmp_path.glob("seqscale-*.tar.gz")
     with tarfile.open(sdist) as tar:
         names = tar.getnames()
-    for module in ("preprocessing/pipeline.py", "preprocessing/manifest.py", "training/__init__.py"):
+    for module in ("preprocessing/pipeline.py", "contract/manifest.py", "training/__init__.py"):
         assert any(n.endswith(module) for n in names), module

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
     logging.getLogger("absl").setLevel(logging.WARNING)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    from preprocessing.manifest import ManifestError
+    from contract.manifest import ManifestError
     from training.callbacks import TrainingStopped
     from training.cluster import ClusterError
     from training.config import ConfigError

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from preprocessing.manifest import MANIFEST_NAME, Manifest, ManifestError
+from contract.manifest import MANIFEST_NAME, Manifest, ManifestError
 from training.records import block_decoder, compression_type
 
 log = logging.getLogger(__name__)

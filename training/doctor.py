@@ -85,7 +85,7 @@ def check_scaling(manifest, sample) -> Verdict:
     if len(spread) > 1 and spread.max() / spread.min() > 100:
         big = names[int(np.argmax(std))]
         problems.append(f"column {big!r} varies {spread.max() / spread.min():.0f}x more than the smallest: it dominates")
-    train_rows = manifest.counts.get("rows_per_split", {}).get("train")
+    train_rows = manifest.counts.rows_per_split.get("train")
     counts = {c.count for c in manifest.columns}
     if train_rows is not None and counts != {train_rows}:
         problems.append(f"statistics cover {sorted(counts)} rows but the training range has {train_rows}: they leak "
@@ -105,17 +105,16 @@ def check_scaling(manifest, sample) -> Verdict:
 
 def check_windows(manifest, sample, raw: list[str] | None = None, n: int = 64) -> Verdict:
 
-    step, L, H = manifest.step, manifest.look_back, manifest.horizon
-    b = manifest.split_boundaries
+    w, step, val_start = manifest.window, manifest.step, manifest.split_boundaries.val_start
     t = sample["t"]
-    first = t - (L - 1) * step
-    target = t + H * step
-    outside = int(((first < manifest.time_range[0]) | (target >= b["val_start"])).sum())
+    first = w.first_input_time(t, step)
+    target = w.target_time(t, step)
+    outside = int(((first < manifest.time_range[0]) | (target >= val_start)).sum())
     notes = [f"{len(t)} train windows: last input time + horizon lies before val_start in "
              f"{len(t) - outside} (windows with gaps are shorter in time, never longer)"]
     problems = []
-    if (target >= b["val_start"]).any():
-        problems.append(f"{int((target >= b['val_start']).sum())} train windows have their target in the validation range")
+    if (target >= val_start).any():
+        problems.append(f"{int((target >= val_start).sum())} train windows have their target in the validation range")
     if raw:
         checked, mismatched, missing = _compare_with_raw(manifest, sample, raw, n)
         notes.append(f"{checked} sampled windows compared with the raw rows: {mismatched} differ, {missing} not found")
@@ -139,7 +138,7 @@ def _compare_with_raw(manifest, sample, raw: list[str], n: int) -> tuple[int, in
     import pyarrow.compute as pc
     import pyarrow.dataset as pads
 
-    from preprocessing.records import series_id
+    from contract.records import series_id
 
     cols = [manifest.time_column, *([manifest.series_column] if manifest.series_column else []),
             *dict.fromkeys(list(manifest.features) + list(manifest.targets))]
@@ -168,20 +167,20 @@ def _compare_with_raw(manifest, sample, raw: list[str], n: int) -> tuple[int, in
     for s in np.unique(sid_rows):
         idx = np.flatnonzero(sid_rows == s)
         by_series[s] = idx[np.argsort(times[idx], kind="stable")]
-    L, H = manifest.look_back, manifest.horizon
+    w = manifest.window
     for i in range(min(n, len(sample["t"]))):
         rows = by_series.get(int(sample["sid"][i]))
         if rows is None:
             missing += 1
             continue
-        pos = np.searchsorted(times[rows], sample["t"][i])
-        if pos >= len(rows) or times[rows][pos] != sample["t"][i] or pos < L - 1 or pos + H >= len(rows):
+        pos = int(np.searchsorted(times[rows], sample["t"][i]))
+        start = np.array([w.start_of_last_input(pos)])
+        if pos >= len(rows) or times[rows][pos] != sample["t"][i] or start[0] < 0 or w.target_index(start)[0] >= len(rows):
             missing += 1
             continue
-        window = rows[pos - L + 1 : pos + 1]
-        y_row = rows[pos + H]
-        x_ok = np.allclose(feat[window], sample["x"][i], atol=1e-4, rtol=1e-4)
-        y_ok = np.allclose(targ[y_row], np.asarray(sample["y"][i]).reshape(-1)[: targ.shape[1]], atol=1e-4, rtol=1e-4)
+        expected_y = targ[rows[w.target_rows_of(start)[0]]]
+        x_ok = np.allclose(feat[rows[w.input_rows(start)[0]]], sample["x"][i], atol=1e-4, rtol=1e-4)
+        y_ok = np.allclose(expected_y, np.asarray(sample["y"][i]).reshape(expected_y.shape), atol=1e-4, rtol=1e-4)
         checked += 1
         mismatched += int(not (x_ok and y_ok))
     return checked, mismatched, missing

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from preprocessing.manifest import Manifest
+from contract.manifest import Manifest
 from training.data import read_windows
 from training.export import scaling_arrays
 
@@ -34,9 +34,7 @@ def seasonal_offset(manifest: Manifest) -> int | None:
     """Index in the input window of 'the same time one day before the target', if it is there."""
     if manifest.time_kind != "timestamp" or not manifest.step or DAY_NS % manifest.step:
         return None
-    period = DAY_NS // manifest.step
-    pos = manifest.look_back - 1 + manifest.horizon - period
-    return pos if 0 <= pos < manifest.look_back and not manifest.target_sequence else None
+    return manifest.window.input_position_before_target(DAY_NS // manifest.step)
 
 
 def _reg_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

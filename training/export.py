@@ -13,7 +13,7 @@ import posixpath
 import numpy as np
 import tensorflow as tf
 
-from preprocessing.manifest import Manifest
+from contract.manifest import Manifest
 
 SIGNATURE = "serving_default"
 
@@ -29,7 +29,7 @@ class RawServing(tf.Module):
     def __init__(self, model: tf.keras.Model, manifest: Manifest) -> None:
         super().__init__()
         self.model = model
-        look_back, n_features = manifest.encoding["x_shape"]
+        look_back, n_features = manifest.x_shape
         fc, fs = scaling_arrays(manifest, manifest.features)
         self.x_center = tf.constant(fc)
         self.x_scale = tf.constant(fs)

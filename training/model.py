@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from preprocessing.manifest import Manifest
+from contract.manifest import Manifest
 from training.config import ModelConfig
 
 CUDNN_SETTINGS = {
@@ -38,7 +38,7 @@ class Head:
 def resolve_head(manifest: Manifest, cfg: ModelConfig) -> Head:
     """Pick (or check) the output activation, loss and unit count for the manifest's task."""
     task = manifest.task
-    n_targets = len(manifest.targets) * manifest.target_rows
+    n_targets = len(manifest.targets) * manifest.window.target_rows
     if task == "regression":
         act = "linear" if cfg.head_activation == "auto" else cfg.head_activation
         loss = "mse" if cfg.loss == "auto" else cfg.loss
@@ -78,7 +78,7 @@ def resolve_head(manifest: Manifest, cfg: ModelConfig) -> Head:
 def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_precision: bool = False) -> tf.keras.Model:
     """Stacked LSTM: [LSTM (return sequences) -> Dropout] x (n-1) -> LSTM -> Dropout -> Dense head."""
     head = resolve_head(manifest, cfg)
-    look_back, n_features = manifest.encoding["x_shape"]
+    look_back, n_features = manifest.x_shape
     init = tf.keras.initializers
     inputs = tf.keras.Input(shape=(look_back, n_features), name="x")
     h = inputs
@@ -100,8 +100,8 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
     out = tf.keras.layers.Dense(head.units, kernel_initializer=init.GlorotUniform(seed=seed + 999), name="head_dense")(h)
     # The activation runs in float32 even under mixed precision (numerically safe softmax/sigmoid).
     out = tf.keras.layers.Activation(head.activation, dtype="float32", name="head")(out)
-    if manifest.target_sequence and manifest.task == "regression":
-        out = tf.keras.layers.Reshape((manifest.target_rows, len(manifest.targets)), dtype="float32", name="y")(out)
+    if manifest.window.target_sequence and manifest.task == "regression":
+        out = tf.keras.layers.Reshape(manifest.y_shape, dtype="float32", name="y")(out)
     return tf.keras.Model(inputs, out, name="seqscale_lstm")
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import training  # noqa: F401
-from preprocessing.manifest import ManifestError
+from contract.manifest import ManifestError
 from tests.helpers import job_args, multi_series, write_files
 from training.data import load_manifest, verify_shards
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from preprocessing.cli import run
 from preprocessing.errors import SeqscaleError
-from preprocessing.pipeline import run
 from tests.helpers import (
     job_args,
     load_manifest,
@@ -79,8 +79,8 @@ def test_nan_drop_policy_counts_rows(tmp_path):
     p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
     run(job_args(p, tmp_path / "out", "--nan-policy", "drop"))
     m = load_manifest(tmp_path / "out")
-    assert m.counts["rows_dropped"]["nan_or_inf"] == 4
-    assert m.counts["rows_read"] == 200
+    assert m.counts.rows_dropped["nan_or_inf"] == 4
+    assert m.counts.rows_read == 200
 
 
 def test_forward_fill_across_chunk_borders_equals_pandas(tmp_path):
@@ -93,13 +93,13 @@ def test_forward_fill_across_chunk_borders_equals_pandas(tmp_path):
     p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
     run(job_args(p, tmp_path / "out", "--nan-policy", "ffill", "--chunk-rows", "140", "--ffill-limit", "10"))
     m = load_manifest(tmp_path / "out")
-    assert m.counts["rows_dropped"]["nan_unfillable"] == 1 + 6
+    assert m.counts.rows_dropped["nan_unfillable"] == 1 + 6
     filled = df.copy()
     for c in ("x1", "x2", "y"):
         filled[c] = filled[c].ffill(limit=10)
     filled = filled.dropna()
     ref, _, _ = reference_windows(
-        filled, val_start=m.split_boundaries["val_start"], test_start=m.split_boundaries["test_start"],
+        filled, val_start=m.split_boundaries.val_start, test_start=m.split_boundaries.test_start,
         look_back=12, horizon=2, max_gap=m.max_gap,
     )
     got = sort_windows(read_split(tmp_path / "out", "train"))
@@ -120,7 +120,7 @@ def test_duplicate_timestamps_fail_naming_both_rows_or_keep_last(tmp_path):
     )
     run(job_args(pattern, tmp_path / "ok", "--duplicates", "keep-last"))
     m = load_manifest(tmp_path / "ok")
-    assert m.counts["rows_dropped"]["duplicate_timestamp"] == 1
+    assert m.counts.rows_dropped["duplicate_timestamp"] == 1
     # the later file's row was kept: its y value shows up in a target
     y_col = m.column("y")
     y = read_split(tmp_path / "ok", "train")["y"] * y_col.scale + y_col.mean
@@ -145,7 +145,7 @@ def test_header_only_files_are_counted_and_all_empty_is_an_error(tmp_path):
     expect_error(tmp_path, str(tmp_path / "in" / "*.csv"), r"input files hold no data rows")
     write(frame(), str(tmp_path / "in" / "full.csv"))
     run(job_args(str(tmp_path / "in" / "*.csv"), tmp_path / "ok"))
-    assert load_manifest(tmp_path / "ok").counts["empty_files"] == 1
+    assert load_manifest(tmp_path / "ok").counts.empty_files == 1
 
 
 def test_series_too_short_everywhere_is_an_error_saying_why(tmp_path):
@@ -224,7 +224,7 @@ def test_spec_file_yaml_with_flags_overriding(tmp_path):
     )
     run(["--spec", str(spec), "--horizon", "2"])
     m = load_manifest(tmp_path / "out")
-    assert (m.look_back, m.horizon) == (7, 2)
+    assert (m.window.look_back, m.window.horizon) == (7, 2)
     bad = tmp_path / "bad.yaml"
     bad.write_text("lookback: 3\n")
     with pytest.raises(SeqscaleError, match="unknown option.*lookback"):
@@ -283,4 +283,4 @@ def test_mixed_numeric_dtypes_across_files(tmp_path):
     write(first, str(tmp_path / "in" / "a.parquet"), "parquet")
     write(df.iloc[150:], str(tmp_path / "in" / "b.parquet"), "parquet")
     run(job_args(str(tmp_path / "in" / "*.parquet"), tmp_path / "out"))
-    assert load_manifest(tmp_path / "out").counts["rows_read"] == 300
+    assert load_manifest(tmp_path / "out").counts.rows_read == 300

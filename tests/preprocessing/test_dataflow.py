@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from preprocessing.pipeline import run
+from preprocessing.cli import run
 from tests.helpers import job_args, multi_series, write_files
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,8 @@ def test_dataflow_runner_builds_the_job_without_submitting(tmp_path, gcs, monkey
     assert manifest is None  # nothing ran, nothing was written
     job = built["job"]
     names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
-    for stage in ("ReadTables", "ScanTime", "GroupByUnit", "ComputeScalingStats", "MakeWindows", "CommitDataset"):
+    for stage in ("ReadTables", "PlanUnits", "PlanUnits/ScanTime", "MakeUnits", "MakeUnits/GroupByUnit",
+                  "ComputeScalingStats", "MakeWindows", "CommitDataset"):
         assert stage in names, stage
     opts = job.options.get_all_options()
     assert opts["setup_file"] == "./setup.py" and opts["region"] == "us-central1"

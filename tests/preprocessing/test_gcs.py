@@ -5,9 +5,9 @@ import uuid
 import numpy as np
 import pytest
 
+from contract.manifest import Manifest
+from preprocessing.cli import run
 from preprocessing.errors import OutputError
-from preprocessing.manifest import Manifest
-from preprocessing.pipeline import run
 from tests.helpers import job_args, multi_series, read_split, sort_windows, write_files
 
 pytestmark = pytest.mark.slow

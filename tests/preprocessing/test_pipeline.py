@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from preprocessing.pipeline import run
+from preprocessing.cli import run
 from preprocessing.split import boundaries_from_fractions
 from tests.helpers import (
     job_args,
@@ -30,7 +30,7 @@ def check_against_reference(df, out, look_back=12, horizon=2):
     t_ns = df["ts"].astype("datetime64[ns]").astype(np.int64)
     # split boundaries are fractions of the global time range
     b = boundaries_from_fractions(int(t_ns.min()), int(t_ns.max()), 0.7, 0.15)
-    assert m.split_boundaries == {"val_start": b.val_start, "test_start": b.test_start}
+    assert m.split_boundaries == b
     assert m.step == HOUR and m.max_gap == int(1.5 * HOUR)
     ref, mean, std = reference_windows(
         df, val_start=b.val_start, test_start=b.test_start, look_back=look_back, horizon=horizon, max_gap=m.max_gap
@@ -56,8 +56,8 @@ def test_multi_series_gaps_many_files_small_chunks(tmp_path):
     pattern = write_files(df, tmp_path / "in", 3, "parquet")
     run(job_args(pattern, tmp_path / "out", "--chunk-rows", "200"))
     m = check_against_reference(df, tmp_path / "out")
-    assert m.counts["rows_read"] == len(df)
-    assert m.counts["windows_dropped"]["crosses_split_boundary"] > 0
+    assert m.counts.rows_read == len(df)
+    assert m.counts.windows_dropped["crosses_split_boundary"] > 0
     assert len(m.shards["train"]) == 16 and len(m.shards["val"]) == 8
     assert not [p for p in os.listdir(tmp_path / "out") if p.startswith(".")]  # staging removed
 
@@ -84,7 +84,7 @@ def test_single_series_stride_and_target_sequence_match_keras(tmp_path):
     got = sort_windows(read_split(tmp_path / "out", "train"))
     c = m.columns
     x = ((df[list(m.features)].to_numpy() - [ci.mean for ci in c]) / [ci.std for ci in c]).astype(np.float32)
-    train_rows = int((df["ts"].astype("datetime64[ns]").astype(np.int64) < m.split_boundaries["val_start"]).sum())
+    train_rows = int((df["ts"].astype("datetime64[ns]").astype(np.int64) < m.split_boundaries.val_start).sum())
     x = x[:train_rows]
     ds = tf.keras.utils.timeseries_dataset_from_array(
         x[:-4], x[10 - 1 + 4 :, 2], sequence_length=10, sequence_stride=3, batch_size=10_000
@@ -112,11 +112,11 @@ def test_gzip_and_minmax_and_explicit_split_times(tmp_path):
                  "--val-start", "2021-02-01", "--test-start", "2021-02-10"))
     m = load_manifest(tmp_path / "out")
     assert all(s.file.endswith(".tfrecord.gz") for s in m.shards["train"])
-    assert m.split_boundaries["val_start"] == int(np.datetime64("2021-02-01", "ns").astype(np.int64))
+    assert m.split_boundaries.val_start == int(np.datetime64("2021-02-01", "ns").astype(np.int64))
     train = read_split(tmp_path / "out", "train")
     # min-max over training rows: every scaled training input lies in [0, 1]
     assert train["x"].min() >= -1e-6 and train["x"].max() <= 1 + 1e-6
-    assert train["t"].max() < m.split_boundaries["val_start"]
+    assert train["t"].max() < m.split_boundaries.val_start
 
 
 def test_robust_scaling_uses_train_quantiles(tmp_path):
@@ -125,7 +125,7 @@ def test_robust_scaling_uses_train_quantiles(tmp_path):
     run(job_args(pattern, tmp_path / "out", "--scaler", "robust"))
     m = load_manifest(tmp_path / "out")
     t_ns = df["ts"].astype("datetime64[ns]").astype(np.int64)
-    train = df[t_ns < m.split_boundaries["val_start"]]
+    train = df[t_ns < m.split_boundaries.val_start]
     for c in m.columns:
         q25, q50, q75 = np.quantile(train[c.name], [0.25, 0.5, 0.75])
         assert c.center == pytest.approx(q50, rel=1e-9) and c.scale == pytest.approx(q75 - q25, rel=1e-9)
@@ -157,7 +157,7 @@ def test_manifest_sizes_and_hashes_match_files(tmp_path):
     run(job_args(pattern, tmp_path / "out"))
     m = load_manifest(tmp_path / "out")
     raw = json.loads((tmp_path / "out" / "metadata.json").read_text())
-    assert raw["format_version"] == 1 and raw["encoding"]["name"] == "window_block_v1"
+    assert raw["format_version"] == 2 and raw["encoding"]["name"] == "window_block_v1"
     for split in m.shards.values():
         for s in split:
             data = (tmp_path / "out" / s.file).read_bytes()
@@ -178,7 +178,7 @@ def test_default_reader_mixes_series_and_time_within_an_epoch(tmp_path):
     sids = {w["sid"] for w in first}
     assert len(sids) == 6
     t = np.array([w["t"] for w in first])
-    lo, hi = m.time_range[0], m.split_boundaries["val_start"]
+    lo, hi = m.time_range[0], m.split_boundaries.val_start
     deciles = np.floor((t - lo) / (hi - lo) * 10).astype(int)
     counts = np.bincount(deciles, minlength=10)[:10]
     assert counts.min() > 0.4 * counts.mean(), counts  # every tenth of the time range well represented

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from preprocessing.records import encode_block, frame, iter_frames, series_id
+from contract.records import series_id
+from preprocessing.records import encode_block, frame, iter_frames
 
 
 def test_block_parses_with_tensorflow_and_tfrecord_framing_is_valid(tmp_path):

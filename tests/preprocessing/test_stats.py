@@ -9,8 +9,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from preprocessing.errors import InputError
-from preprocessing.pipeline import MergeStatsFn
 from preprocessing.stats import ColumnStats, QuantileSketch, merge_all, scaling_from_stats
+from preprocessing.transforms import MergeStatsFn
 
 
 def random_partition(values, rng, parts):

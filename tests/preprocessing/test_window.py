@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from contract.window import WindowSpec
 from preprocessing.window import (
     gather_windows,
     grid_phase_ok,
@@ -36,7 +37,7 @@ def keras_windows(x, y, look_back, horizon, stride=1):
 def test_make_windows_equals_keras(n, look_back, horizon, stride):
     x = np.arange(n * 2, dtype=np.float64).reshape(n, 2)
     y = np.arange(n, dtype=np.float64)[:, None] * 10
-    got_x, got_y = make_windows(x, y, look_back=look_back, horizon=horizon, stride=stride)
+    got_x, got_y = make_windows(x, y, WindowSpec(look_back, horizon, stride))
     ref_x, ref_y = keras_windows(x, y, look_back, horizon, stride)
     assert got_x.shape[0] == ref_x.shape[0]
     np.testing.assert_array_equal(got_x, ref_x)
@@ -45,7 +46,7 @@ def test_make_windows_equals_keras(n, look_back, horizon, stride):
 
 def test_window_convention_on_arange():
     x = np.arange(10.0)[:, None]
-    got_x, got_y = make_windows(x, x, look_back=3, horizon=2)
+    got_x, got_y = make_windows(x, x, WindowSpec(look_back=3, horizon=2))
     # window ending at t=2 has inputs x[0..2] and target y[4]
     np.testing.assert_array_equal(got_x[0, :, 0], [0, 1, 2])
     assert got_y[0, 0] == 4
@@ -54,7 +55,7 @@ def test_window_convention_on_arange():
 
 def test_target_sequence():
     x = np.arange(12.0)[:, None]
-    _, y = make_windows(x, x, look_back=4, horizon=3, target_sequence=True)
+    _, y = make_windows(x, x, WindowSpec(look_back=4, horizon=3, target_sequence=True))
     np.testing.assert_array_equal(y[0, :, 0], [4, 5, 6])
     np.testing.assert_array_equal(y[-1, :, 0], [9, 10, 11])
 
@@ -63,7 +64,7 @@ def test_segments_split_at_gaps_and_windows_never_cross():
     t = np.array([0, 1, 2, 3, 10, 11, 12, 13, 14, 30])
     begins = segment_starts(t, max_gap=2)
     np.testing.assert_array_equal(begins, [0, 4, 9])
-    starts = window_starts(len(t), look_back=2, horizon=1, segment_begins=begins)
+    starts = window_starts(len(t), WindowSpec(look_back=2, horizon=1), segment_begins=begins)
     for s in starts:
         assert np.all(np.diff(t[s : s + 3]) <= 2)
     assert len(starts) == 2 + 3 + 0
@@ -72,7 +73,7 @@ def test_segments_split_at_gaps_and_windows_never_cross():
 def test_split_windows_requires_first_and_target_in_same_split():
     split = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2], dtype=np.int8)
     starts = np.arange(0, 7)
-    sid, inside = split_windows(starts, split, look_back=2, horizon=2)
+    sid, inside = split_windows(starts, split, WindowSpec(look_back=2, horizon=2))
     # window s spans rows s..s+3
     expected = [split[s] == split[s + 3] for s in starts]
     assert list(inside) == expected
@@ -81,9 +82,9 @@ def test_split_windows_requires_first_and_target_in_same_split():
 
 def test_grid_phase_matches_sequence_stride_on_regular_series():
     t = np.arange(0, 100, 5)
-    starts = window_starts(len(t), look_back=3, horizon=1)
+    starts = window_starts(len(t), WindowSpec(look_back=3, horizon=1))
     keep = grid_phase_ok(t[starts], t0=0, step=5, stride=4)
-    np.testing.assert_array_equal(starts[keep], window_starts(len(t), look_back=3, horizon=1, stride=4))
+    np.testing.assert_array_equal(starts[keep], window_starts(len(t), WindowSpec(look_back=3, horizon=1), stride=4))
 
 
 @pytest.mark.parametrize("span,look_back,horizon", [(7, 3, 1), (20, 6, 2), (3, 5, 2), (50, 5, 1)])
@@ -96,7 +97,7 @@ def test_unit_assignment_owns_each_window_once_with_all_rows(span, look_back, ho
     members = {}
     for r, c, o in zip(rows, chunks, owned, strict=True):
         members.setdefault(int(c), {})[int(r)] = bool(o)
-    starts = window_starts(len(t), look_back=look_back, horizon=horizon)
+    starts = window_starts(len(t), WindowSpec(look_back, horizon))
     for s in starts:
         owners = [c for c, m in members.items() if m.get(int(s))]
         assert len(owners) == 1
@@ -109,5 +110,5 @@ def test_unit_assignment_owns_each_window_once_with_all_rows(span, look_back, ho
 def test_gather_windows_shapes():
     x = np.zeros((20, 3))
     y = np.zeros((20, 2))
-    xb, yb = gather_windows(x, y, np.array([0, 5]), look_back=4, horizon=2, target_sequence=True)
+    xb, yb = gather_windows(x, y, np.array([0, 5]), WindowSpec(look_back=4, horizon=2, target_sequence=True))
     assert xb.shape == (2, 4, 3) and yb.shape == (2, 2, 2)

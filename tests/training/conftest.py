@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from preprocessing.pipeline import run as preprocess
+from preprocessing.cli import run as preprocess
 
 
 def sines(seed=0, n=1500, series=3) -> pd.DataFrame:

@@ -46,7 +46,7 @@ def test_missing_truncated_and_altered_shards_are_named(dataset, tmp_path):
 
 
 def test_no_manifest_is_not_a_dataset(tmp_path):
-    from preprocessing.manifest import ManifestError
+    from contract.manifest import ManifestError
 
     with pytest.raises(ManifestError, match="not a finished seqscale dataset"):
         load_manifest(str(tmp_path))

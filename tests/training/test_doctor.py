@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import training  # noqa: F401
-from preprocessing.pipeline import run as preprocess
+from preprocessing.cli import run as preprocess
 from tests.training.conftest import sines
 from training import doctor
 from training.config import build_parser, resolve

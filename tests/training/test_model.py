@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 
 import training  # noqa: F401  (Keras 2)
-from preprocessing.manifest import ColumnInfo, Manifest
+from contract.manifest import Boundaries, ColumnInfo, Counts, DatasetSpec, Encoding, Manifest
+from contract.window import WindowSpec
 from training.config import (
     ConfigError,
     ModelConfig,
@@ -20,11 +21,11 @@ from training.model import CUDNN_SETTINGS, HeadError, build_model, lstm_layers, 
 def manifest(task="regression", num_classes=None, look_back=12, features=("a", "b"), targets=("a",), seq=False):
     col = ColumnInfo("a", 10, 0.0, 1.0, -1, 1, 0.0, 1.0, True)
     return Manifest(
-        format_version=1, created="", spec={}, task=task, num_classes=num_classes, features=features,
-        targets=targets, series_column=None, time_column="t", time_kind="integer", time_range=(0, 1), step=1,
-        max_gap=1, look_back=look_back, horizon=3, stride=1, target_sequence=seq, split_boundaries={},
-        scaler="standard", columns=(col, dataclasses.replace(col, name="b")), shards={}, counts={},
-        encoding={"x_shape": [look_back, len(features)], "y_shape": [3 if seq else 1, len(targets)]},
+        format_version=2, created="",
+        spec=DatasetSpec(time_column="t", features=features, targets=targets, task=task, num_classes=num_classes),
+        window=WindowSpec(look_back=look_back, horizon=3, target_sequence=seq), time_kind="integer",
+        time_range=(0, 1), step=1, max_gap=1, split_boundaries=Boundaries(1, 1), scaler="standard",
+        columns=(col, dataclasses.replace(col, name="b")), shards={}, counts=Counts(), encoding=Encoding(),
     )
 
 

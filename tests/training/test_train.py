@@ -182,7 +182,7 @@ def test_early_stopping_state_survives_a_restart(tmp_path):
 
 
 def test_binary_task_trains_and_evaluates(tmp_path):
-    from preprocessing.pipeline import run as preprocess
+    from preprocessing.cli import run as preprocess
     from tests.training.conftest import sines
 
     df = sines()

@@ -1,0 +1,82 @@
+"""`seqscale-preprocess`: flags and spec file -> JobConfig, input listing, run the pipeline.
+
+As in Beam's own examples: our flags are parsed with `parse_known_args(argv)`, the rest
+go to `PipelineOptions(pipeline_args)` explicitly. The output stays invisible until the
+commit step writes metadata.json; on failure this run's staging area is removed and the
+user's message is re-raised without the runner's wrapping.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+
+from contract.manifest import MANIFEST_NAME, Manifest
+from preprocessing import output, readers
+from preprocessing.errors import InputError, user_message
+from preprocessing.options import build_parser, load_spec_file, resolve
+from preprocessing.pipeline import build
+
+log = logging.getLogger(__name__)
+
+
+def list_inputs(patterns: tuple[str, ...]) -> list[str]:
+    """Expand patterns (globs, gs://) into a sorted list; a pattern matching nothing is an error."""
+    out: list[str] = []
+    for pattern in patterns:
+        try:
+            matched = FileSystems.match([pattern])[0].metadata_list
+        except Exception as e:  # noqa: BLE001 - Beam raises BeamIOError for no match
+            raise InputError(f"--input {pattern!r} matches no file ({e}); check the path or glob") from e
+        files = sorted(m.path for m in matched if not m.path.endswith("/"))
+        if not files:
+            raise InputError(f"--input {pattern!r} matches no file; check the path or glob")
+        for f in files:
+            readers.file_format(f)
+        out.extend(files)
+    if len(set(out)) != len(out):
+        raise InputError("--input patterns match the same file more than once; give each file once")
+    return out
+
+
+def run(argv: list[str] | None = None) -> Manifest | None:
+    """Parse flags, build and run the pipeline. Returns the manifest when run locally."""
+    parser = build_parser()
+    args, pipeline_args = parser.parse_known_args(argv)
+    options = PipelineOptions(pipeline_args)
+    options.view_as(SetupOptions).save_main_session = False
+    FileSystems.set_options(options)  # gs:// access before the pipeline runs uses the same options
+    spec = load_spec_file(args.spec, read_text) if args.spec else None
+    cfg = resolve(args, spec)
+    started = time.time()
+    paths = list_inputs(cfg.input)
+    staging = output.prepare_output(cfg.output, overwrite=cfg.overwrite, run_id=output.new_run_id())
+    log.info("seqscale: %d input files, output %s, staging %s", len(paths), cfg.output, staging)
+    try:
+        with beam.Pipeline(options=options) as p:
+            build(p, cfg, paths, staging, started)
+    except Exception as e:
+        output.discard(staging)
+        msg = user_message(e)
+        if msg is None:
+            raise
+        raise InputError(msg) from e
+    log.info("seqscale: done in %.1f s", time.time() - started)
+    return read_manifest(cfg.output)
+
+
+def read_text(path: str) -> str:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read().decode()
+
+
+def read_manifest(output_dir: str) -> Manifest | None:
+    path = FileSystems.join(output_dir, MANIFEST_NAME)
+    if not FileSystems.exists(path):
+        return None
+    return Manifest.from_json(read_text(path), source=path)

@@ -1,0 +1,100 @@
+"""What one work unit contributes to the dataset: scaled arrays and its windows, dealt to shards.
+
+Pure numpy. The unit's windows are named by their first row; they are permuted with a
+seed derived from the job seed and the unit key (so the result does not depend on
+which worker runs the unit) and dealt evenly to the N shards of each split.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from contract.records import SPLITS, series_id
+from preprocessing.clean import Unit
+from preprocessing.errors import InputError
+from preprocessing.options import JobConfig
+from preprocessing.plan import Plan
+from preprocessing.stats import Scaling
+from preprocessing.window import unit_window_starts
+
+
+@dataclass(frozen=True)
+class UnitArrays:
+    """A unit's rows as written: scaled float32 inputs and targets, times, series ids."""
+
+    x: np.ndarray  # [n, F]
+    y: np.ndarray  # [n, T]
+    t: np.ndarray  # [n] int64
+    sid: np.ndarray  # [n] int64
+
+
+def unit_arrays(unit: Unit, scaling: Scaling, cfg: JobConfig) -> UnitArrays:
+    """Scale the unit's values; class-id targets stay raw."""
+    cols = cfg.columns
+    scaled = scaling.apply(unit.values)
+    x = scaled[:, [cols.index(c) for c in cfg.features]].astype(np.float32)
+    y_src = scaled if cfg.task == "regression" else unit.values
+    y = y_src[:, [cols.index(c) for c in cfg.targets]].astype(np.float32)
+    sid = np.array([series_id(n) for n in unit.series_names], dtype=np.int64)[unit.series]
+    return UnitArrays(x=x, y=y, t=unit.time, sid=sid)
+
+
+def check_targets(unit: Unit, rows: np.ndarray, y: np.ndarray, cfg: JobConfig, kind: str) -> None:
+    """Classification targets (the target rows `rows` of y) must be class ids: {0, 1} or 0..K-1."""
+    if cfg.task == "regression":
+        return
+    y = y[rows]
+    k = 2 if cfg.task == "binary" else cfg.num_classes
+    bad = (y[:, 0] != np.round(y[:, 0])) | (y[:, 0] < 0) | (y[:, 0] >= k)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        row = int(rows[i])
+        t = np.datetime64(int(unit.time[row]), "ns") if kind == "timestamp" else int(unit.time[row])
+        raise InputError(
+            f"series {unit.series_names[unit.series[row]]!r} at time {t}: target {cfg.targets[0]!r} is {y[i, 0]:g}, "
+            f"but --task {cfg.task} needs class ids 0..{k - 1}; fix the labels or use --task regression"
+        )
+
+
+def deal(perm: np.ndarray, shards: int, offset: int) -> list[np.ndarray]:
+    """Split a permutation into `shards` near-equal parts; `offset` rotates who gets extras."""
+    parts = np.array_split(perm, shards)
+    return parts[-offset % shards :] + parts[: -offset % shards] if shards else []
+
+
+def shard_count(cfg: JobConfig, split: str) -> int:
+    return cfg.train_shards if split == "train" else cfg.eval_shards
+
+
+def unit_rng(cfg: JobConfig, key: tuple[int, int]) -> np.random.Generator:
+    """The unit's own seeded stream (independent of the worker that runs it)."""
+    return np.random.default_rng([cfg.seed, key[0], key[1] + (1 << 40)])
+
+
+def unit_windows(unit: Unit, arrays: UnitArrays, plan: Plan, cfg: JobConfig) -> tuple[list[np.ndarray], Counter]:
+    """The unit's windows per split (in row order), and the counts of what was left out."""
+    spec = cfg.window
+    per_split, dropped = unit_window_starts(
+        unit.time, unit.owned, plan.boundaries.split_of(unit.time), unit.segment_begins(plan.max_gap), spec,
+        t0=plan.t_min, step=plan.step,
+    )
+    counts: Counter = Counter(dropped)
+    if cfg.task != "regression":
+        check_targets(unit, spec.target_index(np.sort(np.concatenate(per_split))), arrays.y, cfg, plan.kind)
+    for split, starts in zip(SPLITS, per_split, strict=True):
+        counts[f"windows.{split}"] += len(starts)
+    return per_split, counts
+
+
+def permuted(per_split: list[np.ndarray], rng: np.random.Generator):
+    """(split, starts in seeded random order), lazily, split after split.
+
+    Lazy on purpose: the caller draws from the same `rng` between splits (the shard
+    offset, or a shard per record with --full-shuffle), and that order is what makes
+    the dataset reproducible from the seed.
+    """
+    for split, starts in zip(SPLITS, per_split, strict=True):
+        yield split, starts[rng.permutation(len(starts))]

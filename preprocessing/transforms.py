@@ -1,0 +1,286 @@
+"""Thin Beam DoFns and CombineFns: each groups or unpacks, calls pure code, and counts.
+
+The logic lives in readers, clean, plan, cut, stats, shards and output; the Beam-specific
+parts here are side inputs, tagged outputs for counts and `Metrics` counters. No
+`from __future__ import annotations` here: Beam reads DoFn type hints at construction
+and warns about every string hint.
+"""
+
+import datetime
+import logging
+import time
+from collections import Counter
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from contract.manifest import Encoding, Manifest
+from contract.records import SPLITS, TRAIN, shard_name
+from preprocessing import cut, output, readers, shards
+from preprocessing.clean import Unit, clean_unit
+from preprocessing.errors import InputError
+from preprocessing.options import JobConfig
+from preprocessing.plan import Plan, ScanAccumulator, scaling_quantiles, unit_slices
+from preprocessing.stats import QUANTILES, ColumnStats, Scaling
+
+log = logging.getLogger(__name__)
+NAMESPACE = "seqscale"
+
+
+class ReadTablesFn(beam.DoFn):
+    """(file index, path) -> normalized row batches; counts rows read and dropped."""
+
+    COUNTS = "counts"
+
+    def __init__(self, cfg: JobConfig, paths: list[str]) -> None:
+        self.cfg, self.paths = cfg, paths
+        self.rows_read = Metrics.counter(NAMESPACE, "rows_read")
+        self.rows_dropped = Metrics.counter(NAMESPACE, "rows_dropped")
+
+    def process(self, element):
+        index, path = element
+        counts: Counter = Counter()
+        offset = 0
+        kinds = set()
+        with FileSystems.open(path, compression_type=_compression_of(path)) as f:
+            for batch in readers.raw_batches(f, path, self.cfg):
+                if batch.num_rows == 0:
+                    continue
+                table, kind = readers.normalize(batch, path=path, file_index=index, first_row=offset, cfg=self.cfg)
+                kinds.add(kind)
+                # The time kind travels as schema metadata so ScanTime can compare files.
+                table = table.replace_schema_metadata({"kind": kind})
+                offset += batch.num_rows
+                table, dropped = readers.apply_nan_policy(table, paths=self.paths, cfg=self.cfg)
+                counts["rows_dropped.nan_or_inf"] += dropped
+                self.rows_dropped.inc(dropped)
+                if table.num_rows:
+                    yield table
+        counts["rows_read"] += offset
+        self.rows_read.inc(offset)
+        if offset == 0:
+            counts["empty_files"] += 1
+            log.warning("%s has no data rows", path)
+        counts[f"files_read.{kinds.pop() if kinds else 'empty'}"] += 1
+        yield beam.pvalue.TaggedOutput(self.COUNTS, counts)
+
+
+def _compression_of(path: str) -> str:
+    return CompressionTypes.UNCOMPRESSED if readers.file_format(path) == "parquet" else CompressionTypes.AUTO
+
+
+class ScanTimeFn(beam.CombineFn):
+    """Global time range, row count, time kind and typical step (plan.ScanAccumulator)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+
+    def create_accumulator(self):
+        return ScanAccumulator()
+
+    def add_input(self, acc, table):
+        return acc.add(table)
+
+    def merge_accumulators(self, accs):
+        out = ScanAccumulator()
+        for a in accs:
+            out.merge(a)
+        return out
+
+    def extract_output(self, acc):
+        return acc.result(self.paths)
+
+
+class KeyByUnitFn(beam.DoFn):
+    """Row batch -> ((bucket, chunk), rows) slices, with halo copies for chunk borders."""
+
+    def process(self, table, plan):
+        yield from unit_slices(table, plan)
+
+
+class CleanUnitFn(beam.DoFn):
+    """Grouped rows of one unit -> a clean Unit, its training-row stats and counts."""
+
+    STATS, COUNTS = "stats", "counts"
+
+    def __init__(self, cfg: JobConfig, paths: list[str]) -> None:
+        self.cfg, self.paths = cfg, paths
+        self.units = Metrics.counter(NAMESPACE, "units")
+
+    def process(self, element, plan):
+        key, tables = element
+        cfg = self.cfg
+        table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
+        unit, counts = clean_unit(
+            key, table, ncols=len(cfg.columns), duplicates=cfg.duplicates, nan_policy=cfg.nan_policy,
+            ffill_limit=cfg.ffill_limit, max_gap=plan.max_gap, time_kind=plan.kind, paths=self.paths,
+        )
+        split = plan.boundaries.split_of(unit.time)
+        for i, name in enumerate(SPLITS):
+            counts[f"rows.{name}"] += int(((split == i) & unit.owned).sum())
+        train = unit.owned & (split == TRAIN)
+        self.units.inc()
+        yield beam.pvalue.TaggedOutput(self.STATS, ColumnStats.of(unit.values[train], quantiles=cfg.scaler == "robust"))
+        yield beam.pvalue.TaggedOutput(self.COUNTS, counts)
+        if len(unit):
+            yield unit
+
+
+class MergeStatsFn(beam.CombineFn):
+    """Thin wrapper: every method delegates to ColumnStats.merge."""
+
+    def __init__(self, columns: int, quantiles: bool) -> None:
+        self.columns, self.quantiles = columns, quantiles
+
+    def create_accumulator(self):
+        return ColumnStats.empty(self.columns, quantiles=self.quantiles)
+
+    def add_input(self, acc, stats):
+        return acc.merge(stats)
+
+    def merge_accumulators(self, accs):
+        accs = iter(accs)
+        first = next(accs)
+        for a in accs:
+            first.merge(a)
+        return first
+
+    def extract_output(self, acc):
+        return acc
+
+
+class SumCountsFn(beam.CombineFn):
+    def create_accumulator(self):
+        return Counter()
+
+    def add_input(self, acc, counts):
+        acc.update(counts)
+        return acc
+
+    def merge_accumulators(self, accs):
+        out = Counter()
+        for a in accs:
+            out.update(a)
+        return out
+
+    def extract_output(self, acc):
+        return dict(acc)
+
+
+class CutUnitFn(beam.DoFn):
+    """Unit -> its scaled rows and dealt window starts staged (or keyed records, --full-shuffle)."""
+
+    COUNTS = "counts"
+
+    def __init__(self, cfg: JobConfig, staging: str) -> None:
+        self.cfg, self.staging = cfg, staging
+        self.windows = {s: Metrics.counter(NAMESPACE, f"windows_{s}") for s in SPLITS}
+
+    def process(self, unit: Unit, plan: Plan, scaling: Scaling):
+        cfg = self.cfg
+        a = cut.unit_arrays(unit, scaling, cfg)
+        per_split, counts = cut.unit_windows(unit, a, plan, cfg)
+        rng = cut.unit_rng(cfg, unit.key)
+        dealt = {}
+        for split, perm in cut.permuted(per_split, rng):
+            self.windows[split].inc(len(perm))
+            n_shards = cut.shard_count(cfg, split)
+            if cfg.full_shuffle:
+                for n, rec in shards.encode_windows(a.x, a.y, a.t, a.sid, perm, cfg.window, block_size=cfg.block_size):
+                    yield (split, int(rng.integers(n_shards))), (n, rec)
+            else:
+                dealt[split] = cut.deal(perm, n_shards, int(rng.integers(n_shards)))
+        if not cfg.full_shuffle and any(len(s) for s in per_split):
+            path = FileSystems.join(self.staging, "units", f"u{unit.key[0]}_{unit.key[1]}.npz")
+            yield shards.stage_unit(path, x=a.x, y=a.y, t=a.t, sid=a.sid, starts_by_split=dealt)
+        yield beam.pvalue.TaggedOutput(self.COUNTS, counts)
+
+
+def _final_path(cfg: JobConfig, staging: str, split: str, index: int) -> tuple[str, str]:
+    name = shard_name(split, index, cut.shard_count(cfg, split), cfg.compression)
+    return name, FileSystems.join(staging, "final", name)
+
+
+def _write(cfg: JobConfig, staging: str, split: str, index: int, records) -> shards.ShardResult:
+    name, dest = _final_path(cfg, staging, split, index)
+    windows, size, sha = shards.write_shard(dest, records, compression=cfg.compression)
+    return shards.ShardResult(split, index, name, windows, size, sha, dest)
+
+
+class WriteShardFn(beam.DoFn):
+    """(split, index) -> the final shard file in staging, cut from the staged units."""
+
+    def __init__(self, cfg: JobConfig, staging: str) -> None:
+        self.cfg, self.staging = cfg, staging
+        self.cache = None
+
+    def setup(self):
+        self.cache = shards.UnitCache()
+
+    def process(self, element, units):
+        cfg = self.cfg
+        split, index = element
+        seed = int(np.random.SeedSequence([cfg.seed, SPLITS.index(split), index]).generate_state(1)[0])
+        records = shards.shard_records(units, split, index, np.random.default_rng(seed), cfg.window,
+                                       block_size=cfg.block_size, cache=self.cache)
+        yield _write(cfg, self.staging, split, index, records)
+
+
+class WriteShuffledShardFn(beam.DoFn):
+    """--full-shuffle: ((split, shard), records) after a Beam shuffle -> the final shard."""
+
+    def __init__(self, cfg: JobConfig, staging: str) -> None:
+        self.cfg, self.staging = cfg, staging
+
+    def process(self, element):
+        (split, index), records = element
+        yield _write(self.cfg, self.staging, split, index, records)
+
+
+def no_training_windows(counts: dict, cfg: JobConfig) -> InputError:
+    return InputError(
+        f"no training windows: {counts.get('segments_too_short', 0)} runs of rows are "
+        f"shorter than look_back + horizon = {cfg.window.span} rows or cross the split boundary; "
+        "lower --look-back, widen --max-gap, or give more data"
+    )
+
+
+class WriteManifestFn(beam.DoFn):
+    """Build metadata.json from all side inputs and commit the dataset (runs once)."""
+
+    def __init__(self, cfg: JobConfig, staging: str, started: float) -> None:
+        self.cfg, self.staging, self.started = cfg, staging, started
+
+    def process(self, _, shard_results, counts, stats, plan, scaling):
+        cfg = self.cfg
+        results = sorted(list(shard_results) + self._empty_shards(shard_results))
+        infos = shards.shard_infos(results)
+        if not sum(i.windows for i in infos["train"]):
+            raise no_training_windows(counts, cfg)
+        q = scaling_quantiles(stats)
+        manifest = Manifest.build(
+            created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            spec=cfg.dataset_spec, window=cfg.window, time_kind=plan.kind, time_range=(plan.t_min, plan.t_max),
+            step=plan.step, max_gap=plan.max_gap, boundaries=plan.boundaries, scaler=cfg.scaler,
+            columns=Manifest.column_infos(
+                cfg.columns, count=stats.count, mean=stats.mean, std=stats.std, minimum=stats.min,
+                maximum=stats.max, center=scaling.center, scale=scaling.scale,
+                quantiles=None if q is None else {f"q{int(p * 100)}": q[j] for j, p in enumerate(QUANTILES)}),
+            shards=infos, counts=counts, units=plan.buckets,
+            encoding=Encoding(block_size=cfg.block_size, compression=cfg.compression),
+            options=cfg.other_options(),
+        )
+        output.commit(cfg.output, self.staging, [(r.staged, r.name) for r in results], manifest.to_json())
+        log.info("seqscale: %d rows read, dropped %s, windows %s, %.1f s", manifest.counts.rows_read,
+                 manifest.counts.rows_dropped or "none", manifest.counts.windows, time.time() - self.started)
+        yield manifest
+
+    def _empty_shards(self, results) -> list:
+        """Shards that received no windows (possible with --full-shuffle) still exist, empty."""
+        have = {(r.split, r.index) for r in results}
+        return [_write(self.cfg, self.staging, split, i, [])
+                for split in SPLITS for i in range(cut.shard_count(self.cfg, split)) if (split, i) not in have]
