@@ -17,10 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("absl").setLevel(logging.WARNING)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     from contract.manifest import ManifestError
-    from training.callbacks import TrainingStopped
     from training.cluster import ClusterError
     from training.config import ConfigError
     from training.data import DatasetError
+    from training.guard import TrainingStopped
     from training.model import HeadError
     from training.train import run
 

@@ -8,6 +8,9 @@ Three ways to run, in order of precedence:
    (SEQSCALE_BASE_PORT or --base-port), which is how N local processes on 127.0.0.1
    simulating pods get distinct ports.
 3. Neither: a single process (MirroredStrategy over local GPUs, or the default strategy).
+
+`make_strategy` turns the Cluster into a tf.distribute strategy; TensorFlow is imported
+only there, so everything else here stays pure.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import json
 import os
 import posixpath
 from dataclasses import dataclass
+
+from training.watchdog import Watchdog
 
 
 class ClusterError(ValueError):
@@ -108,3 +113,45 @@ def write_path(job_dir: str, cluster: Cluster, *parts: str) -> str:
     """
     base = job_dir if cluster.is_chief else posixpath.join(job_dir, "scratch", f"worker-{cluster.index}")
     return posixpath.join(base, *parts) if parts else base
+
+
+def startup_message(cluster: Cluster, seconds: int) -> str:
+    peers = ", ".join(w for i, w in enumerate(cluster.workers) if i != cluster.index)
+    return (f"seqscale-train: error: worker {cluster.index} ({cluster.workers[cluster.index]}) could not reach its "
+            f"peers ({peers}) within {seconds} s. Check that all {cluster.num_workers} workers started, that "
+            "TF_CONFIG / --host-pattern and ports are right, and that the workers can reach each other "
+            "(--startup-timeout sets this limit)")
+
+
+def make_strategy(cluster: Cluster, startup_timeout: int = 300):
+    """MWMS for a cluster (NCCL on GPUs, RING on CPU), Mirrored over >1 local GPU, else default.
+
+    For a cluster, one all-reduce proves every worker is up before anything else runs;
+    a watchdog bounds the wait.
+    """
+    import tensorflow as tf
+
+    if cluster.multi_worker:
+        os.environ["TF_CONFIG"] = json.dumps(cluster.tf_config())
+        # a watchdog process: the strategy blocks in C++ without the GIL while peers are missing
+        met = Watchdog(startup_timeout, startup_message(cluster, startup_timeout))
+        gpus = tf.config.list_physical_devices("GPU")
+        impl = tf.distribute.experimental.CommunicationImplementation
+        options = tf.distribute.experimental.CommunicationOptions(implementation=impl.NCCL if gpus else impl.RING)
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        except tf.errors.UnknownError as e:
+            met.stop()
+            if "gRPC server" in str(e):
+                raise ClusterError(
+                    f"worker {cluster.index} cannot listen on {cluster.workers[cluster.index]} ({e.message}): the port "
+                    "is in use or the address is not this machine's; free the port or fix TF_CONFIG/--host-pattern"
+                ) from e
+            raise
+        one = strategy.run(lambda: tf.constant(1.0))
+        strategy.reduce(tf.distribute.ReduceOp.SUM, one, axis=None)
+        met.stop()
+        return strategy
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()

@@ -10,15 +10,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
-
-from training.schedule import DECAYS, RULES
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 HEADS = ("auto", "linear", "sigmoid", "softmax")
 LOSSES = ("auto", "mse", "huber", "mae", "binary_crossentropy", "sparse_categorical_crossentropy")
 SHARD_POLICIES = ("auto", "file", "data")
+RULES = ("sqrt", "linear", "none")  # LR scaling with the global batch (lr_plan.py)
+DECAYS = ("constant", "cosine", "plateau")
+DEFAULT_PER_REPLICA_BATCH = 64  # when neither per-replica nor global batch is set
 
 
 class ConfigError(ValueError):
@@ -71,7 +73,8 @@ class TrainConfig:
 
     Attributes:
         epochs: maximum epochs (early stopping may end sooner).
-        per_replica_batch: windows per replica per step (set this or global_batch).
+        per_replica_batch: windows per replica per step (set this or global_batch; neither
+            means DEFAULT_PER_REPLICA_BATCH).
         global_batch: windows per step over all replicas (set this or per_replica_batch).
         optimizer: adam (default), adamw (with weight_decay) or sgd (with momentum).
         base_lr: learning rate at the reference batch.
@@ -173,50 +176,62 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data", help="dataset directory from preprocessing (local or gs://)")
     g.add_argument("--verify-hashes", action="store_const", const=True, help="check shard sha256 before training")
     g.add_argument("--no-shuffle", dest="shuffle", action="store_const", const=False, help="fixed window order")
-    g.add_argument("--shuffle-buffer", type=int, help="windows in the shuffle buffer (default 10000)")
-    g.add_argument("--cycle-length", type=int, help="shard files read at once (default 8)")
-    g.add_argument("--shard-policy", choices=SHARD_POLICIES, help="auto (default) | file | data")
+    g.add_argument("--shuffle-buffer", type=int, help="windows in the shuffle buffer")
+    g.add_argument("--cycle-length", type=int, help="shard files read at once")
+    g.add_argument("--shard-policy", choices=SHARD_POLICIES, help="auto | file | data")
     g = p.add_argument_group("model")
-    g.add_argument("--units", type=_units, help="units per LSTM layer, e.g. 128,64 (default)")
+    g.add_argument("--units", type=_units, help="units per LSTM layer, comma-separated")
     g.add_argument("--bidirectional", action="store_const", const=True, help="bidirectional LSTM layers")
-    g.add_argument("--dropout", type=float, help="dropout between layers (default 0.2)")
-    g.add_argument("--head-activation", choices=HEADS, help="auto (default) picks from the task")
-    g.add_argument("--loss", choices=LOSSES, help="auto (default) picks from the task")
+    g.add_argument("--dropout", type=float, help="dropout between layers")
+    g.add_argument("--head-activation", choices=HEADS, help="auto picks from the task")
+    g.add_argument("--loss", choices=LOSSES, help="auto picks from the task")
     g = p.add_argument_group("train")
-    g.add_argument("--epochs", type=int, help="maximum epochs (default 50)")
+    g.add_argument("--epochs", type=int, help="maximum epochs")
     b = g.add_mutually_exclusive_group()
     b.add_argument("--per-replica-batch-size", dest="per_replica_batch", type=int,
-                   help="windows per replica per step (default 64); global = this x replicas")
+                   help=f"windows per replica per step; global = this x replicas (default: {DEFAULT_PER_REPLICA_BATCH})")
     b.add_argument("--global-batch-size", dest="global_batch", type=int,
                    help="windows per step over all replicas; must divide by the replica count")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, help="adam (default) | adamw | sgd")
-    g.add_argument("--base-lr", type=float, help="LR at the reference batch (default 1e-3)")
-    g.add_argument("--reference-batch", type=int, help="batch size base-lr is tuned for (default 64)")
-    g.add_argument("--lr-scaling", choices=(*RULES, "auto"), help="sqrt (Adam) | linear (SGD) | none")
-    g.add_argument("--warmup-epochs", type=float, help="linear warmup (default 1)")
-    g.add_argument("--decay", choices=DECAYS, help="constant (default) | cosine | plateau")
-    g.add_argument("--min-lr", type=float, help="floor of cosine decay (default 0)")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help="adam | adamw | sgd")
+    g.add_argument("--base-lr", type=float, help="LR at the reference batch")
+    g.add_argument("--reference-batch", type=int, help="batch size base-lr is tuned for")
+    g.add_argument("--lr-scaling", choices=(*RULES, "auto"), help="sqrt (Adam) | linear (SGD) | none | auto (by optimizer)")
+    g.add_argument("--warmup-epochs", type=float, help="linear warmup")
+    g.add_argument("--decay", choices=DECAYS, help="constant | cosine | plateau")
+    g.add_argument("--min-lr", type=float, help="floor of cosine decay")
     g.add_argument("--plateau-patience", type=int, help="epochs without improvement before LR x factor")
-    g.add_argument("--plateau-factor", type=float, help="LR factor on plateau (default 0.5)")
-    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
-    g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
-    g.add_argument("--clipnorm", type=float, help="gradient clipping by norm (default 1.0; 0 disables)")
-    g.add_argument("--patience", type=int, help="early stopping patience in epochs (default 10; 0 disables)")
-    g.add_argument("--min-delta", type=float, help="smallest val_loss improvement (default 0)")
-    g.add_argument("--max-steps-per-epoch", type=int, help="cap steps per epoch (default: one pass)")
-    g.add_argument("--seed", type=int, help="seed (default 0)")
+    g.add_argument("--plateau-factor", type=float, help="LR factor on plateau")
+    g.add_argument("--weight-decay", type=float, help="AdamW weight decay")
+    g.add_argument("--momentum", type=float, help="SGD momentum")
+    g.add_argument("--clipnorm", type=float, help="gradient clipping by norm, 0 disables")
+    g.add_argument("--patience", type=int, help="early stopping patience in epochs, 0 disables")
+    g.add_argument("--min-delta", type=float, help="smallest val_loss improvement")
+    g.add_argument("--max-steps-per-epoch", type=int, help="cap steps per epoch, 0 means one pass over the train windows")
+    g.add_argument("--seed", type=int, help="seed")
     g.add_argument("--mixed-precision", action="store_const", const=True, help="float16 compute (GPU)")
-    g.add_argument("--flat-patience", type=int, help="stop after N epochs of flat loss (default 3; 0 disables)")
-    g.add_argument("--flat-tolerance", type=float, help="flat = within this fraction of predict-the-mean (0.05)")
+    g.add_argument("--flat-patience", type=int, help="stop after N epochs of flat loss, 0 disables the flat check")
+    g.add_argument("--flat-tolerance", type=float, help="flat = within this fraction of predict-the-mean")
     g = p.add_argument_group("runtime")
     g.add_argument("--job-dir", help="output directory (local or gs://)")
     g.add_argument("--num-workers", type=int, help="worker count with JOB_COMPLETION_INDEX")
     g.add_argument("--host-pattern", help="worker address pattern, e.g. train-{index}.workers:2222")
-    g.add_argument("--base-port", type=int, help="{port} = base port + index (default 2222)")
-    g.add_argument("--startup-timeout", type=int, help="seconds to wait for peers (default 300)")
+    g.add_argument("--base-port", type=int, help="{port} = base port + index")
+    g.add_argument("--startup-timeout", type=int, help="seconds to wait for peers")
     g.add_argument("--no-evaluate", dest="evaluate", action="store_const", const=False, help="skip test evaluation")
-    g.add_argument("--min-free-disk-mb", type=int, help="refuse a local job dir with less free space (default 512)")
-    return p
+    g.add_argument("--min-free-disk-mb", type=int, help="refuse a local job dir with less free space")
+    return _with_defaults(p)
+
+
+def _with_defaults(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Append each option's default, read from the config dataclasses (the one copy of them)."""
+    defaults = {f.name: f.default for c in _SECTIONS.values() for f in dataclasses.fields(c)
+                if f.default not in (dataclasses.MISSING, None, "")}
+    defaults["units"] = ",".join(map(str, ModelConfig().units))
+    for action in parser._actions:
+        if action.dest in defaults and action.help and isinstance(action.default, type(None)):
+            value = defaults[action.dest]
+            action.help += f" (default: {value})" if not isinstance(value, bool) else ""
+    return parser
 
 
 def resolve(args: argparse.Namespace, file_values: dict[str, Any] | None = None) -> Config:
@@ -268,14 +283,20 @@ def check(cfg: Config) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
 
 
-def batch_sizes(train: TrainConfig, replicas: int) -> tuple[int, int]:
-    """(per-replica batch, global batch) from whichever one the user set (default 64 per replica)."""
-    if train.global_batch is not None:
-        if train.global_batch % replicas:
-            raise ConfigError(
-                f"--global-batch-size {train.global_batch} does not divide by the {replicas} replicas; "
-                f"use a multiple of {replicas} or set --per-replica-batch-size"
-            )
-        return train.global_batch // replicas, train.global_batch
-    per = train.per_replica_batch or 64
-    return per, per * replicas
+def load_config_file(path: str) -> dict[str, Any]:
+    """A JSON or YAML config file (local, or gs:// through tf.io.gfile, imported only then)."""
+    if "://" in path:
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path) as f:
+            text = f.read()
+    else:
+        if not os.path.exists(path):
+            raise ConfigError(f"--config {path} does not exist")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        return yaml.safe_load(text) or {}
+    return json.loads(text)

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from contract.manifest import MANIFEST_NAME, Manifest, ManifestError
+from contract.records import SPLITS
+from training.config import DataConfig
+from training.lr_plan import full_batches
 from training.records import block_decoder, compression_type
 
 log = logging.getLogger(__name__)
-DEFAULT_SHUFFLE_BUFFER = 10_000
-DEFAULT_CYCLE_LENGTH = 8
 
 
 class DatasetError(ValueError):
@@ -43,7 +44,7 @@ def load_manifest(data_dir: str) -> Manifest:
         return Manifest.from_json(f.read(), source=path)
 
 
-def verify_shards(manifest: Manifest, data_dir: str, *, hashes: bool = False, splits=("train", "val", "test")) -> None:
+def verify_shards(manifest: Manifest, data_dir: str, *, hashes: bool = False, splits=SPLITS) -> None:
     """Every listed shard exists with its size (and sha256 when `hashes`), else name it."""
     for split in splits:
         for s in manifest.shards.get(split, ()):
@@ -76,8 +77,8 @@ def read_windows(
     *,
     shuffle: bool,
     seed: int = 0,
-    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
-    cycle_length: int = DEFAULT_CYCLE_LENGTH,
+    shuffle_buffer: int = DataConfig.shuffle_buffer,
+    cycle_length: int = DataConfig.cycle_length,
     input_context: tf.distribute.InputContext | None = None,
     with_ids: bool = False,
     policy: str = "auto",
@@ -144,11 +145,7 @@ def steps_per_epoch(manifest: Manifest, global_batch: int, *, num_workers: int =
     worker datasets repeat; steps are floor(windows / global batch) so an epoch sees
     each window at most about once.
     """
-    def steps(split: str) -> int:
-        n = manifest.windows(split)
-        return max(1, n // global_batch) if n else 0
-
-    s = Steps(train=steps("train"), val=steps("val"), test=steps("test"))
+    s = Steps(*(full_batches(manifest.windows(split), global_batch) for split in SPLITS))
     if manifest.windows("train") < global_batch:
         raise DatasetError(
             f"the train split has {manifest.windows('train')} windows, fewer than one global batch of {global_batch}; "

@@ -1,10 +1,7 @@
-"""Learning rate: scaled to the global batch, linear warmup, then constant, cosine or plateau.
+"""The TensorFlow LR schedule that follows an LRPlan: linear warmup, then constant or cosine.
 
-A learning rate tuned for one batch size does not fit another: with data parallelism the
-global batch grows with the replica count, so the LR is rescaled by
-f(global_batch / reference_batch), linear for SGD (Goyal et al., 2017) and square root for
-the Adam family (whose update is normalized per parameter), with a warmup because the
-scaled LR is too large for the first steps of a fresh model.
+The plan itself (global batch, scaling rule, peak LR, warmup steps) is computed without
+TensorFlow in lr_plan.py; this is the graph-side half, tested against `lr_plan.lr_at`.
 """
 
 from __future__ import annotations
@@ -13,37 +10,8 @@ import math
 
 import tensorflow as tf
 
-RULES = ("sqrt", "linear", "none")
-DECAYS = ("constant", "cosine", "plateau")
-
-
-def default_rule(optimizer: str) -> str:
-    return "linear" if optimizer == "sgd" else "sqrt"
-
-
-def scale_lr(base_lr: float, global_batch: int, reference_batch: int, rule: str) -> float:
-    """base_lr x f(global_batch / reference_batch) for rule in {sqrt, linear, none}."""
-    if base_lr <= 0 or global_batch < 1 or reference_batch < 1:
-        raise ValueError("base_lr, global_batch and reference_batch must be positive")
-    ratio = global_batch / reference_batch
-    if rule == "linear":
-        return base_lr * ratio
-    if rule == "sqrt":
-        return base_lr * math.sqrt(ratio)
-    if rule == "none":
-        return base_lr
-    raise ValueError(f"unknown LR scaling rule {rule!r}; use one of {RULES}")
-
-
-def lr_at(step: int, *, peak: float, warmup_steps: int, total_steps: int, decay: str, min_lr: float = 0.0) -> float:
-    """The schedule in plain Python (the reference the TF schedule is tested against)."""
-    if warmup_steps and step < warmup_steps:
-        return peak * (step + 1) / warmup_steps
-    if decay == "cosine":
-        span = max(1, total_steps - warmup_steps)
-        progress = min(1.0, (step - warmup_steps) / span)
-        return min_lr + (peak - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
-    return peak
+from training.config import DECAYS
+from training.lr_plan import LRPlan
 
 
 class WarmupSchedule(tf.keras.optimizers.schedules.LearningRateSchedule):
@@ -82,13 +50,6 @@ class WarmupSchedule(tf.keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
                 "decay": self.decay, "min_lr": self.min_lr}
 
-
-def describe(peak: float, base_lr: float, global_batch: int, reference_batch: int, rule: str,
-             warmup_steps: int, steps_per_epoch: int, epochs: int, decay: str, min_lr: float) -> str:
-    """The effective schedule as one log line, logged at start."""
-    total = steps_per_epoch * epochs
-    points = sorted({0, max(0, warmup_steps - 1), warmup_steps, total // 2, max(0, total - 1)})
-    vals = ", ".join(f"step {s}: {lr_at(s, peak=peak, warmup_steps=warmup_steps, total_steps=total, decay=decay, min_lr=min_lr):.3g}"
-                     for s in points)
-    return (f"LR: base {base_lr:g} x {rule}(global batch {global_batch} / reference {reference_batch}) = peak {peak:.4g}; "
-            f"warmup {warmup_steps} steps, then {decay}; {vals}")
+    @classmethod
+    def from_plan(cls, plan: LRPlan, factor: tf.Variable | None = None) -> WarmupSchedule:
+        return cls(plan.peak_lr, plan.warmup_steps, plan.total_steps, plan.decay, plan.min_lr, factor)

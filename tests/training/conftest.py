@@ -1,10 +1,12 @@
-"""A small real dataset (written by the Beam job) for the trainer tests."""
+"""Small real datasets (written by the Beam job) for the trainer and doctor tests."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from preprocessing.cli import run as preprocess
+from training.config import build_parser, resolve
+from training.data import load_manifest, sample_windows
 
 
 def sines(seed=0, n=1500, series=3) -> pd.DataFrame:
@@ -34,3 +36,28 @@ def build_dataset(directory, *, shards="4", look_back="16", extra=()):
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory):
     return build_dataset(tmp_path_factory.mktemp("ds"))
+
+
+def config(data, *flags):
+    return resolve(build_parser().parse_args(["--data", str(data), "--job-dir", "unused", "--units", "16", *flags]))
+
+
+@pytest.fixture(scope="module")
+def healthy(dataset):
+    m = load_manifest(str(dataset))
+    return dataset, m, sample_windows(m, str(dataset), n=1024, with_ids=True)
+
+
+@pytest.fixture(scope="module")
+def offsets(tmp_path_factory):
+    """Large offsets, and the user opted out of scaling them."""
+    d = tmp_path_factory.mktemp("offsets")
+    df = sines()
+    df["x2"] = df["x2"] * 50 + 5000.0
+    df["y"] = df["y"] * 100 + 20000.0
+    df.to_parquet(d / "raw.parquet", index=False)
+    args = ["--input", str(d / "raw.parquet"), "--time-column", "t", "--series-column", "sid", "--features", "x1,x2,y",
+            "--targets", "y", "--look-back", "16", "--train-shards", "4", "--eval-shards", "2"]
+    preprocess([*args, "--output", str(d / "bad"), "--unscaled", "x2,y"])
+    preprocess([*args, "--output", str(d / "good")])  # the same data with seqscale's defaults
+    return d

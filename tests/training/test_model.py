@@ -7,14 +7,7 @@ import pytest
 import training  # noqa: F401  (Keras 2)
 from contract.manifest import Boundaries, ColumnInfo, Counts, DatasetSpec, Encoding, Manifest
 from contract.window import WindowSpec
-from training.config import (
-    ConfigError,
-    ModelConfig,
-    TrainConfig,
-    batch_sizes,
-    build_parser,
-    resolve,
-)
+from training.config import ModelConfig
 from training.model import CUDNN_SETTINGS, HeadError, build_model, lstm_layers, resolve_head
 
 
@@ -74,22 +67,3 @@ def test_mixed_precision_keeps_the_head_in_float32():
         assert model.output.dtype == tf.float32
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
-
-
-def test_batch_flags_are_unambiguous():
-    assert batch_sizes(TrainConfig(), 4) == (64, 256)
-    assert batch_sizes(TrainConfig(per_replica_batch=32), 2) == (32, 64)
-    assert batch_sizes(TrainConfig(global_batch=96), 3) == (32, 96)
-    with pytest.raises(ConfigError, match="does not divide by the 5 replicas"):
-        batch_sizes(TrainConfig(global_batch=96), 5)
-    with pytest.raises(SystemExit):  # argparse: mutually exclusive
-        build_parser().parse_args(["--global-batch-size", "64", "--per-replica-batch-size", "32"])
-
-
-def test_config_file_sections_and_flag_override():
-    args = build_parser().parse_args(["--data", "d", "--job-dir", "j", "--epochs", "7"])
-    cfg = resolve(args, {"train": {"epochs": 3, "base_lr": 0.01}, "model": {"units": [16, 8]}, "dropout": 0.1})
-    assert cfg.train.epochs == 7 and cfg.train.base_lr == 0.01
-    assert cfg.model.units == (16, 8) and cfg.model.dropout == 0.1
-    with pytest.raises(ConfigError, match="unknown option"):
-        resolve(args, {"learning_rate": 1})

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import training  # noqa: F401
-from training.callbacks import PlateauFactor, StateStore
+from training.state import PlateauFactor, StateStore
 
 
 def test_plateau_factor_lowers_the_lr_and_survives_a_restart(tmp_path):

@@ -1,0 +1,50 @@
+"""Model checks of the doctor: each passes on a healthy setup and fails on a broken one."""
+
+import dataclasses
+
+import numpy as np
+
+from tests.training.conftest import config
+from training import checks_model
+from training.lr_plan import plan_lr
+
+
+def test_capacity(healthy):
+    data, m, s = healthy
+    assert checks_model.check_capacity(m, config(data), s).status == "PASS"
+    v = checks_model.check_capacity(m, config(data, "--units", "1"), s, steps=60)
+    assert v.status == "FAIL" and "cannot even memorize one batch" in v.fix
+
+
+def test_head(healthy):
+    data, m, s = healthy
+    assert checks_model.check_head(m, config(data), s).status == "PASS"
+    v = checks_model.check_head(m, config(data, "--head-activation", "sigmoid"), s)
+    assert v.status == "FAIL" and "sigmoid output on a regression target is refused" in v.evidence
+
+
+def test_learning_rate(healthy, tmp_path):
+    data, m, s = healthy
+    cfg = config(data)
+    plan = plan_lr(cfg.train, 1, m.windows("train"))
+    assert plan.peak_lr == 1e-3 and plan.global_batch == 64
+    ok = checks_model.check_lr(m, cfg, s, plan, plot_path=str(tmp_path / "lr.png"))
+    assert ok.status == "PASS", ok.evidence
+    assert (tmp_path / "lr.png").stat().st_size > 1000
+    bad = checks_model.check_lr(m, cfg, s, dataclasses.replace(plan, peak_lr=5.0))
+    assert bad.status == "FAIL" and "far too high" in bad.evidence
+
+
+def test_batch_size(healthy):
+    data, m, s = healthy
+    assert checks_model.check_batch(m, config(data), s, 64).status in ("PASS", "WARN")
+    v = checks_model.check_batch(m, config(data), s, m.windows("train") // 4)
+    assert v.status == "FAIL" and "4 steps per epoch" in v.evidence
+
+
+def test_gradient_noise_scale_grows_with_label_noise(healthy):
+    data, m, s = healthy
+    cfg = config(data)
+    clean = checks_model.gradient_noise_scale(m, cfg, s)
+    noisy = dict(s, y=s["y"] + np.random.default_rng(0).normal(scale=5.0, size=s["y"].shape).astype(np.float32))
+    assert checks_model.gradient_noise_scale(m, cfg, noisy) > 2 * clean

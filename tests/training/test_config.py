@@ -1,0 +1,50 @@
+"""Trainer configuration: flags, config files, defaults spelled once (no TensorFlow needed)."""
+
+import json
+
+import pytest
+
+from training.config import (
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    build_parser,
+    load_config_file,
+    resolve,
+)
+from training.lr_plan import batch_sizes
+
+
+def test_batch_flags_are_unambiguous():
+    assert batch_sizes(TrainConfig(global_batch=96), 3) == (32, 96)
+    with pytest.raises(ConfigError, match="does not divide by the 5 replicas"):
+        batch_sizes(TrainConfig(global_batch=96), 5)
+    with pytest.raises(SystemExit):  # argparse: mutually exclusive
+        build_parser().parse_args(["--global-batch-size", "64", "--per-replica-batch-size", "32"])
+
+
+def test_config_file_sections_and_flag_override():
+    args = build_parser().parse_args(["--data", "d", "--job-dir", "j", "--epochs", "7"])
+    cfg = resolve(args, {"train": {"epochs": 3, "base_lr": 0.01}, "model": {"units": [16, 8]}, "dropout": 0.1})
+    assert cfg.train.epochs == 7 and cfg.train.base_lr == 0.01
+    assert cfg.model.units == (16, 8) and cfg.model.dropout == 0.1
+    with pytest.raises(ConfigError, match="unknown option"):
+        resolve(args, {"learning_rate": 1})
+
+
+def test_help_shows_the_dataclass_defaults():
+    helps = {a.dest: a.help for a in build_parser()._actions}
+    assert helps["shuffle_buffer"].endswith(f"(default: {DataConfig.shuffle_buffer})")
+    assert helps["dropout"].endswith(f"(default: {ModelConfig.dropout})")
+    assert helps["units"].endswith("(default: 128,64)")
+    assert helps["base_lr"].endswith(f"(default: {TrainConfig.base_lr})")
+
+
+def test_load_config_file_json_and_yaml(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"train": {"epochs": 2}}))
+    (tmp_path / "c.yaml").write_text("train:\n  epochs: 3\nmodel:\n  units: [8]\n")
+    assert load_config_file(str(tmp_path / "c.json")) == {"train": {"epochs": 2}}
+    assert load_config_file(str(tmp_path / "c.yaml")) == {"train": {"epochs": 3}, "model": {"units": [8]}}
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config_file(str(tmp_path / "missing.yaml"))

@@ -1,0 +1,92 @@
+"""The batch/LR plan without TensorFlow: scaling rules, warmup, steps, and what the plan derives."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from training.config import ConfigError, TrainConfig
+from training.lr_plan import batch_sizes, default_rule, full_batches, lr_at, plan_lr, scale_lr
+
+
+@pytest.mark.parametrize("rule,expected", [("linear", 4e-3), ("sqrt", 2e-3), ("none", 1e-3)])
+def test_scale_lr_rules(rule, expected):
+    assert scale_lr(1e-3, 256, 64, rule) == pytest.approx(expected)
+
+
+def test_scale_lr_is_identity_at_the_reference_batch_and_refuses_nonsense():
+    for rule in ("linear", "sqrt", "none"):
+        assert scale_lr(3e-4, 128, 128, rule) == pytest.approx(3e-4)
+    with pytest.raises(ValueError):
+        scale_lr(1e-3, 0, 64, "sqrt")
+    with pytest.raises(ValueError, match="unknown LR scaling rule"):
+        scale_lr(1e-3, 64, 64, "cubic")
+
+
+def test_default_rules():
+    assert default_rule("sgd") == "linear"
+    assert default_rule("adam") == default_rule("adamw") == "sqrt"
+
+
+def test_cosine_reaches_min_lr_and_warmup_is_linear():
+    vals = [lr_at(s, peak=1.0, warmup_steps=4, total_steps=20, decay="cosine", min_lr=0.1) for s in range(25)]
+    np.testing.assert_allclose(vals[:4], [0.25, 0.5, 0.75, 1.0])
+    assert vals[19] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 15 / 16)))
+    assert vals[24] == pytest.approx(0.1)
+
+
+
+
+def test_batch_sizes_from_either_setting():
+    assert batch_sizes(TrainConfig(), 4) == (64, 256)
+    assert batch_sizes(TrainConfig(per_replica_batch=32), 2) == (32, 64)
+    assert batch_sizes(TrainConfig(global_batch=96), 3) == (32, 96)
+    with pytest.raises(ConfigError, match="does not divide"):
+        batch_sizes(TrainConfig(global_batch=96), 5)
+
+
+def test_plan_derives_every_quantity_from_config_replicas_and_windows():
+    t = TrainConfig(per_replica_batch=32, base_lr=1e-3, reference_batch=64, warmup_epochs=1.5, epochs=10)
+    plan = plan_lr(t, replicas=8, train_windows=100_000)
+    assert (plan.per_replica_batch, plan.global_batch) == (32, 256)
+    assert plan.steps_per_epoch == 100_000 // 256
+    assert plan.rule == "sqrt" and plan.peak_lr == pytest.approx(1e-3 * math.sqrt(256 / 64))
+    assert plan.warmup_steps == round(1.5 * (100_000 // 256))
+    assert plan.total_steps == 10 * plan.steps_per_epoch
+    assert plan.decay == "constant" and not plan.plateau
+
+
+def test_plan_sgd_is_linear_plateau_runs_constant_and_steps_are_capped():
+    plan = plan_lr(TrainConfig(optimizer="sgd", decay="plateau", max_steps_per_epoch=7), replicas=2,
+                   train_windows=10_000)
+    assert plan.rule == "linear" and plan.peak_lr == pytest.approx(1e-3 * 128 / 64)
+    assert plan.decay == "constant" and plan.plateau
+    assert plan.steps_per_epoch == 7
+    explicit = plan_lr(TrainConfig(optimizer="sgd", lr_scaling="none"), replicas=2, train_windows=10_000)
+    assert explicit.rule == "none" and explicit.peak_lr == pytest.approx(1e-3)
+
+
+def test_plan_schedule_and_description():
+    plan = plan_lr(TrainConfig(decay="cosine", min_lr=1e-5, warmup_epochs=1, epochs=3), replicas=1,
+                   train_windows=640)
+    assert plan.steps_per_epoch == 10 and plan.warmup_steps == 10
+    vals = np.array([plan.lr_at(s) for s in range(plan.total_steps)])
+    np.testing.assert_allclose(vals[:10], np.arange(1, 11) / 10 * 1e-3)
+    assert np.all(np.diff(vals[10:]) < 0) and plan.lr_at(plan.total_steps) == pytest.approx(1e-5)
+    text = plan.describe()
+    assert "64 global" in text and "peak 0.001" in text and "cosine" in text
+    assert plan.to_dict()["global_batch"] == 64
+
+
+def test_full_batches():
+    assert full_batches(0, 64) == 0
+    assert full_batches(10, 64) == 1
+    assert full_batches(640, 64) == 10
+
+
+def test_the_plan_and_the_config_import_no_tensorflow():
+    code = "import sys, training.lr_plan, training.config; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"

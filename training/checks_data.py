@@ -1,0 +1,137 @@
+"""Doctor checks on the data alone: scaling, and windows against the raw rows they came from.
+
+Numpy and pyarrow on a sample of training windows; no model, no TensorFlow ops.
+"""
+
+from __future__ import annotations
+
+from training.verdict import FAIL, PASS, WARN, Verdict
+
+# ------------------------------------------------------------------ 1. scaling
+
+
+def check_scaling(manifest, sample) -> Verdict:
+    import numpy as np
+
+    problems, evidence = [], []
+    x = sample["x"].reshape(-1, sample["x"].shape[-1])
+    names, mean, std = list(manifest.features), list(x.mean(axis=0)), list(x.std(axis=0))
+    if manifest.task == "regression":
+        y = sample["y"].reshape(-1, len(manifest.targets))
+        names += [f"target {t}" for t in manifest.targets]
+        mean += list(y.mean(axis=0))
+        std += list(y.std(axis=0))
+    mean, std = np.array(mean), np.array(std)
+    for name, m, s in zip(names, mean, std, strict=True):
+        evidence.append(f"{name}: mean {m:+.2f} std {s:.2f}")
+    if manifest.scaler == "standard":
+        bad = [n for n, m, s in zip(names, mean, std, strict=True) if abs(m) > 3 or not 0.05 < s < 20]
+    elif manifest.scaler == "minmax":
+        bad = [n for n, m, s in zip(names, mean, std, strict=True) if not -1.5 < m < 2.5 or s > 5]
+    else:
+        bad = [n for n, m, s in zip(names, mean, std, strict=True) if abs(m) > 5 or not 0.01 < s < 50]
+    if bad:
+        problems.append(f"columns far from the {manifest.scaler} range on train: {', '.join(bad)}")
+    spread = std[std > 0]
+    if len(spread) > 1 and spread.max() / spread.min() > 100:
+        big = names[int(np.argmax(std))]
+        problems.append(f"column {big!r} varies {spread.max() / spread.min():.0f}x more than the smallest: it dominates")
+    train_rows = manifest.counts.rows_per_split.get("train")
+    counts = {c.count for c in manifest.columns}
+    if train_rows is not None and counts != {train_rows}:
+        problems.append(f"statistics cover {sorted(counts)} rows but the training range has {train_rows}: they leak "
+                        "rows from outside the training range")
+    unscaled_big = [c.name for c in manifest.columns if not c.scaled and (abs(c.mean) > 10 or c.std > 10)]
+    if unscaled_big:
+        problems.append(f"unscaled columns with large values: {', '.join(unscaled_big)}")
+    if problems:
+        return Verdict("scaling", FAIL, "; ".join(problems) + " | " + "; ".join(evidence),
+                       "scale every input (drop columns from --unscaled; keep the default standard scaler) and "
+                       "rerun preprocessing; statistics must come from the training range only")
+    return Verdict("scaling", PASS, f"{manifest.scaler} scaling from {train_rows} training rows; " + "; ".join(evidence))
+
+
+# ------------------------------------------------------------------ 2. windows
+
+
+def check_windows(manifest, sample, raw: list[str] | None = None, n: int = 64) -> Verdict:
+
+    w, step, val_start = manifest.window, manifest.step, manifest.split_boundaries.val_start
+    t = sample["t"]
+    first = w.first_input_time(t, step)
+    target = w.target_time(t, step)
+    outside = int(((first < manifest.time_range[0]) | (target >= val_start)).sum())
+    notes = [f"{len(t)} train windows: last input time + horizon lies before val_start in "
+             f"{len(t) - outside} (windows with gaps are shorter in time, never longer)"]
+    problems = []
+    if (target >= val_start).any():
+        problems.append(f"{int((target >= val_start).sum())} train windows have their target in the validation range")
+    if raw:
+        checked, mismatched, missing = _compare_with_raw(manifest, sample, raw, n)
+        notes.append(f"{checked} sampled windows compared with the raw rows: {mismatched} differ, {missing} not found")
+        if mismatched or missing:
+            problems.append(f"{mismatched + missing} of {checked + missing} sampled windows do not equal the raw rows "
+                            "they should come from (inputs x[t-L+1..t], target y[t+H])")
+    else:
+        notes.append("raw input not given (--raw): window contents not compared with the source rows")
+    if problems:
+        return Verdict("windows", FAIL, "; ".join(problems + notes),
+                       "rerun preprocessing with the intended --look-back/--horizon and time column; check that --raw "
+                       "names the files the dataset was built from")
+    return Verdict("windows", PASS if raw else WARN, "; ".join(notes),
+                   "" if raw else "pass --raw 'input files' to compare windows with their source rows")
+
+
+def _compare_with_raw(manifest, sample, raw: list[str], n: int) -> tuple[int, int, int]:
+    """(windows checked, windows that differ, windows whose rows were not found)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    from contract.records import series_id
+
+    cols = [manifest.time_column, *([manifest.series_column] if manifest.series_column else []),
+            *dict.fromkeys(list(manifest.features) + list(manifest.targets))]
+    fmt = "parquet" if raw[0].lower().endswith((".parquet", ".pq")) else "csv"
+    table = pads.dataset(raw, format=fmt).to_table(columns=cols)
+    tcol = table.column(manifest.time_column)
+    if manifest.time_kind == "timestamp":
+        tcol = pc.cast(tcol, pa.timestamp("ns"))
+    times = tcol.cast(pa.int64()).to_numpy()
+    keys = (np.array([str(k) for k in table.column(manifest.series_column).to_pylist()])
+            if manifest.series_column else np.full(len(times), ""))
+    sids = {k: series_id(k) for k in np.unique(keys)}
+    sid_rows = np.array([sids[k] for k in keys])
+    center = {c.name: c.center for c in manifest.columns}
+    scale = {c.name: c.scale for c in manifest.columns}
+    feat = np.column_stack([(table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) - center[c]) / scale[c]
+                            for c in manifest.features])
+    targ_raw = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+                                for c in manifest.targets])
+    if manifest.task == "regression":
+        targ = (targ_raw - [center[c] for c in manifest.targets]) / [scale[c] for c in manifest.targets]
+    else:
+        targ = targ_raw
+    checked = mismatched = missing = 0
+    by_series = {}
+    for s in np.unique(sid_rows):
+        idx = np.flatnonzero(sid_rows == s)
+        by_series[s] = idx[np.argsort(times[idx], kind="stable")]
+    w = manifest.window
+    for i in range(min(n, len(sample["t"]))):
+        rows = by_series.get(int(sample["sid"][i]))
+        if rows is None:
+            missing += 1
+            continue
+        pos = int(np.searchsorted(times[rows], sample["t"][i]))
+        start = np.array([w.start_of_last_input(pos)])
+        if pos >= len(rows) or times[rows][pos] != sample["t"][i] or start[0] < 0 or w.target_index(start)[0] >= len(rows):
+            missing += 1
+            continue
+        expected_y = targ[rows[w.target_rows_of(start)[0]]]
+        x_ok = np.allclose(feat[rows[w.input_rows(start)[0]]], sample["x"][i], atol=1e-4, rtol=1e-4)
+        y_ok = np.allclose(expected_y, np.asarray(sample["y"][i]).reshape(expected_y.shape), atol=1e-4, rtol=1e-4)
+        checked += 1
+        mismatched += int(not (x_ok and y_ok))
+    return checked, mismatched, missing

@@ -1,0 +1,201 @@
+"""Doctor checks that train a small model: capacity, head, learning rate range, batch size.
+
+Each builds a fresh model from the run's own ModelConfig on a sample of windows, so the
+verdict is about the configuration the user will train.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from training.lr_plan import LRPlan, scale_lr
+from training.verdict import FAIL, PASS, WARN, Verdict
+
+
+def _model(manifest, cfg, seed=0):
+    from training.model import build_model
+
+    return build_model(manifest, cfg.model, seed=seed)
+
+
+def _loss(manifest, cfg):
+    from training.model import make_loss, resolve_head
+
+    return make_loss(resolve_head(manifest, cfg.model))
+
+
+# ------------------------------------------------------------------ 3. capacity
+
+
+def check_capacity(manifest, cfg, sample, steps: int = 300) -> Verdict:
+    import tensorflow as tf
+
+    cfg1 = replace(cfg, model=replace(cfg.model, dropout=0.0))
+    model = _model(manifest, cfg1, seed=cfg.train.seed)
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=_loss(manifest, cfg1))
+    batch = cfg.train.reference_batch  # one batch of the size base_lr is tuned for
+    x, y = sample["x"][:batch], sample["y"][:batch]
+    first = float(model.evaluate(x, y, verbose=0))
+    model.fit(x, y, batch_size=batch, epochs=steps, verbose=0)
+    last = float(model.evaluate(x, y, verbose=0))
+    drop = 1 - last / first if first > 0 else 0.0
+    evidence = f"one batch of {len(x)} windows, {steps} Adam steps: loss {first:.4g} -> {last:.4g} ({drop * 100:.0f}% lower)"
+    if not math.isfinite(last) or drop < 0.9:
+        return Verdict("capacity", FAIL, evidence,
+                       "the model cannot even memorize one batch: add units/layers (--units), check that targets "
+                       "belong to their inputs (check 'windows'), and that the head fits (check 'head')")
+    return Verdict("capacity", PASS, evidence)
+
+
+# ------------------------------------------------------------------ 4. head
+
+
+def check_head(manifest, cfg, sample) -> Verdict:
+    import numpy as np
+
+    from training.model import HeadError, resolve_head
+
+    y = np.asarray(sample["y"]).reshape(-1)
+    try:
+        head = resolve_head(manifest, cfg.model)
+    except HeadError as e:
+        return Verdict("head", FAIL, f"target range [{y.min():.3g}, {y.max():.3g}] ({manifest.task}): {e}",
+                       "use --head-activation auto --loss auto: linear+MSE for regression, sigmoid+binary "
+                       "cross-entropy for 0/1 labels, softmax+sparse categorical cross-entropy for classes")
+    if manifest.task == "binary" and not set(np.unique(y)) <= {0.0, 1.0}:
+        return Verdict("head", FAIL, f"binary labels take values {sorted(set(np.unique(y)))[:5]}",
+                       "labels must be 0 or 1")
+    return Verdict("head", PASS, f"{head.activation} output with {head.loss} for a {manifest.task} target in "
+                                 f"[{y.min():.3g}, {y.max():.3g}] (as stored in the shards)")
+
+
+# ------------------------------------------------------------------ 5. learning rate
+
+
+def lr_range_test(manifest, cfg, sample, *, lo=1e-6, hi=3.0, steps=120):
+    """(lrs, smoothed losses) of an exponential LR sweep on a fresh model."""
+    import numpy as np
+    import tensorflow as tf
+
+    model = _model(manifest, replace(cfg, model=replace(cfg.model, dropout=0.0)), seed=cfg.train.seed)
+    opt = tf.keras.optimizers.SGD(lo, momentum=cfg.train.momentum) if cfg.train.optimizer == "sgd" \
+        else tf.keras.optimizers.Adam(lo)
+    loss_fn = _loss(manifest, cfg)
+    batch = cfg.train.reference_batch
+    lrs = lo * (hi / lo) ** (np.arange(steps) / (steps - 1))
+    x, y = sample["x"], sample["y"]
+    losses, smooth, best = [], None, math.inf
+    for i, lr in enumerate(lrs):
+        j = (i * batch) % max(1, len(x) - batch)
+        xb, yb = tf.constant(x[j : j + batch]), tf.constant(y[j : j + batch])
+        opt.learning_rate.assign(lr)
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=True))
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables,
+                                strict=True))
+        v = float(loss)
+        smooth = v if smooth is None else 0.8 * smooth + 0.2 * v
+        losses.append(smooth if math.isfinite(v) else math.inf)
+        best = min(best, smooth)
+        if not math.isfinite(v) or smooth > 4 * best:
+            break
+    return lrs[: len(losses)], np.array(losses)
+
+
+def check_lr(manifest, cfg, sample, plan: LRPlan, plot_path: str | None = None) -> Verdict:
+    """The LR range test at the reference batch, its suggestion rescaled like the run's own LR."""
+    import numpy as np
+
+
+    lrs, losses = lr_range_test(manifest, cfg, sample)
+    finite = np.isfinite(losses)
+    i_min = int(np.argmin(np.where(finite, losses, np.inf)))
+    lr_min = float(lrs[i_min])
+    suggested_batch = lr_min / 10  # one decade below the loss minimum: the usual safe pick
+    peak_lr, global_batch, ref, rule = plan.peak_lr, plan.global_batch, plan.reference_batch, plan.rule
+    # the sweep ran at the reference batch: rescale its suggestion to the global batch with the run's rule
+    suggested = scale_lr(suggested_batch, global_batch, ref, rule)
+    if plot_path:
+        _plot_lr(lrs, losses, peak_lr, suggested, plot_path)
+    after = np.flatnonzero((~finite | (losses > 4 * losses[i_min])) & (np.arange(len(losses)) > i_min))
+    diverged = float(lrs[after[0]]) if len(after) else None
+    evidence = (f"LR sweep 1e-6..3 at batch {ref}: lowest loss at LR {lr_min:.2g}"
+                + (f", diverges from {diverged:.2g}" if diverged is not None else "")
+                + f"; suggested peak LR for global batch {global_batch} ({rule} rule): {suggested:.2g}; "
+                f"configured peak LR {peak_lr:.2g}")
+    if peak_lr > 3 * lr_min * math.sqrt(max(1, global_batch / ref)):
+        return Verdict("lr", FAIL, evidence + " -- far too high: the loss diverges or sits flat",
+                       f"lower --base-lr so the peak is about {suggested:.2g} (keep --lr-scaling for the batch)")
+    if peak_lr < suggested / 100:
+        return Verdict("lr", WARN, evidence + " -- very low: training will crawl",
+                       f"raise --base-lr so the peak is about {suggested:.2g}")
+    return Verdict("lr", PASS, evidence)
+
+
+def _plot_lr(lrs, losses, peak, suggested, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from training.plots import save_figure
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(lrs, losses, marker=".")
+    ax.axvline(peak, color="tab:red", linestyle="--", label=f"configured peak {peak:.2g}")
+    ax.axvline(suggested, color="tab:green", linestyle=":", label=f"suggested {suggested:.2g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss (smoothed)")
+    ax.set_title("LR range test")
+    ax.legend()
+    save_figure(fig, path)
+
+
+# ------------------------------------------------------------------ 6. batch size
+
+
+def gradient_noise_scale(manifest, cfg, sample, small: int = 16, big: int = 256, repeats: int = 4) -> float:
+    """B_simple = tr(Sigma) / |G|^2 from gradient norms at two batch sizes (McCandlish et al., 2018)."""
+    import numpy as np
+    import tensorflow as tf
+
+    model = _model(manifest, replace(cfg, model=replace(cfg.model, dropout=0.0)), seed=cfg.train.seed)
+    loss_fn = _loss(manifest, cfg)
+
+    def sq_norm(xb, yb):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(tf.constant(yb), model(tf.constant(xb), training=False))
+        grads = tape.gradient(loss, model.trainable_variables)
+        return float(sum(tf.reduce_sum(g * g) for g in grads if g is not None))
+
+    rng = np.random.default_rng(0)
+    g_small = np.mean([sq_norm(*(a[idx] for a in (sample["x"], sample["y"])))
+                       for idx in (rng.choice(len(sample["x"]), small, replace=False) for _ in range(repeats * 4))])
+    g_big = np.mean([sq_norm(*(a[idx] for a in (sample["x"], sample["y"])))
+                     for idx in (rng.choice(len(sample["x"]), min(big, len(sample["x"])), replace=False)
+                                 for _ in range(repeats))])
+    g2 = (big * g_big - small * g_small) / (big - small)
+    trace = (g_small - g_big) / (1 / small - 1 / big)
+    return float(trace / g2) if g2 > 0 else math.inf
+
+
+def check_batch(manifest, cfg, sample, global_batch: int) -> Verdict:
+    steps = manifest.windows("train") // global_batch
+    noise = gradient_noise_scale(manifest, cfg, sample)
+    evidence = (f"global batch {global_batch}: {steps} steps per epoch over {manifest.windows('train'):,} train "
+                f"windows; gradient noise scale at initialization ~{noise:.0f}")
+    if steps < 10:
+        return Verdict("batch", FAIL, evidence + " -- too few steps per epoch to learn or to early-stop sensibly",
+                       f"use a global batch of at most {max(1, manifest.windows('train') // 50)} (--global-batch-size) "
+                       "or more data")
+    if math.isfinite(noise) and global_batch > 20 * max(noise, 1):
+        return Verdict("batch", WARN, evidence + " -- the batch is far above the noise scale: bigger batches "
+                       "add little per step", f"a global batch near {max(8, int(noise)):d}-{max(16, int(4 * noise)):d} "
+                       "uses the data better; more replicas then need a larger dataset")
+    if math.isfinite(noise) and global_batch < noise / 20:
+        return Verdict("batch", WARN, evidence + " -- the batch is far below the noise scale: gradients are "
+                       "mostly noise", f"raise the global batch toward {int(noise)}")
+    return Verdict("batch", PASS, evidence)

@@ -1,0 +1,15 @@
+"""One doctor check's answer: status, the evidence behind it, and the fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+
+
+@dataclass
+class Verdict:
+    check: str
+    status: str
+    evidence: str
+    fix: str = ""
