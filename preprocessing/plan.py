@@ -14,8 +14,9 @@ import pyarrow as pa
 
 from contract.manifest import Boundaries
 from contract.records import series_id
+from preprocessing.durations import parse_duration
 from preprocessing.errors import InputError
-from preprocessing.options import JobConfig, parse_duration
+from preprocessing.options import JobConfig
 from preprocessing.split import resolve_boundaries
 from preprocessing.stats import QUANTILES, ColumnStats, Scaling, scaling_from_stats
 from preprocessing.window import unit_assignments
