@@ -62,7 +62,7 @@ def test_unit_slices_own_every_row_once_and_copy_the_halo():
     scan = scan_of([table], [0])
     plan = make_plan(scan, cfg)
     owned_rows, halo = [], []
-    for (bucket, chunk), part in unit_slices(table, plan):
+    for (_bucket, chunk), part in unit_slices(table, plan):
         t = part.column("time").to_numpy()
         owned = part.column("owned").to_numpy(zero_copy_only=False)
         start = plan.t_min + chunk * plan.span

@@ -12,7 +12,7 @@ from preprocessing.window import gather_windows
 from tests.helpers import read_split
 
 
-def staged(tmp_path, n_units=3, rows=50, shard_count=2, spec=WindowSpec(look_back=4, horizon=2)):
+def staged(tmp_path, spec, n_units=3, rows=50, shard_count=2):
     rng = np.random.default_rng(0)
     units, arrays = [], []
     for u in range(n_units):
@@ -30,7 +30,7 @@ def staged(tmp_path, n_units=3, rows=50, shard_count=2, spec=WindowSpec(look_bac
 
 def test_shard_records_cut_each_dealt_window_once(tmp_path):
     spec = WindowSpec(look_back=4, horizon=2)
-    units, arrays = staged(tmp_path, spec=spec)
+    units, arrays = staged(tmp_path, spec)
     got_t = []
     for shard in range(2):
         for n, rec in shards.shard_records(units, "train", shard, np.random.default_rng(shard), spec, block_size=16):
@@ -41,7 +41,7 @@ def test_shard_records_cut_each_dealt_window_once(tmp_path):
 
 def test_written_shard_reads_back_as_the_gathered_windows(tmp_path):
     spec = WindowSpec(look_back=4, horizon=2)
-    units, arrays = staged(tmp_path, n_units=1, shard_count=1, spec=spec)
+    units, arrays = staged(tmp_path, spec, n_units=1, shard_count=1)
     out = tmp_path / "ds"
     out.mkdir()
     name = "train-00000-of-00001.tfrecord"
