@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from contract.flags import dataclass_defaults, show_defaults
 from contract.manifest import DatasetSpec
 from contract.window import WindowSpec
 from preprocessing.durations import parse_duration
@@ -202,32 +203,32 @@ def build_parser() -> argparse.ArgumentParser:
     a("--series-column", help="column naming the series (omit for a single series)")
     a("--features", type=_csv, help="comma-separated input columns")
     a("--targets", type=_csv, help="comma-separated target columns")
-    a("--task", choices=TASKS, help="regression (default) | binary | multiclass")
+    a("--task", choices=TASKS, help="regression | binary | multiclass")
     a("--num-classes", type=int, help="class count for --task multiclass")
     a("--time-format", help="strptime format of a string time column that is not ISO-8601")
-    a("--look-back", type=int, help="rows per input window L (default 24)")
-    a("--horizon", type=int, help="target is H steps after the last input row (default 1)")
-    a("--stride", type=int, help="keep every stride-th window (default 1)")
+    a("--look-back", type=int, help="rows per input window L")
+    a("--horizon", type=int, help="target is H steps after the last input row")
+    a("--stride", type=int, help="keep every stride-th window")
     a("--target-sequence", action="store_const", const=True, help="target is the next H steps, not only step H")
-    a("--train-fraction", type=float, help="fraction of the global time range for train (default 0.7)")
-    a("--val-fraction", type=float, help="fraction for validation (default 0.15; test gets the rest)")
+    a("--train-fraction", type=float, help="fraction of the global time range for train")
+    a("--val-fraction", type=float, help="fraction for validation")
     a("--val-start", help="explicit first time of the validation split (with --test-start)")
     a("--test-start", help="explicit first time of the test split")
-    a("--nan-policy", choices=NAN_POLICIES, help="NaN/inf in used columns: fail (default) | drop | ffill")
-    a("--ffill-limit", type=int, help="max consecutive rows forward-filled (default 10)")
-    a("--duplicates", choices=DUPLICATE_POLICIES, help="repeated timestamps in a series: fail (default) | keep-last")
-    a("--max-gap", help="largest time step inside a segment, e.g. 90s or 1h (default 1.5x the typical step)")
-    a("--scaler", choices=SCALERS, help="standard (default) | minmax | robust")
+    a("--nan-policy", choices=NAN_POLICIES, help="NaN/inf in used columns: fail | drop | ffill")
+    a("--ffill-limit", type=int, help="max consecutive rows forward-filled")
+    a("--duplicates", choices=DUPLICATE_POLICIES, help="repeated timestamps in a series: fail | keep-last")
+    a("--max-gap", help="largest time step inside a segment, e.g. 90s or 1h; unset: 1.5 x the typical step")
+    a("--scaler", choices=SCALERS, help="standard | minmax | robust")
     a("--unscaled", type=_csv, help="comma-separated columns to keep in original units")
-    a("--train-shards", type=int, help="train shard files (default 16)")
-    a("--eval-shards", type=int, help="shard files for val and for test (default 8)")
-    a("--block-size", type=int, help="windows per TFRecord record (default 256)")
-    a("--compression", choices=COMPRESSIONS, help="none (default) | gzip")
-    a("--seed", type=int, help="shuffle seed (default 42)")
-    a("--chunk-rows", type=int, help="rows per work unit, bounds worker memory (default 1000000)")
+    a("--train-shards", type=int, help="train shard files")
+    a("--eval-shards", type=int, help="shard files for val and for test")
+    a("--block-size", type=int, help="windows per TFRecord record")
+    a("--compression", choices=COMPRESSIONS, help="none | gzip")
+    a("--seed", type=int, help="shuffle seed")
+    a("--chunk-rows", type=int, help="rows per work unit, bounds worker memory")
     a("--full-shuffle", action="store_const", const=True, help="Beam-level shuffle of all windows (Dataflow)")
     a("--overwrite", action="store_const", const=True, help="replace an existing dataset in --output")
-    return p
+    return show_defaults(p, dataclass_defaults(JobConfig))
 
 
 _LIST_FIELDS = {"input", "features", "targets", "unscaled"}

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from contract.flags import dataclass_defaults, show_defaults
+
 OPTIMIZERS = ("adam", "adamw", "sgd")
 HEADS = ("auto", "linear", "sigmoid", "softmax")
 LOSSES = ("auto", "mse", "huber", "mae", "binary_crossentropy", "sparse_categorical_crossentropy")
@@ -219,19 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--startup-timeout", type=int, help="seconds to wait for peers")
     g.add_argument("--no-evaluate", dest="evaluate", action="store_const", const=False, help="skip test evaluation")
     g.add_argument("--min-free-disk-mb", type=int, help="refuse a local job dir with less free space")
-    return _with_defaults(p)
-
-
-def _with_defaults(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Append each option's default, read from the config dataclasses (the one copy of them)."""
-    defaults = {f.name: f.default for c in _SECTIONS.values() for f in dataclasses.fields(c)
-                if f.default not in (dataclasses.MISSING, None, "")}
-    defaults["units"] = ",".join(map(str, ModelConfig().units))
-    for action in parser._actions:
-        if action.dest in defaults and action.help and isinstance(action.default, type(None)):
-            value = defaults[action.dest]
-            action.help += f" (default: {value})" if not isinstance(value, bool) else ""
-    return parser
+    return show_defaults(p, dataclass_defaults(*_SECTIONS.values()))
 
 
 def resolve(args: argparse.Namespace, file_values: dict[str, Any] | None = None) -> Config:

@@ -81,10 +81,11 @@ def format_verdicts(verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from training.config import build_parser, load_config_file, resolve
+def build_parser():
+    """The trainer's parser (the same model/optimizer flags) plus the doctor's own."""
+    from training.config import build_parser as train_parser
 
-    parser = build_parser()
+    parser = train_parser()
     parser.prog = "seqscale-doctor"
     parser.description = __doc__.split("\n\n")[0]
     parser.add_argument("--raw", action="append", help="the raw input files (glob) the dataset was built from")
@@ -94,7 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=1,
                         help="replicas the real run will have (workers x GPUs each), for its global batch and LR "
                              "(default 1)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.config import load_config_file, resolve
+
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if not args.job_dir:
         args.job_dir = args.out
