@@ -22,6 +22,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np
 
 from benchmarks.measure import run_measured
+from contract.records import SPLITS
 from demo.household_power import FEATURES, TIME, csv_path
 
 TARGETS = {"beam_1w_ratio": 3.0, "peak_rss_mb": 4096}
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
             print(f"{name:<12}{r.seconds:>10.1f}{r.peak_rss_mb:>14.0f}{r.seconds / ref.seconds:>14.2f}")
         with open(os.path.join(ref_out, "counts.json")) as f:
             ref_counts = json.load(f)
-        for split in ("train", "val", "test"):
+        for split in SPLITS:
             a = split_sums(ref_out, split)
             b = split_sums(os.path.join(work, "beam_1w"), split)
             same = a[0] == b[0] == ref_counts[split] and a[2] == b[2] and abs(a[1] - b[1]) < 1e-3 * max(1.0, abs(a[1]))
