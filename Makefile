@@ -20,7 +20,7 @@ INPUT   ?= gs://$(BUCKET)/raw/*.parquet
 OUTPUT  ?= gs://$(BUCKET)/datasets/seqscale
 SPEC    ?=
 
-.PHONY: install lint test test-fast demo bench train-local clean audit docs \
+.PHONY: install lint test test-fast demo bench soak train-local clean audit docs \
 	k8s-render k8s-apply k8s-logs k8s-delete preprocess-dataflow
 
 $(STAMP): setup.py constraints.txt
@@ -47,6 +47,10 @@ demo: $(STAMP)
 # N trainer processes on 127.0.0.1 (the real MultiWorkerMirroredStrategy path), logs prefixed [wI].
 train-local: $(STAMP)
 	$(BIN)/python -m training.launch --workers $(WORKERS) -- --data $(DATA) --job-dir $(JOB_DIR) $(ARGS)
+
+# The job-dir concurrency soak at full length: 5 runs of 150 two-worker epochs (make test runs 1).
+soak: $(STAMP)
+	SEQSCALE_SOAK_RUNS=5 $(BIN)/python -m pytest -q tests/training/test_soak.py tests/training/test_jobdir.py
 
 # docs/flags.md from the argument parsers (tests/test_docs.py fails when it is stale)
 docs: $(STAMP)

@@ -51,7 +51,7 @@ def plot_week(export_dir: str, data_dir: str, path: str) -> None:
     x = np.concatenate([r["x"] for r in rows])[order] * fs + fc  # raw inputs, as a user would send them
     y = np.concatenate([r["y"] for r in rows])[order, 0] * yc.scale + yc.center
     p = predict(x)[:, 0]
-    when = (t[order] + m.step * m.horizon).astype("datetime64[ns]")
+    when = m.window.target_time(t[order], m.step).astype("datetime64[ns]")
     fig, ax = plt.subplots(figsize=(11, 4))
     ax.plot(when, y, label="actual", color="black", linewidth=1)
     ax.plot(when, p, label="LSTM (exported model, raw inputs)", color="tab:orange", linewidth=1)

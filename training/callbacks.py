@@ -11,6 +11,8 @@ import time
 
 import tensorflow as tf
 
+from training.jobdir import exists, read_bytes, write_atomic
+
 
 class LearningRateLogger(tf.keras.callbacks.Callback):
     """Put the LR in effect at the end of each epoch into the logs (history.json, TensorBoard)."""
@@ -42,7 +44,11 @@ class EpochTimer(tf.keras.callbacks.Callback):
 
 
 class HistoryWriter(tf.keras.callbacks.Callback):
-    """Chief only: append each epoch's logs to history.json (kept across restarts)."""
+    """history.json: each epoch's logs, kept across restarts (the chief writes; others keep memory).
+
+    Only the writer reads the previous run's history when training (re)starts; the other
+    workers hold this run's epochs only and never read the chief's file.
+    """
 
     def __init__(self, path: str, *, writer: bool) -> None:
         super().__init__()
@@ -50,20 +56,16 @@ class HistoryWriter(tf.keras.callbacks.Callback):
         self.epochs: list[dict] = []
 
     def on_train_begin(self, logs=None):
-        self.epochs = read_history(self.path)
+        self.epochs = read_history(self.path) if self.writer else []
 
     def on_epoch_end(self, epoch, logs=None):
         entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         self.epochs.append(entry)
         if self.writer:
-            tmp = self.path + ".tmp"
-            with tf.io.gfile.GFile(tmp, "w") as f:
-                json.dump({"epochs": self.epochs}, f, indent=1)
-            tf.io.gfile.rename(tmp, self.path, overwrite=True)
+            write_atomic(self.path, json.dumps({"epochs": self.epochs}, indent=1))
 
 
 def read_history(path: str) -> list[dict]:
-    if not tf.io.gfile.exists(path):
+    if not exists(path):
         return []
-    with tf.io.gfile.GFile(path, "r") as f:
-        return json.load(f)["epochs"]
+    return json.loads(read_bytes(path))["epochs"]

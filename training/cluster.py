@@ -115,6 +115,19 @@ def write_path(job_dir: str, cluster: Cluster, *parts: str) -> str:
     return posixpath.join(base, *parts) if parts else base
 
 
+def peer_lost(exc: BaseException) -> bool:
+    """Whether a failure is MultiWorkerMirroredStrategy noticing that a peer went away.
+
+    The surviving workers' collectives fail with UnavailableError ("The following tasks
+    are unhealthy (stopped sending heartbeats)") or an aborted/cancelled collective; that
+    is not their own fault and gets its own exit code.
+    """
+    text = str(exc)
+    return (type(exc).__name__ in ("UnavailableError", "AbortedError")
+            or "stopped sending heartbeats" in text or "Collective ops is aborted" in text
+            or "tasks are unhealthy" in text)
+
+
 def startup_message(cluster: Cluster, seconds: int) -> str:
     peers = ", ".join(w for i, w in enumerate(cluster.workers) if i != cluster.index)
     return (f"seqscale-train: error: worker {cluster.index} ({cluster.workers[cluster.index]}) could not reach its "

@@ -38,10 +38,12 @@ def tf_configs(ports: list[int]) -> list[dict]:
     return [{"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}} for i in range(len(ports))]
 
 
-def _pump(stream, prefix: str, out) -> None:
+def _pump(stream, prefix: str, out, errors: dict, index: int) -> None:
     for line in iter(stream.readline, ""):
         out.write(f"{prefix}{line}")
         out.flush()
+        if line.startswith("seqscale-train:"):
+            errors[index] = line.strip()  # the worker's own one-line reason, for the summary
 
 
 def launch(workers: int, trainer_args: list[str], *, module: str = "training", env: dict | None = None,
@@ -51,12 +53,13 @@ def launch(workers: int, trainer_args: list[str], *, module: str = "training", e
     ports = free_ports(workers)
     procs = []
     threads = []
+    errors: dict[int, str] = {}
     for i, cfg in enumerate(tf_configs(ports)):
         penv = {**os.environ, **(env or {}), "TF_CONFIG": json.dumps(cfg), "PYTHONUNBUFFERED": "1"}
         p = subprocess.Popen([sys.executable, "-m", module, *trainer_args], env=penv, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
         procs.append(p)
-        th = threading.Thread(target=_pump, args=(p.stdout, f"[w{i}] ", out), daemon=True)
+        th = threading.Thread(target=_pump, args=(p.stdout, f"[w{i}] ", out, errors, i), daemon=True)
         th.start()
         threads.append(th)
     deadline = time.time() + timeout if timeout else None
@@ -67,7 +70,9 @@ def launch(workers: int, trainer_args: list[str], *, module: str = "training", e
             failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
             if failed:
                 i, code = failed[0]
-                out.write(f"[launch] worker {i} exited with {code}; stopping the others\n")
+                threads[i].join(timeout=5)  # read its last lines, with the reason
+                reason = f" ({errors[i]})" if i in errors else ""
+                out.write(f"[launch] worker {i} exited with {code}{reason}; stopping the others\n")
                 break
             if all(c == 0 for c in codes):
                 code = 0

@@ -6,7 +6,8 @@ restart it starts over and `restore_best_weights` restores the wrong epoch. The 
 for a plateau LR factor. `StateStore` persists such state per epoch beside the backup, and
 the callbacks below reload the state of the epoch BackupAndRestore resumed after.
 All workers compute the same state (validation loss is all-reduced under
-MultiWorkerMirroredStrategy); only the chief writes it.
+MultiWorkerMirroredStrategy); only the chief writes it, and no worker reads it mid-run
+(see jobdir.py for the rule and the torn read it prevents).
 """
 
 from __future__ import annotations
@@ -19,50 +20,62 @@ import posixpath
 import numpy as np
 import tensorflow as tf
 
+from training.jobdir import JobDirError, exists, read_bytes, write_atomic
+
 log = logging.getLogger(__name__)
 
 
 def write_npz(path: str, arrays: list[np.ndarray]) -> None:
-    """Arrays to an .npz at a local or gs:// path (no pickle), creating its directory."""
+    """Arrays to an .npz at a local or gs:// path (no pickle), written whole (jobdir.write_atomic)."""
     buf = io.BytesIO()
     np.savez(buf, *arrays)
-    tf.io.gfile.makedirs(posixpath.dirname(path))
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(buf.getvalue())
+    write_atomic(path, buf.getvalue())
+
+
+def read_npz(path: str) -> list[np.ndarray]:
+    with np.load(io.BytesIO(read_bytes(path))) as data:
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
 
 
 class StateStore:
-    """Per-epoch JSON state plus optional weight snapshots in a directory (local or gs://)."""
+    """Per-epoch JSON state plus optional weight snapshots in a directory (local or gs://).
+
+    Every worker keeps the states in memory (they are the same everywhere: computed from
+    all-reduced metrics); only the writer (the chief) writes the file, whole, each epoch.
+    The file is read once, when a restarted run resumes (`load`), never mid-run.
+    """
+
+    KEEP = 5  # the last few epochs cover any resume point
 
     def __init__(self, directory: str, name: str, *, writer: bool) -> None:
         self.directory, self.name, self.writer = directory, name, writer
         self.path = posixpath.join(directory, f"{name}.json")
+        self._states: dict[str, dict] | None = None
 
-    def _read(self) -> dict:
-        if not tf.io.gfile.exists(self.path):
+    def _read_file(self) -> dict[str, dict]:
+        if not exists(self.path):
             return {}
-        with tf.io.gfile.GFile(self.path, "r") as f:
-            return json.load(f)
+        try:
+            return json.loads(read_bytes(self.path))
+        except json.JSONDecodeError as e:
+            raise JobDirError(f"{self.path} is not valid JSON ({e}); delete {self.directory} to restart this "
+                              "state from scratch") from e
 
     def states(self) -> dict[str, dict]:
-        return self._read()
+        """The states this worker knows (restored ones and those of this run), in memory."""
+        return dict(self._states or {})
 
     def load(self, epoch: int) -> dict | None:
-        """State saved at the end of `epoch`, or None."""
-        return self._read().get(str(epoch))
+        """State saved at the end of `epoch`, read from the file (at resume only)."""
+        self._states = self._read_file()
+        return self._states.get(str(epoch))
 
     def save(self, epoch: int, state: dict) -> None:
-        if not self.writer:
-            return
-        data = self._read()
+        data = self.states()
         data[str(epoch)] = state
-        keep = sorted(data, key=int)[-5:]  # the last few epochs cover any resume point
-        data = {k: data[k] for k in keep}
-        tf.io.gfile.makedirs(self.directory)
-        tmp = self.path + ".tmp"
-        with tf.io.gfile.GFile(tmp, "w") as f:
-            json.dump(data, f)
-        tf.io.gfile.rename(tmp, self.path, overwrite=True)
+        self._states = {k: data[k] for k in sorted(data, key=int)[-self.KEEP:]}
+        if self.writer:
+            write_atomic(self.path, json.dumps(self._states))
 
     def weights_path(self, epoch: int) -> str:
         return posixpath.join(self.directory, f"{self.name}-weights-epoch{epoch}.npz")
@@ -72,9 +85,7 @@ class StateStore:
             write_npz(self.weights_path(epoch), weights)
 
     def load_weights(self, epoch: int) -> list[np.ndarray]:
-        with tf.io.gfile.GFile(self.weights_path(epoch), "rb") as f:
-            data = np.load(io.BytesIO(f.read()))
-            return [data[f"arr_{i}"] for i in range(len(data.files))]
+        return read_npz(self.weights_path(epoch))
 
     def prune_weights(self, keep_epochs: set[int]) -> None:
         if not self.writer:

@@ -152,7 +152,12 @@ def compile_model(r: Run):
 
 
 def make_callbacks(r: Run, model, factor):
-    """Backup, persisted early stopping and plateau, the guard, TensorBoard, history.json."""
+    """Persisted early stopping and plateau, the guard, TensorBoard, history.json, then the backup.
+
+    Order matters for a crash at the end of an epoch: every per-epoch file (state,
+    history) is written before BackupAndRestore records the epoch as done, so a restart
+    never resumes past an epoch whose state was not saved (it re-runs that epoch instead).
+    """
     import tensorflow as tf
 
     from training import callbacks as cb
@@ -160,7 +165,7 @@ def make_callbacks(r: Run, model, factor):
 
     t, chief = r.cfg.train, r.cluster.is_chief
     state_dir = r.path("backup", "seqscale_state")
-    callbacks = [tf.keras.callbacks.BackupAndRestore(r.path("backup")), cb.LearningRateLogger(), cb.EpochTimer()]
+    callbacks = [cb.LearningRateLogger(), cb.EpochTimer()]
     if r.val_steps and t.patience:
         callbacks.append(state.PersistentEarlyStopping(
             state.StateStore(state_dir, "early_stopping", writer=chief),
@@ -171,7 +176,8 @@ def make_callbacks(r: Run, model, factor):
     guard = make_guard(r)
     history = cb.HistoryWriter(r.path("history.json"), writer=chief)
     callbacks += [guard, tf.keras.callbacks.TensorBoard(cluster_lib.write_path(r.job_dir, r.cluster, "logs"),
-                                                        profile_batch=0), history]
+                                                        profile_batch=0), history,
+                  tf.keras.callbacks.BackupAndRestore(r.path("backup"))]
     return callbacks, guard, history
 
 

@@ -231,8 +231,9 @@ def test_lost_pod_gang_restart_resumes(tiny_dataset, tmp_path):
         assert all(p.poll() is None for p in procs), "training ended before the pod could be lost"
         time.sleep(0.05)
     os.killpg(procs[1].pid, signal.SIGKILL)  # the node under pod 1 disappears
-    codes, _ = wait_all(procs, timeout=180)  # the survivor must fail, not hang
-    assert codes[1] == -9 and codes[0] != 0
+    codes, outs = wait_all(procs, timeout=180)  # the survivor must fail, not hang
+    assert codes[1] == -9 and codes[0] == 4, outs[0][-2000:]  # 4: a peer was lost (not its own fault)
+    assert "a peer worker stopped or became unreachable" in outs[0]
     done = len(json.loads(hist.read_text())["epochs"])
     codes, outs = wait_all(start_pods(cmds, free_base_port(2)), timeout=300)  # the Job recreates both pods
     assert codes == [0, 0], "\n".join(o[-3000:] for o in outs)
