@@ -9,7 +9,7 @@ source file and row, so errors name them. Counts only include rows the unit owns
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -29,9 +29,20 @@ class Unit:
     series_names: list[str]
     values: np.ndarray  # float64 [n, C]
     owned: np.ndarray  # bool: row belongs to this unit's chunk (not halo)
+    file: np.ndarray  # int32 index into the input paths, so errors can name the row
+    row: np.ndarray  # int64 data row in that file
 
     def __len__(self) -> int:
         return len(self.time)
+
+    def subset(self, keep: np.ndarray) -> "Unit":
+        """The unit with only the rows where `keep` is true."""
+        return Unit(key=self.key, time=self.time[keep], series=self.series[keep], series_names=self.series_names,
+                    values=self.values[keep], owned=self.owned[keep], file=self.file[keep], row=self.row[keep])
+
+    def label(self, i: int, paths: list[str]) -> str:
+        """Where row i of the unit came from: file and row (and line, for CSV)."""
+        return row_label(paths[int(self.file[i])], int(self.row[i]))
 
     def segment_begins(self, max_gap: int) -> np.ndarray:
         """Starts of runs with one series and no gap > max_gap."""
@@ -95,9 +106,10 @@ def clean_unit(
                 "remove one, or pass --duplicates keep-last to keep the later one"
             )
         counts["rows_dropped.duplicate_timestamp"] += int((same & owned).sum())
-        time, series, values, owned = (a[~same] for a in (time, series, values, owned))
+        time, series, values, owned, files, rows = (a[~same] for a in (time, series, values, owned, files, rows))
 
-    unit = Unit(key=key, time=time, series=series, series_names=names, values=values, owned=owned)
+    unit = Unit(key=key, time=time, series=series, series_names=names, values=values, owned=owned, file=files,
+                row=rows)
     if nan_policy == "ffill":
         unit, dropped, filled = _forward_fill(unit, limit=ffill_limit, max_gap=max_gap)
         counts["rows_dropped.nan_unfillable"] += dropped
@@ -143,12 +155,5 @@ def _forward_fill(unit: Unit, *, limit: int, max_gap: int) -> tuple[Unit, int, i
         filled += int((usable & unit.owned).sum())
     keep = np.isfinite(out).all(axis=1)
     dropped = int((~keep & unit.owned).sum())
-    cleaned = Unit(
-        key=unit.key,
-        time=unit.time[keep],
-        series=unit.series[keep],
-        series_names=unit.series_names,
-        values=out[keep],
-        owned=unit.owned[keep],
-    )
+    cleaned = replace(unit, values=out).subset(keep)
     return cleaned, dropped, filled

@@ -55,13 +55,18 @@ def run(argv: list[str] | None = None) -> Manifest | None:
     cfg = resolve(args, spec)
     started = time.time()
     paths = list_inputs(cfg.input)
-    staging = output.prepare_output(cfg.output, overwrite=cfg.overwrite, run_id=output.new_run_id())
-    log.info("seqscale: %d input files, output %s, staging %s", len(paths), cfg.output, staging)
+    created = output.absent(cfg.output)
+    staging = None
     try:
+        staging = output.prepare_output(cfg.output, overwrite=cfg.overwrite, run_id=output.new_run_id())
+        log.info("seqscale: %d input files, output %s, staging %s", len(paths), cfg.output, staging)
         with beam.Pipeline(options=options) as p:
             build(p, cfg, paths, staging, started)
     except Exception as e:
-        output.discard(staging)
+        if staging:
+            output.discard(staging)
+        if created:
+            output.remove_if_empty(cfg.output)  # leave nothing that was not there before
         msg = user_message(e)
         if msg is None:
             raise

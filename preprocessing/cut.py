@@ -42,6 +42,31 @@ def unit_arrays(unit: Unit, scaling: Scaling, cfg: JobConfig) -> UnitArrays:
     return UnitArrays(x=x, y=y, t=unit.time, sid=sid)
 
 
+def drop_overflow(unit: Unit, arrays: UnitArrays, cfg: JobConfig,
+                  paths: list[str]) -> tuple[Unit, UnitArrays, int]:
+    """Every value written, in every split, must be finite in float32.
+
+    A value far outside the training range (1e39, or 1e300 in a validation row) scales to
+    inf. That is an error naming file, row and column, or under --nan-policy drop the row
+    is dropped and counted (owned rows only). Returns the unit, its arrays, rows dropped.
+    """
+    bad_x, bad_y = ~np.isfinite(arrays.x), ~np.isfinite(arrays.y)
+    bad = bad_x.any(axis=1) | bad_y.any(axis=1)
+    if not bad.any():
+        return unit, arrays, 0
+    if cfg.nan_policy != "drop":
+        i = int(np.flatnonzero(bad)[0])
+        col = cfg.features[int(np.argmax(bad_x[i]))] if bad_x[i].any() else cfg.targets[int(np.argmax(bad_y[i]))]
+        raw = unit.values[i, cfg.columns.index(col)]
+        raise InputError(
+            f"{unit.label(i, paths)}: column {col!r} is {raw:g}, which is beyond float32 (about 3.4e38) once "
+            "scaled with the training statistics; fix the value, or pass --nan-policy drop to drop such rows"
+        )
+    keep = ~bad
+    kept = UnitArrays(x=arrays.x[keep], y=arrays.y[keep], t=arrays.t[keep], sid=arrays.sid[keep])
+    return unit.subset(keep), kept, int((bad & unit.owned).sum())
+
+
 def check_targets(unit: Unit, rows: np.ndarray, y: np.ndarray, cfg: JobConfig, kind: str) -> None:
     """Classification targets (the target rows `rows` of y) must be class ids: {0, 1} or 0..K-1."""
     if cfg.task == "regression":

@@ -14,6 +14,10 @@ class SeqscaleError(ValueError):
     """Base class: the message is for the user, complete with the fix."""
 
     def __init__(self, message: str) -> None:
+        # Beam re-raises a worker's exception as type(e)(its message + context), which
+        # would prefix the marker again: keep exactly one.
+        while message.startswith(MARKER):
+            message = message[len(MARKER):]
         super().__init__(MARKER + message)
 
 
@@ -37,6 +41,8 @@ def user_message(exc: BaseException) -> str | None:
         cause = exc.__cause__ or exc.__context__
         return user_message(cause) if cause is not None else None
     line = text[i + len(MARKER):]
+    while line.startswith(MARKER):
+        line = line[len(MARKER):]
     # Runners append traceback text after the message; keep the message only.
     for stop in ("\nTraceback", " [while running", "\n\n"):
         j = line.find(stop)

@@ -112,6 +112,20 @@ def staging_areas(output: str) -> list[str]:
                    for p in _list(FileSystems.join(output, marker + "*", "**"))})
 
 
+def absent(output: str) -> bool:
+    """Whether `output` does not exist yet (a local directory; on object stores, no object under it)."""
+    if "://" not in output:
+        return not os.path.exists(output)
+    return not _list(FileSystems.join(output, "**"))
+
+
+def remove_if_empty(output: str) -> None:
+    """Remove a local output directory this run created, when it holds nothing (object stores have no
+    empty directories)."""
+    if "://" not in output and os.path.isdir(output) and not os.listdir(output):
+        os.rmdir(output)
+
+
 def discard(staging: str) -> None:
     """Remove a failed run's staging area (best effort; it never holds a manifest)."""
     _delete_tree(staging)

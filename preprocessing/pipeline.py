@@ -96,14 +96,14 @@ class ComputeScalingStats(beam.PTransform):
 class MakeWindows(beam.PTransform):
     """Units -> shard files in staging (a ShardResult per shard), plus counts."""
 
-    def __init__(self, cfg: JobConfig, staging: str, plan, scaling) -> None:
+    def __init__(self, cfg: JobConfig, staging: str, paths: list[str], plan, scaling) -> None:
         super().__init__()
-        self.cfg, self.staging, self.plan, self.scaling = cfg, staging, plan, scaling
+        self.cfg, self.staging, self.paths, self.plan, self.scaling = cfg, staging, paths, plan, scaling
 
     def expand(self, units):
         cfg = self.cfg
         out = units | "Cut" >> beam.ParDo(
-            CutUnitFn(cfg, self.staging), plan=AsSingleton(self.plan), scaling=AsSingleton(self.scaling),
+            CutUnitFn(cfg, self.staging, self.paths), plan=AsSingleton(self.plan), scaling=AsSingleton(self.scaling),
         ).with_outputs(CutUnitFn.COUNTS, main="staged")
         if cfg.full_shuffle:
             # Materialized windows through a Beam shuffle: right on Dataflow's shuffle
@@ -153,7 +153,7 @@ def build(p: beam.Pipeline, cfg: JobConfig, paths: list[str], staging: str, star
     plan = rows | "PlanUnits" >> PlanUnits(cfg, paths)
     cleaned = rows | "MakeUnits" >> MakeUnits(cfg, paths, plan)
     stats, scaling = cleaned[CleanUnitFn.STATS] | "ComputeScalingStats" >> ComputeScalingStats(cfg)
-    results, window_counts = cleaned.units | "MakeWindows" >> MakeWindows(cfg, staging, plan, scaling)
+    results, window_counts = cleaned.units | "MakeWindows" >> MakeWindows(cfg, staging, paths, plan, scaling)
     counts = (
         (read_counts, cleaned[CleanUnitFn.COUNTS], window_counts)
         | "FlattenCounts" >> beam.Flatten()

@@ -176,14 +176,15 @@ class CutUnitFn(beam.DoFn):
 
     COUNTS = "counts"
 
-    def __init__(self, cfg: JobConfig, staging: str) -> None:
-        self.cfg, self.staging = cfg, staging
+    def __init__(self, cfg: JobConfig, staging: str, paths: list[str]) -> None:
+        self.cfg, self.staging, self.paths = cfg, staging, paths
         self.windows = {s: Metrics.counter(NAMESPACE, f"windows_{s}") for s in SPLITS}
 
     def process(self, unit: Unit, plan: Plan, scaling: Scaling):
         cfg = self.cfg
-        a = cut.unit_arrays(unit, scaling, cfg)
+        unit, a, overflow = cut.drop_overflow(unit, cut.unit_arrays(unit, scaling, cfg), cfg, self.paths)
         per_split, counts = cut.unit_windows(unit, a, plan, cfg)
+        counts["rows_dropped.not_finite_after_scaling"] += overflow
         rng = cut.unit_rng(cfg, unit.key)
         dealt = {}
         for split, perm in cut.permuted(per_split, rng):

@@ -24,10 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from contract.manifest import ManifestError
     from training.cluster import ClusterError, peer_lost
     from training.config import ConfigError
-    from training.data import DatasetError
-    from training.guard import TrainingStopped
-    from training.jobdir import JobDirError
-    from training.model import HeadError
+    from training.errors import DatasetError, HeadError, JobDirError, TrainingStopped
     from training.train import run
 
     try:

@@ -19,14 +19,11 @@ import tensorflow as tf
 from contract.manifest import MANIFEST_NAME, Manifest, ManifestError
 from contract.records import SPLITS
 from training.config import DataConfig
+from training.errors import DatasetError
 from training.lr_plan import full_batches
 from training.records import block_decoder, compression_type
 
 log = logging.getLogger(__name__)
-
-
-class DatasetError(ValueError):
-    """The dataset directory does not match its manifest."""
 
 
 def join(base: str, name: str) -> str:

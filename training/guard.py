@@ -22,10 +22,6 @@ FLAT_CAUSES = (
 )
 
 
-class TrainingStopped(RuntimeError):
-    """Training was stopped because it cannot succeed as configured (flat or NaN loss)."""
-
-
 class FlatLossGuard(tf.keras.callbacks.Callback):
     """Stop a run that is not learning, and say why it may be.
 

@@ -25,9 +25,7 @@ import uuid
 
 import tensorflow as tf
 
-
-class JobDirError(RuntimeError):
-    """A file in the job dir cannot be read or written (named in the message)."""
+from training.errors import JobDirError
 
 
 def is_object_store(path: str) -> bool:

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from contract.manifest import Manifest
 from training.config import ModelConfig
+from training.errors import HeadError
 
 CUDNN_SETTINGS = {
     "activation": "tanh",
@@ -22,10 +23,6 @@ CUDNN_SETTINGS = {
     "unroll": False,
     "use_bias": True,
 }
-
-
-class HeadError(ValueError):
-    """The output activation or loss does not fit the target."""
 
 
 @dataclass(frozen=True)

@@ -200,7 +200,7 @@ def make_guard(r: Run):
 def finish(r: Run, model, guard, history, started: float) -> dict:
     """Chief: plots, export, config.json, evaluation; others: remove their scratch."""
     from training import callbacks as cb
-    from training.guard import TrainingStopped
+    from training.errors import TrainingStopped
     from training.plots import plot_history
 
     epochs = cb.read_history(r.path("history.json")) if r.cluster.is_chief else history.epochs

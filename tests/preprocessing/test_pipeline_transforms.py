@@ -99,7 +99,7 @@ def test_make_windows_writes_every_window_to_a_shard(tmp_path):
     staging = str(tmp_path / "staging")
     with TestPipeline() as p:
         results, counts = p | beam.Create([unit]) | MakeWindows(
-            cfg, staging, p | "Plan" >> beam.Create([plan]), p | "Scaling" >> beam.Create([scaling]))
+            cfg, staging, ["f0"], p | "Plan" >> beam.Create([plan]), p | "Scaling" >> beam.Create([scaling]))
         per = results | beam.Map(lambda r: (r.split, r.windows)) | beam.CombinePerKey(sum)
         assert_that(per, equal_to(want), label="windows")
         files = results | beam.Map(lambda r: os.path.getsize(r.staged) == r.bytes) | beam.CombineGlobally(all)

@@ -48,3 +48,19 @@ def test_load_config_file_json_and_yaml(tmp_path):
     assert load_config_file(str(tmp_path / "c.yaml")) == {"train": {"epochs": 3}, "model": {"units": [8]}}
     with pytest.raises(ConfigError, match="does not exist"):
         load_config_file(str(tmp_path / "missing.yaml"))
+
+
+@pytest.mark.parametrize("module,argv,code", [
+    ("training", ["--help"], 0),
+    ("training.doctor", ["--help"], 0),
+    ("training", ["--data", "somewhere"], 2),  # a config error: --job-dir is missing
+])
+def test_help_and_config_errors_do_not_import_tensorflow(module, argv, code):
+    import subprocess
+    import sys
+
+    script = ("import runpy, sys\nsys.argv = ['x', *sys.argv[1:]]\ntry:\n    runpy.run_module(%r, run_name='__main__')\n"
+              "except SystemExit as e:\n    print('exit', e.code, 'tensorflow' in sys.modules, file=sys.stderr)\n"
+              % module)
+    out = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=60)
+    assert out.stderr.strip().splitlines()[-1] == f"exit {code} False", out.stderr[-2000:]
