@@ -97,6 +97,7 @@ class Counts:
     windows_dropped: dict[str, int] = field(default_factory=dict)
     segments_too_short: int = 0
     rows_in_short_segments: int = 0
+    short_segment_gap_steps: dict[str, int] = field(default_factory=dict)  # gap to join them (steps) -> rows
     values_forward_filled: int = 0
     empty_files: int = 0
     files: int = 0
@@ -115,6 +116,8 @@ class Counts:
             windows_dropped={"crosses_split_boundary": int(counts.get("windows_dropped.crosses_split_boundary", 0))},
             segments_too_short=int(counts.get("segments_too_short", 0)),
             rows_in_short_segments=int(counts.get("rows_in_short_segments", 0)),
+            short_segment_gap_steps={k.split(".", 1)[1]: int(v) for k, v in sorted(counts.items())
+                                     if k.startswith("short_segment_gap_steps.") and v},
             values_forward_filled=int(counts.get("values_forward_filled", 0)),
             empty_files=int(counts.get("empty_files", 0)),
             files=int(sum(v for k, v in counts.items() if k.startswith("files_read."))),

@@ -35,7 +35,7 @@ class Unit:
     def __len__(self) -> int:
         return len(self.time)
 
-    def subset(self, keep: np.ndarray) -> "Unit":
+    def subset(self, keep: np.ndarray) -> Unit:
         """The unit with only the rows where `keep` is true."""
         return Unit(key=self.key, time=self.time[keep], series=self.series[keep], series_names=self.series_names,
                     values=self.values[keep], owned=self.owned[keep], file=self.file[keep], row=self.row[keep])

@@ -18,7 +18,7 @@ from preprocessing.errors import InputError
 from preprocessing.options import JobConfig
 from preprocessing.plan import Plan
 from preprocessing.stats import Scaling
-from preprocessing.window import unit_window_starts
+from preprocessing.window import short_segment_gaps, unit_window_starts
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,13 @@ def unit_rng(cfg: JobConfig, key: tuple[int, int]) -> np.random.Generator:
 def unit_windows(unit: Unit, arrays: UnitArrays, plan: Plan, cfg: JobConfig) -> tuple[list[np.ndarray], Counter]:
     """The unit's windows per split (in row order), and the counts of what was left out."""
     spec = cfg.window
+    begins = unit.segment_begins(plan.max_gap)
     per_split, dropped = unit_window_starts(
-        unit.time, unit.owned, plan.boundaries.split_of(unit.time), unit.segment_begins(plan.max_gap), spec,
-        t0=plan.t_min, step=plan.step,
+        unit.time, unit.owned, plan.boundaries.split_of(unit.time), begins, spec, t0=plan.t_min, step=plan.step,
     )
     counts: Counter = Counter(dropped)
+    gaps = short_segment_gaps(unit.time, unit.series, unit.owned, begins, spec, step=plan.step)
+    counts.update({f"short_segment_gap_steps.{k}": v for k, v in gaps.items()})
     if cfg.task != "regression":
         check_targets(unit, spec.target_index(np.sort(np.concatenate(per_split))), arrays.y, cfg, plan.kind)
     for split, starts in zip(SPLITS, per_split, strict=True):

@@ -26,6 +26,7 @@ from preprocessing.errors import InputError
 from preprocessing.options import JobConfig
 from preprocessing.plan import Plan, ScanAccumulator, scaling_quantiles, unit_slices
 from preprocessing.stats import QUANTILES, ColumnStats, Scaling
+from preprocessing.summary import summary
 
 log = logging.getLogger(__name__)
 NAMESPACE = "seqscale"
@@ -276,8 +277,8 @@ class WriteManifestFn(beam.DoFn):
             options=cfg.other_options(),
         )
         output.commit(cfg.output, self.staging, [(r.staged, r.name) for r in results], manifest.to_json())
-        log.info("seqscale: %d rows read, dropped %s, windows %s, %.1f s", manifest.counts.rows_read,
-                 manifest.counts.rows_dropped or "none", manifest.counts.windows, time.time() - self.started)
+        for level, line in summary(manifest, time.time() - self.started):
+            log.log(level, line)
         yield manifest
 
     def _empty_shards(self, results) -> list:

@@ -172,3 +172,25 @@ def unit_window_starts(
         "windows_dropped.crosses_split_boundary": int((~inside).sum()),
     }
     return [starts[inside & (split_id == s)] for s in range(3)], counts
+
+
+def short_segment_gaps(
+    times: np.ndarray, series: np.ndarray, owned: np.ndarray, begins: np.ndarray, spec: WindowSpec, *, step: int
+) -> dict[int, int]:
+    """Rows in owned segments too short for one window, by the gap that would join them.
+
+    For each such segment, the smaller of the time gaps to its neighbours in the same
+    series (a series start or end has none) is rounded up to a power of two in steps:
+    a --max-gap of that many steps would merge it. Returns {steps: rows}; segments with
+    no neighbour in their series are under key 0 (no --max-gap helps them).
+    """
+    ends = np.append(begins[1:], len(times))
+    out: dict[int, int] = {}
+    for b, e in zip(begins, ends, strict=True):
+        if e - b >= spec.span or not owned[b]:
+            continue
+        gaps = [times[b] - times[b - 1]] if b > 0 and series[b] == series[b - 1] else []
+        gaps += [times[e] - times[e - 1]] if e < len(times) and series[e] == series[e - 1] else []
+        key = int(2 ** np.ceil(np.log2(max(1.0, min(gaps) / step)))) if gaps else 0
+        out[key] = out.get(key, 0) + int(e - b)
+    return out

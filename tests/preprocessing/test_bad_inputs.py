@@ -317,3 +317,21 @@ def test_overflow_rows_are_dropped_and_counted_under_the_drop_policy(tmp_path):
         assert np.isfinite(w["x"]).all() and np.isfinite(w["y"]).all()
     t190 = int(df.loc[190, "ts"].value)
     assert t190 not in read_split(tmp_path / "out", "test")["t"]  # the window ending on it is gone too
+
+
+def test_rows_lost_to_short_segments_are_reported_with_the_max_gap_that_keeps_them(tmp_path, caplog):
+    """Irregular data: 300 regular hours, then a 3-hour gap after every 10 rows. With look-back
+    24 most rows give no window; the log says so and names the --max-gap that keeps them."""
+    df = frame(n=1000)
+    k = np.arange(1000)
+    gappy = (k >= 300) & (k % 10 == 0)
+    df["ts"] = df["ts"] + pd.to_timedelta(np.cumsum(gappy) * 2, unit="h")  # each gap: 3 hours instead of 1
+    p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
+    caplog.set_level("INFO")
+    run(job_args(p, tmp_path / "out", "--look-back", "24", "--horizon", "1"))
+    m = load_manifest(tmp_path / "out")
+    assert m.counts.rows_in_short_segments >= 690 and m.counts.short_segment_gap_steps == {"4": m.counts.rows_in_short_segments}
+    warning = [r.message for r in caplog.records if r.levelname == "WARNING" and "give no window" in r.message]
+    assert warning and "--max-gap 4h would keep 100% of them" in warning[0] and "--max-gap 90min" in warning[0]
+    run(job_args(p, tmp_path / "out2", "--look-back", "24", "--horizon", "1", "--max-gap", "4h"))
+    assert load_manifest(tmp_path / "out2").counts.rows_in_short_segments == 0

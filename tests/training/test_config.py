@@ -59,8 +59,8 @@ def test_help_and_config_errors_do_not_import_tensorflow(module, argv, code):
     import subprocess
     import sys
 
-    script = ("import runpy, sys\nsys.argv = ['x', *sys.argv[1:]]\ntry:\n    runpy.run_module(%r, run_name='__main__')\n"
-              "except SystemExit as e:\n    print('exit', e.code, 'tensorflow' in sys.modules, file=sys.stderr)\n"
-              % module)
+    script = (f"import runpy, sys\nsys.argv = ['x', *sys.argv[1:]]\ntry:\n    runpy.run_module({module!r}, "
+              "run_name='__main__')\nexcept SystemExit as e:\n    print('exit', e.code, 'tensorflow' in sys.modules, "
+              "file=sys.stderr)\n")
     out = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=60)
     assert out.stderr.strip().splitlines()[-1] == f"exit {code} False", out.stderr[-2000:]
