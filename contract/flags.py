@@ -11,7 +11,50 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
+
+
+def closest_flag(arg: str, known: Iterable[str]) -> str | None:
+    """The known flag closest to a mistyped one (`--look_back` -> `--look-back`), if any is close."""
+    name = arg.split("=", 1)[0]
+    spelled = name.replace("_", "-")
+    known = list(known)
+    if spelled in known:
+        return spelled
+    match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def unknown_flags_message(unknown: list[str], known: Iterable[str], prog: str) -> str:
+    """One sentence naming every unknown flag and the closest valid one."""
+    known = list(known)
+    parts = []
+    for arg in (a for a in unknown if a.startswith("-")):
+        best = closest_flag(arg, known)
+        parts.append(f"{arg.split('=', 1)[0]}" + (f" (did you mean {best}?)" if best else ""))
+    if not parts:
+        return f"unexpected argument(s) {' '.join(unknown)}; see {prog} --help"
+    return f"unknown option(s) {', '.join(parts)}; see {prog} --help"
+
+
+class SuggestingParser(argparse.ArgumentParser):
+    """argparse that refuses abbreviations and names the closest valid flag for a mistyped one."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        """One line on stderr and exit 2 (no usage block: --help has it)."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            known = [o for a in self._actions for o in a.option_strings]
+            self.error(unknown_flags_message(unknown, known, self.prog))
+        return parsed
 
 
 def dataclass_defaults(*classes) -> dict[str, object]:

@@ -9,17 +9,19 @@ user's message is re-raised without the runner's wrapping.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, _BeamArgumentParser
 
+from contract.flags import unknown_flags_message
 from contract.manifest import MANIFEST_NAME, Manifest
 from preprocessing import output, readers
-from preprocessing.errors import InputError, user_message
-from preprocessing.options import build_parser, load_spec_file, resolve
+from preprocessing.errors import InputError, SeqscaleError, SpecError, user_message
+from preprocessing.options import add_arguments, build_parser, load_spec_file, resolve
 from preprocessing.pipeline import build
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,41 @@ def list_inputs(patterns: tuple[str, ...]) -> list[str]:
     return out
 
 
+class SeqscaleOptions(PipelineOptions):
+    """seqscale's options registered with Beam: they are known to Beam's parser, travel with the
+    job's options (the Dataflow console lists them) and appear in --help beside Beam's."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        add_arguments(parser)
+
+
+def beam_parser():
+    """A parser with every registered PipelineOptions class's flags (Beam's and ours)."""
+    parser = _BeamArgumentParser(prog="seqscale-preprocess", allow_abbrev=False)
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        cls._add_argparse_args(parser)
+    return parser
+
+
+def check_flags(argv: list[str]) -> None:
+    """Every argument must be seqscale's or Beam's: a mistyped flag is an error naming the closest one."""
+    parser = beam_parser()
+    _, unknown = parser.parse_known_args(argv)
+    if unknown:
+        known = [o for a in parser._actions for o in a.option_strings]
+        raise SpecError(unknown_flags_message(unknown, known, "seqscale-preprocess"))
+
+
 def run(argv: list[str] | None = None) -> Manifest | None:
     """Parse flags, build and run the pipeline. Returns the manifest when run locally."""
-    parser = build_parser()
-    args, pipeline_args = parser.parse_known_args(argv)
-    options = PipelineOptions(pipeline_args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(build_parser().format_help() + "\nBeam pipeline options:\n" + beam_parser().format_help())
+        raise SystemExit(0)
+    check_flags(argv)
+    args, pipeline_args = build_parser().parse_known_args(argv)
+    options = PipelineOptions(argv)  # ours included: they travel with the job (Dataflow lists them)
     options.view_as(SetupOptions).save_main_session = False
     FileSystems.set_options(options)  # gs:// access before the pipeline runs uses the same options
     spec = load_spec_file(args.spec, read_text) if args.spec else None
@@ -67,6 +99,8 @@ def run(argv: list[str] | None = None) -> Manifest | None:
             output.discard(staging)
         if created:
             output.remove_if_empty(cfg.output)  # leave nothing that was not there before
+        if isinstance(e, SeqscaleError):
+            raise
         msg = user_message(e)
         if msg is None:
             raise

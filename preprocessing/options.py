@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from contract.flags import dataclass_defaults, show_defaults
+from contract.flags import SuggestingParser, dataclass_defaults, show_defaults
 from contract.manifest import DatasetSpec
 from contract.window import WindowSpec
 from preprocessing.durations import parse_duration
@@ -187,14 +187,21 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = SuggestingParser(
         prog="seqscale-preprocess",
         description=(
             "Turn CSV/Parquet time series into scaled, windowed, sharded TFRecords plus "
-            "metadata.json. Unknown flags are Beam pipeline options (--runner, "
-            "--direct_num_workers, --project, --region, --temp_location, --setup_file, ...)."
+            "metadata.json. Every other flag must be a Beam pipeline option (--runner, "
+            "--direct_num_workers, --project, --region, --temp_location, --setup_file, ...); "
+            "anything else is an error."
         ),
     )
+    add_arguments(p)
+    return show_defaults(p, dataclass_defaults(JobConfig))
+
+
+def add_arguments(p) -> None:
+    """seqscale's flags, on our parser or on Beam's (cli.SeqscaleOptions registers them with Beam)."""
     a = p.add_argument
     a("--spec", help="JSON or YAML file with any of the options below (flags override it)")
     a("--input", action="append", help="file pattern, local or gs://; repeat or comma-separate")
@@ -228,7 +235,6 @@ def build_parser() -> argparse.ArgumentParser:
     a("--chunk-rows", type=int, help="rows per work unit, bounds worker memory")
     a("--full-shuffle", action="store_const", const=True, help="Beam-level shuffle of all windows (Dataflow)")
     a("--overwrite", action="store_const", const=True, help="replace an existing dataset in --output")
-    return show_defaults(p, dataclass_defaults(JobConfig))
 
 
 _LIST_FIELDS = {"input", "features", "targets", "unscaled"}

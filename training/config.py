@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract.flags import dataclass_defaults, show_defaults
+from contract.flags import SuggestingParser, dataclass_defaults, show_defaults
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 HEADS = ("auto", "linear", "sigmoid", "softmax")
@@ -170,7 +170,7 @@ def _units(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="seqscale-train", description="Train a stacked LSTM on a seqscale dataset "
+    p = SuggestingParser(prog="seqscale-train", description="Train a stacked LSTM on a seqscale dataset "
                                 "(MultiWorkerMirroredStrategy when TF_CONFIG or JOB_COMPLETION_INDEX is set).")
     a = p.add_argument
     a("--config", help="JSON or YAML file with sections data/model/train/runtime (flags override it)")

@@ -335,3 +335,22 @@ def test_rows_lost_to_short_segments_are_reported_with_the_max_gap_that_keeps_th
     assert warning and "--max-gap 4h would keep 100% of them" in warning[0] and "--max-gap 90min" in warning[0]
     run(job_args(p, tmp_path / "out2", "--look-back", "24", "--horizon", "1", "--max-gap", "4h"))
     assert load_manifest(tmp_path / "out2").counts.rows_in_short_segments == 0
+
+
+def test_mistyped_flags_are_an_error_naming_the_closest_flag(tmp_path):
+    p = write(frame(), str(tmp_path / "in" / "a.csv"))
+    proc = subprocess.run([sys.executable, "-m", "preprocessing", *job_args(p, tmp_path / "out"), "--look_back", "48",
+                           "--lookback", "48", "--nan_policy", "drop", "--direct_num_workers", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert ("unknown option(s) --look_back (did you mean --look-back?), --lookback (did you mean --look-back?), "
+            "--nan_policy (did you mean --nan-policy?)") in proc.stderr
+    assert "--direct_num_workers" not in proc.stderr.split("error:")[-1]  # Beam's own options are known
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_lists_seqscale_and_beam_options():
+    proc = subprocess.run([sys.executable, "-m", "preprocessing", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0
+    assert "--look-back" in proc.stdout and "--runner" in proc.stdout and "--temp_location" in proc.stdout

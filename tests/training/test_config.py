@@ -64,3 +64,12 @@ def test_help_and_config_errors_do_not_import_tensorflow(module, argv, code):
               "file=sys.stderr)\n")
     out = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=60)
     assert out.stderr.strip().splitlines()[-1] == f"exit {code} False", out.stderr[-2000:]
+
+
+def test_mistyped_trainer_flags_name_the_closest_flag(capsys):
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["--data", "d", "--job-dir", "j", "--base_lr", "1e-3", "--epoch", "3"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown option(s) --base_lr (did you mean --base-lr?), --epoch (did you mean --epochs?)" in err
+    assert "usage:" not in err  # one line, not the usage block
