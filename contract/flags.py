@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import difflib
+import types
+import typing
 from collections.abc import Iterable, Mapping
 
 
@@ -97,3 +100,77 @@ def reference(parser: argparse.ArgumentParser) -> str:
             flags += " {" + ",".join(map(str, action.choices)) + "}"
         lines.append(f"| {flags} | {(action.help or '').replace('|', '&#124;')} |")
     return "\n".join(lines) + "\n"
+
+
+def _type_name(tp) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args if a is not type(None)) + " (or null)"
+    if origin is tuple:
+        return f"a list of {_type_name(args[0])}"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(value, tp):
+    """`value` as type `tp`, or raise TypeError. YAML reads 1e-3 as a string, so numbers in strings count."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)))
+    if origin is tuple:
+        items = [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise TypeError
+        return tuple(_coerce(v, args[0]) for v in items)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "on", "1"):
+            return True
+        if text in ("false", "no", "off", "0"):
+            return False
+        raise TypeError
+    if tp in (int, float):
+        if isinstance(value, bool) or value is None:
+            raise TypeError
+        try:
+            number = float(value) if isinstance(value, str) else value
+        except ValueError:
+            raise TypeError from None
+        if tp is int:
+            if float(number) != int(number):
+                raise TypeError
+            return int(number)
+        return float(number)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float | datetime.date) and not isinstance(value, bool):
+            return str(value)  # YAML turns 2021-02-01 into a date and 90 into an int
+        raise TypeError
+    return value
+
+
+def coerce_fields(cls, values: Mapping[str, object], *, source: str, error: type[Exception] = ValueError,
+                  choices: Mapping[str, Iterable] | None = None, prefix: str = "") -> dict[str, object]:
+    """Check and convert config-file values to the dataclass's field types (and choices).
+
+    Errors read `file: field: expected X, got 'Y'` and are raised as `error`, so a config
+    mistake is a clean exit 2, never a TypeError traceback later.
+    """
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for name, value in values.items():
+        if name not in hints:
+            out[name] = value  # unknown names are reported by the caller, with its own wording
+            continue
+        try:
+            out[name] = _coerce(value, hints[name])
+        except (TypeError, ValueError):
+            raise error(f"{source}: {prefix}{name}: expected {_type_name(hints[name])}, got {value!r}") from None
+        allowed = (choices or {}).get(name)
+        if allowed is not None and out[name] is not None and out[name] not in tuple(allowed):
+            raise error(f"{source}: {prefix}{name}: expected one of {', '.join(map(str, allowed))}, got {value!r}")
+    return out

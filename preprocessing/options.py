@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from contract.flags import SuggestingParser, dataclass_defaults, show_defaults
+from contract.flags import SuggestingParser, coerce_fields, dataclass_defaults, show_defaults
 from contract.manifest import DatasetSpec
 from contract.window import WindowSpec
 from preprocessing.durations import parse_duration
@@ -254,7 +254,9 @@ def load_spec_file(path: str, read_text) -> dict[str, Any]:
         raise SpecError(f"cannot parse spec file {path}: {e}") from e
     if not isinstance(data, dict):
         raise SpecError(f"spec file {path} must hold a mapping of option names to values")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    values = {k.replace("-", "_"): v for k, v in data.items()}
+    choices = {a.dest: a.choices for a in build_parser()._actions if a.choices}
+    return coerce_fields(JobConfig, values, source=path, error=SpecError, choices=choices)
 
 
 def resolve(args: argparse.Namespace, spec: dict[str, Any] | None = None) -> JobConfig:
@@ -268,7 +270,7 @@ def resolve(args: argparse.Namespace, spec: dict[str, Any] | None = None) -> Job
         v = getattr(args, name, None)
         if v is not None:
             values[name] = v
-    if isinstance(values.get("input"), list) and all(isinstance(s, str) for s in values["input"]):
+    if isinstance(values.get("input"), list | tuple) and all(isinstance(s, str) for s in values["input"]):
         values["input"] = [p for s in values["input"] for p in _csv(s)]
     for name in _LIST_FIELDS:
         if name in values:

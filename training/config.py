@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract.flags import SuggestingParser, dataclass_defaults, show_defaults
+from contract.flags import SuggestingParser, coerce_fields, dataclass_defaults, show_defaults
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 HEADS = ("auto", "linear", "sigmoid", "softmax")
@@ -224,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     return show_defaults(p, dataclass_defaults(*_SECTIONS.values()))
 
 
-def resolve(args: argparse.Namespace, file_values: dict[str, Any] | None = None) -> Config:
-    """Merge a config file (sections or flat keys) and flags into a Config."""
+def resolve(args: argparse.Namespace, file_values: dict[str, Any] | None = None, *,
+            source: str = "config file") -> Config:
+    """Merge a config file (sections or flat keys, checked and converted to the field types) and flags."""
     sections: dict[str, dict[str, Any]] = {k: {} for k in _SECTIONS}
     fields_of = {k: {f.name for f in dataclasses.fields(c)} for k, c in _SECTIONS.items()}
     for key, value in (file_values or {}).items():
@@ -241,15 +242,21 @@ def resolve(args: argparse.Namespace, file_values: dict[str, Any] | None = None)
         if not owner:
             raise ConfigError(f"unknown option {key!r} in the config file")
         sections[owner[0]][key] = value
+    choices = {a.dest: a.choices for a in build_parser()._actions if a.choices}
+    for section, values in sections.items():
+        sections[section] = coerce_fields(_SECTIONS[section], values, source=source, error=ConfigError,
+                                          choices=choices, prefix=f"{section}.")
     for section, names in fields_of.items():
         for name in names:
             v = getattr(args, name, None)
             if v is not None:
                 sections[section][name] = v
     if "units" in sections["model"]:
-        sections["model"]["units"] = _units(",".join(map(str, sections["model"]["units"]))
-                                            if isinstance(sections["model"]["units"], list | tuple)
-                                            else sections["model"]["units"])
+        units = sections["model"]["units"]
+        try:
+            sections["model"]["units"] = _units(",".join(map(str, units)) if isinstance(units, list | tuple) else units)
+        except argparse.ArgumentTypeError as e:
+            raise ConfigError(f"{source}: model.units: {e}") from None
     if sections["train"].get("per_replica_batch") and sections["train"].get("global_batch"):
         raise ConfigError("set either --per-replica-batch-size or --global-batch-size, not both")
     cfg = Config(**{k: c(**sections[k]) for k, c in _SECTIONS.items()})

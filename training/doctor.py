@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     if not args.job_dir:
         args.job_dir = args.out
-    cfg = resolve(args, load_config_file(args.config) if args.config else None)
+    cfg = resolve(args, load_config_file(args.config) if args.config else None, source=args.config or "")
     raw = None
     if args.raw:
         import glob

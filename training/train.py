@@ -61,7 +61,7 @@ def run(argv: list[str] | None = None) -> dict:
 def start(argv: list[str] | None) -> Run:
     """Config, cluster and strategy (the first TF op), then the runtime checks."""
     args = build_parser().parse_args(argv)
-    cfg = resolve(args, load_config_file(args.config) if args.config else None)
+    cfg = resolve(args, load_config_file(args.config) if args.config else None, source=args.config or "")
     rt = cfg.runtime
     cluster = cluster_lib.resolve(num_workers=rt.num_workers, host_pattern=rt.host_pattern, base_port=rt.base_port)
     strategy = cluster_lib.make_strategy(cluster, rt.startup_timeout)

@@ -354,3 +354,18 @@ def test_help_lists_seqscale_and_beam_options():
                           timeout=120)
     assert proc.returncode == 0
     assert "--look-back" in proc.stdout and "--runner" in proc.stdout and "--temp_location" in proc.stdout
+
+
+def test_spec_file_values_are_checked_and_converted(tmp_path):
+    p = write(frame(), str(tmp_path / "in" / "a.csv"))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"input: [{p}]\noutput: {tmp_path / 'out'}\ntime-column: ts\nseries-column: series\n"
+                    "features: [x1, x2, y]\ntargets: y\ntrain-fraction: 7e-1\nval-fraction: 1.5e-1\nlook-back: '12'\n")
+    run(["--spec", str(spec)])
+    assert load_manifest(tmp_path / "out").window.look_back == 12
+    for bad, message in (("train-fraction: seventy", "train_fraction: expected a number, got 'seventy'"),
+                         ("look-back: 1.5", "look_back: expected an integer, got 1.5"),
+                         ("scaler: zscore", "scaler: expected one of standard, minmax, robust, got 'zscore'")):
+        spec.write_text(f"input: [{p}]\noutput: {tmp_path / 'out2'}\ntime-column: ts\nfeatures: [x1]\ntargets: y\n{bad}\n")
+        with pytest.raises(SeqscaleError, match=re.escape(f"{spec}: {message}")):
+            run(["--spec", str(spec)])

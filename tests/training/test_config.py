@@ -1,6 +1,7 @@
 """Trainer configuration: flags, config files, defaults spelled once (no TensorFlow needed)."""
 
 import json
+import re
 
 import pytest
 
@@ -73,3 +74,23 @@ def test_mistyped_trainer_flags_name_the_closest_flag(capsys):
     err = capsys.readouterr().err
     assert "unknown option(s) --base_lr (did you mean --base-lr?), --epoch (did you mean --epochs?)" in err
     assert "usage:" not in err  # one line, not the usage block
+
+
+def test_config_file_values_are_checked_and_converted(tmp_path):
+    import yaml
+
+    args = build_parser().parse_args(["--data", "d", "--job-dir", "j"])
+    raw = yaml.safe_load("train:\n  base_lr: 1e-3\n  epochs: '7'\n  mixed_precision: 'no'\nmodel:\n  units: 32,16\n")
+    assert raw["train"]["base_lr"] == "1e-3"  # PyYAML (YAML 1.1) reads this as a string
+    cfg = resolve(args, raw, source="train.yaml")
+    assert cfg.train.base_lr == 1e-3 and cfg.train.epochs == 7 and cfg.train.mixed_precision is False
+    assert cfg.model.units == (32, 16)
+    cases = [({"train": {"epochs": "many"}}, "train.yaml: train.epochs: expected an integer, got 'many'"),
+             ({"train": {"epochs": 2.5}}, "train.yaml: train.epochs: expected an integer, got 2.5"),
+             ({"base_lr": [1]}, "train.yaml: train.base_lr: expected a number, got [1]"),
+             ({"train": {"optimizer": "adagrad"}}, "train.yaml: train.optimizer: expected one of adam, adamw, sgd"),
+             ({"model": {"units": [0]}}, "train.yaml: model.units:"),
+             ({"model": {"bidirectional": "maybe"}}, "train.yaml: model.bidirectional: expected true or false")]
+    for values, message in cases:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            resolve(args, values, source="train.yaml")
