@@ -15,7 +15,12 @@ import time
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, _BeamArgumentParser
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    SetupOptions,
+    StandardOptions,
+    _BeamArgumentParser,
+)
 
 from contract.flags import unknown_flags_message
 from contract.manifest import MANIFEST_NAME, Manifest
@@ -25,6 +30,7 @@ from preprocessing.options import add_arguments, build_parser, load_spec_file, r
 from preprocessing.pipeline import build
 
 log = logging.getLogger(__name__)
+DEFAULT_RUNNER = "FnApiRunner"
 
 
 def list_inputs(patterns: tuple[str, ...]) -> list[str]:
@@ -72,12 +78,26 @@ def check_flags(argv: list[str]) -> None:
         raise SpecError(unknown_flags_message(unknown, known, "seqscale-preprocess"))
 
 
+def with_default_runner(argv: list[str]) -> list[str]:
+    """Without --runner, run on the engine the tests run on: Beam's FnApiRunner.
+
+    Beam 2.77's "DirectRunner" first tries the Prism runner (a Go binary it downloads from
+    GitHub) and falls back to the FnApiRunner when that fails, so offline it runs one
+    engine and online another. seqscale pins the tested one; --runner DirectRunner or
+    --runner PrismRunner still choose those explicitly.
+    """
+    if any(a == "--runner" or a.startswith("--runner=") for a in argv):
+        return argv
+    return [*argv, "--runner", DEFAULT_RUNNER]
+
+
 def run(argv: list[str] | None = None) -> Manifest | None:
     """Parse flags, build and run the pipeline. Returns the manifest when run locally."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
         print(build_parser().format_help() + "\nBeam pipeline options:\n" + beam_parser().format_help())
         raise SystemExit(0)
+    argv = with_default_runner(argv)
     check_flags(argv)
     args, pipeline_args = build_parser().parse_known_args(argv)
     options = PipelineOptions(argv)  # ours included: they travel with the job (Dataflow lists them)
@@ -91,7 +111,8 @@ def run(argv: list[str] | None = None) -> Manifest | None:
     staging = None
     try:
         staging = output.prepare_output(cfg.output, overwrite=cfg.overwrite, run_id=output.new_run_id())
-        log.info("seqscale: %d input files, output %s, staging %s", len(paths), cfg.output, staging)
+        log.info("seqscale: %d input files, output %s, staging %s, runner %s", len(paths), cfg.output, staging,
+                 options.view_as(StandardOptions).runner)
         with beam.Pipeline(options=options) as p:
             build(p, cfg, paths, staging, started)
     except Exception as e:

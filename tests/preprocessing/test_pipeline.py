@@ -191,3 +191,15 @@ def test_full_shuffle_writes_the_same_windows(tmp_path):
     run(job_args(pattern, tmp_path / "out", "--full-shuffle", "--chunk-rows", "300"))
     m = check_against_reference(df, tmp_path / "out")
     assert len(m.shards["train"]) == 16  # every shard exists, even one that got no block
+
+
+def test_the_default_runner_is_the_tested_engine_not_prism(tmp_path, caplog):
+    """Without --runner the job runs on Beam's FnApiRunner (what every test here runs on),
+    never first trying to download and start the Prism runner."""
+    df = make_series(np.random.default_rng(0), "a", "2021-01-01", 300)
+    df.to_parquet(tmp_path / "a.parquet", index=False)
+    caplog.set_level("INFO")
+    run(job_args(str(tmp_path / "a.parquet"), tmp_path / "out", series=False))
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("runner FnApiRunner" in m for m in messages)
+    assert not any("Prism" in m for m in messages), [m for m in messages if "Prism" in m]
