@@ -1,13 +1,16 @@
 """`python -m preprocessing` / `seqscale-preprocess`: logging, then run()."""
 
-import logging
 import sys
+import traceback
 
+from contract.logs import configure, level_from_argv
 from preprocessing.errors import user_message
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    level = level_from_argv(argv)
+    configure(level)
     from preprocessing.cli import run
 
     try:
@@ -16,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
         msg = user_message(e)
         if msg is None:
             raise
+        if level == "debug":
+            traceback.print_exc()
         print(f"seqscale-preprocess: error: {msg}", file=sys.stderr)
         return 2
     return 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contract.flags import SuggestingParser, coerce_fields, dataclass_defaults, show_defaults
+from contract.logs import LEVELS
 from contract.manifest import DatasetSpec
 from contract.window import WindowSpec
 from preprocessing.durations import parse_duration
@@ -235,6 +236,7 @@ def add_arguments(p) -> None:
     a("--chunk-rows", type=int, help="rows per work unit, bounds worker memory")
     a("--full-shuffle", action="store_const", const=True, help="Beam-level shuffle of all windows (Dataflow)")
     a("--overwrite", action="store_const", const=True, help="replace an existing dataset in --output")
+    a("--log-level", choices=LEVELS, help="debug shows Beam's and TensorFlow's logs and full tracebacks (default: info)")
 
 
 _LIST_FIELDS = {"input", "features", "targets", "unscaled"}

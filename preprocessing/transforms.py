@@ -30,6 +30,7 @@ from preprocessing.summary import summary
 
 log = logging.getLogger(__name__)
 NAMESPACE = "seqscale"
+PROGRESS_SECONDS = 10  # a progress line at most this often while reading a long file
 
 
 class ReadTablesFn(beam.DoFn):
@@ -47,6 +48,7 @@ class ReadTablesFn(beam.DoFn):
         counts: Counter = Counter()
         offset = 0
         kinds = set()
+        started = last_report = time.time()
         with FileSystems.open(path, compression_type=_compression_of(path)) as f:
             for batch in readers.raw_batches(f, path, self.cfg):
                 if batch.num_rows == 0:
@@ -56,6 +58,10 @@ class ReadTablesFn(beam.DoFn):
                 # The time kind travels as schema metadata so ScanTime can compare files.
                 table = table.replace_schema_metadata({"kind": kind})
                 offset += batch.num_rows
+                if time.time() - last_report > PROGRESS_SECONDS:
+                    last_report = time.time()
+                    log.info("seqscale: reading %s: %s rows so far (%.0f rows/s)", path, f"{offset:,}",
+                             offset / (last_report - started))
                 table, dropped = readers.apply_nan_policy(table, paths=self.paths, cfg=self.cfg)
                 counts["rows_dropped.nan_or_inf"] += dropped
                 self.rows_dropped.inc(dropped)
@@ -63,6 +69,7 @@ class ReadTablesFn(beam.DoFn):
                     yield table
         counts["rows_read"] += offset
         self.rows_read.inc(offset)
+        log.info("seqscale: read %s: %s rows in %.1f s", path, f"{offset:,}", time.time() - started)
         if offset == 0:
             counts["empty_files"] += 1
             log.warning("%s has no data rows", path)
@@ -209,7 +216,10 @@ def _final_path(cfg: JobConfig, staging: str, split: str, index: int) -> tuple[s
 
 def _write(cfg: JobConfig, staging: str, split: str, index: int, records) -> shards.ShardResult:
     name, dest = _final_path(cfg, staging, split, index)
+    started = time.time()
     windows, size, sha = shards.write_shard(dest, records, compression=cfg.compression)
+    log.info("seqscale: wrote %s: %s windows, %.1f MB in %.1f s", name, f"{windows:,}", size / 2**20,
+             time.time() - started)
     return shards.ShardResult(split, index, name, windows, size, sha, dest)
 
 

@@ -22,3 +22,17 @@ def ensure_keras2() -> None:
             f"tf.keras is {name or 'Keras 3'}, not Keras 2: set TF_USE_LEGACY_KERAS=1 before TensorFlow is "
             "imported (Keras 3 fit fails under MultiWorkerMirroredStrategy, keras-team/keras#20585)"
         )
+
+
+def import_tensorflow():
+    """TensorFlow, loaded (and its devices probed) without its C++ start-up lines unless debug.
+
+    The quiet switch is contract.logs.configure's TF_CPP_MIN_LOG_LEVEL (unset means debug).
+    """
+    from contract.logs import native_stderr_silenced
+
+    with native_stderr_silenced(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0"):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    return tf

@@ -16,11 +16,11 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_GUARD, EXIT_PEER_LOST = 0, 1, 2, 3, 4
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # TensorFlow logs every collective at INFO; keep its warnings, and our progress lines
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)
-    logging.getLogger("absl").setLevel(logging.WARNING)
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    from contract.logs import configure, level_from_argv
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    level = level_from_argv(argv)
+    configure(level)  # quiet TensorFlow's C++ start-up lines unless debug: before TensorFlow loads
     from contract.manifest import ManifestError
     from training.cluster import ClusterError, peer_lost
     from training.config import ConfigError

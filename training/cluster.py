@@ -142,8 +142,9 @@ def make_strategy(cluster: Cluster, startup_timeout: int = 300):
     For a cluster, one all-reduce proves every worker is up before anything else runs;
     a watchdog bounds the wait.
     """
-    import tensorflow as tf
+    from training import import_tensorflow
 
+    tf = import_tensorflow()
     if cluster.multi_worker:
         os.environ["TF_CONFIG"] = json.dumps(cluster.tf_config())
         # a watchdog process: the strategy blocks in C++ without the GIL while peers are missing

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contract.flags import SuggestingParser, coerce_fields, dataclass_defaults, show_defaults
+from contract.logs import LEVELS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 HEADS = ("auto", "linear", "sigmoid", "softmax")
 LOSSES = ("auto", "mse", "huber", "mae", "binary_crossentropy", "sparse_categorical_crossentropy")
 SHARD_POLICIES = ("auto", "file", "data")
+VERBOSITY = ("auto", "bar", "line")
 RULES = ("sqrt", "linear", "none")  # LR scaling with the global batch (lr_plan.py)
 DECAYS = ("constant", "cosine", "plateau")
 DEFAULT_PER_REPLICA_BATCH = 64  # when neither per-replica nor global batch is set
@@ -134,6 +136,9 @@ class RuntimeConfig:
         startup_timeout: seconds to wait for all workers to connect before failing.
         evaluate: evaluate on the test split and write eval.json at the end.
         min_free_disk_mb: refuse to start when a local job dir has less free space than this.
+        verbose: Keras progress: bar (a terminal), line (one line per epoch, for pods and
+            logs), or auto (bar on a terminal, else line).
+        log_level: debug | info | warning | error (debug adds TensorFlow's logs and tracebacks).
     """
 
     job_dir: str = ""
@@ -143,6 +148,8 @@ class RuntimeConfig:
     startup_timeout: int = 300
     evaluate: bool = True
     min_free_disk_mb: int = 512
+    verbose: str = "auto"
+    log_level: str = "info"
 
 
 @dataclass(frozen=True)
@@ -221,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--startup-timeout", type=int, help="seconds to wait for peers")
     g.add_argument("--no-evaluate", dest="evaluate", action="store_const", const=False, help="skip test evaluation")
     g.add_argument("--min-free-disk-mb", type=int, help="refuse a local job dir with less free space")
+    g.add_argument("--verbose", choices=VERBOSITY, help="Keras progress: bar, one line per epoch, or auto (bar on a "
+                   "terminal)")
+    g.add_argument("--log-level", choices=LEVELS, help="debug adds TensorFlow's logs and full tracebacks")
     return show_defaults(p, dataclass_defaults(*_SECTIONS.values()))
 
 

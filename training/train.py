@@ -54,8 +54,13 @@ def run(argv: list[str] | None = None) -> dict:
     model, factor = compile_model(r)
     callbacks, guard, history = make_callbacks(r, model, factor)
     model.fit(train_ds, epochs=r.cfg.train.epochs, steps_per_epoch=r.plan.steps_per_epoch, validation_data=val_ds,
-              validation_steps=r.val_steps or None, callbacks=callbacks, verbose=2)
+              validation_steps=r.val_steps or None, callbacks=callbacks, verbose=keras_verbosity(r.cfg.runtime.verbose))
     return finish(r, model, guard, history, started)
+
+
+def keras_verbosity(choice: str) -> int:
+    """1 (progress bar) on a terminal, 2 (one line per epoch) in pods and log files."""
+    return 1 if choice == "bar" or (choice == "auto" and sys.stdout.isatty()) else 2
 
 
 def start(argv: list[str] | None) -> Run:

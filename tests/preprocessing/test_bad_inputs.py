@@ -213,6 +213,25 @@ def test_cli_prints_the_message_and_exits_2(tmp_path):
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("seqscale-preprocess: error: ") and "column 'y' is missing (NaN)" in last
+    # one clear line: no traceback, no doubled marker, only seqscale's own progress lines besides it
+    lines = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr and "seqscale error:" not in proc.stderr
+    assert all(" INFO preprocessing." in line for line in lines[:-1]), lines
+    debug = subprocess.run([sys.executable, "-m", "preprocessing", *job_args(p, tmp_path / "out"), "--log-level",
+                            "debug"], capture_output=True, text=True, timeout=300)
+    assert debug.returncode == 2 and "Traceback" in debug.stderr  # the full story on request
+
+
+def test_a_clean_run_logs_progress_and_no_beam_noise(tmp_path):
+    p = write(frame(), str(tmp_path / "in" / "a.parquet"), "parquet")
+    proc = subprocess.run([sys.executable, "-m", "preprocessing", *job_args(p, tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stderr
+    assert "Converting string literal type hint" not in log and "Prism" not in log
+    assert "seqscale: read " in log and "seqscale: wrote train-00000-of-00016.tfrecord" in log
+    assert " rows read, dropped none, " in log
+    assert all(" seqscale" in line or "preprocessing." in line for line in log.strip().splitlines()), log
 
 
 def test_spec_file_yaml_with_flags_overriding(tmp_path):

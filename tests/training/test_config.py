@@ -94,3 +94,10 @@ def test_config_file_values_are_checked_and_converted(tmp_path):
     for values, message in cases:
         with pytest.raises(ConfigError, match=re.escape(message)):
             resolve(args, values, source="train.yaml")
+
+
+def test_keras_verbosity_follows_the_terminal():
+    from training.train import keras_verbosity
+
+    assert keras_verbosity("bar") == 1 and keras_verbosity("line") == 2
+    assert keras_verbosity("auto") == (1 if __import__("sys").stdout.isatty() else 2)

@@ -195,3 +195,14 @@ def test_binary_task_trains_and_evaluates(tmp_path):
                        "--global-batch-size", "64"))
     report = json.loads((tmp_path / "job" / "eval.json").read_text())
     assert report["model"]["accuracy"] > report["baselines"]["majority_class"]["accuracy"]
+
+
+def test_start_up_is_quiet_and_one_line_per_epoch_in_a_pipe(dataset, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([PY, "-m", "training", *trainer(dataset, tmp_path / "job", "--epochs", "2",
+                                                          "--max-steps-per-epoch", "3", "--units", "4", "--no-evaluate")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "oneDNN custom operations" not in out and "cudart_stub" not in out  # TensorFlow's C++ start-up lines
+    assert out.count("3/3 - ") == 2 and "\x08" not in out  # --verbose auto in a pipe: one line per epoch
