@@ -63,11 +63,54 @@ def read_throughput(directory: str, limit: int = 600_000) -> float:
     return n / (time.perf_counter() - start)
 
 
+CHUNK_ROWS = (1_000_000, 100_000, 10_000, 1_000)
+
+
+def long_format_table(work: str) -> str:
+    """The hourly household power, melted into a 7-series long-format table (series, value)."""
+    import pandas as pd
+
+    from demo.household_power import prepare_hourly
+
+    hourly = pd.read_parquet(prepare_hourly(os.path.join(work, "raw")))
+    long = hourly.melt(id_vars=[TIME], value_vars=list(FEATURES), var_name="series", value_name="value")
+    path = os.path.join(work, "long.parquet")
+    long.dropna().to_parquet(path, index=False)
+    return path
+
+
+def chunk_table(work: str) -> None:
+    """Peak RSS and wall time as --chunk-rows shrinks (memory must fall or stay flat)."""
+    table = long_format_table(work)
+    py = sys.executable
+    print(f"{'--chunk-rows':>12}{'wall s':>10}{'peak RSS MB':>14}{'RSS x default':>15}")
+    base = None
+    for rows in CHUNK_ROWS:
+        out = os.path.join(work, f"chunks-{rows}")
+        r = run_measured([py, "-m", "preprocessing", "--input", table, "--output", out, "--time-column", TIME,
+                          "--series-column", "series", "--features", "value", "--targets", "value",
+                          "--look-back", "24", "--chunk-rows", str(rows)])
+        if r.returncode != 0:
+            print(r.output[-3000:])
+            raise SystemExit(f"--chunk-rows {rows} failed")
+        base = base or r.peak_rss_mb
+        print(f"{rows:>12,}{r.seconds:>10.1f}{r.peak_rss_mb:>14.0f}{r.peak_rss_mb / base:>15.2f}")
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--work", default=None, help="scratch directory (default: a temp dir, removed)")
+    p.add_argument("--only", choices=("chunks",), help="run only the --chunk-rows table")
     args = p.parse_args(argv)
     work = args.work or tempfile.mkdtemp(prefix="seqscale-bench-")
+    if args.only == "chunks":
+        try:
+            chunk_table(work)
+            return 0
+        finally:
+            if args.work is None:
+                shutil.rmtree(work, ignore_errors=True)
     csv = csv_path()
     py = sys.executable
     job = [py, "-m", "preprocessing", "--input", csv, "--time-column", TIME, "--features", ",".join(FEATURES),
@@ -113,6 +156,7 @@ def main(argv=None) -> int:
         ok = (r1.seconds / ref.seconds <= TARGETS["beam_1w_ratio"] and r2.seconds < r1.seconds
               and max(r1.peak_rss_mb, r2.peak_rss_mb) < TARGETS["peak_rss_mb"])
         print(f"targets (1 worker <= 3x reference, 2 workers faster than 1, peak RSS < 4 GB): {'met' if ok else 'NOT met'}")
+        chunk_table(work)
         return 0
     finally:
         if args.work is None:

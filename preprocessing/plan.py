@@ -170,11 +170,14 @@ def unit_slices(table: pa.Table, plan: Plan):
         bucket = np.zeros(len(rows), dtype=np.int64)
     order = np.lexsort((chunks, bucket))
     rows, chunks, owned, bucket = rows[order], chunks[order], owned[order], bucket[order]
-    taken = table.take(pa.array(rows)).append_column("owned", pa.array(owned))
     change = np.flatnonzero((np.diff(chunks) != 0) | (np.diff(bucket) != 0)) + 1
     bounds = np.concatenate([[0], change, [len(rows)]])
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        yield (int(bucket[a]), int(chunks[a])), taken.slice(a, b - a)
+        # one compact `take` per unit, not slices of one big table: a pickled pyarrow slice
+        # carries its whole parent buffer, so with small chunks every slice of a batch
+        # would ship (and hold in memory) the entire batch again
+        part = table.take(pa.array(rows[a:b])).append_column("owned", pa.array(owned[a:b]))
+        yield (int(bucket[a]), int(chunks[a])), part
 
 
 def scaling_quantiles(stats: ColumnStats) -> np.ndarray | None:

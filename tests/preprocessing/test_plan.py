@@ -74,3 +74,18 @@ def test_unit_slices_own_every_row_once_and_copy_the_halo():
     keys = list(zip(df["series"], df["ts"].astype("datetime64[ns]").astype(np.int64), strict=True))
     assert sorted(owned_rows) == sorted(keys)
     assert sum(halo) > 0
+
+
+def test_unit_slices_are_compact_when_pickled():
+    """Beam pickles elements between stages, and a pickled pyarrow slice carries its whole
+    parent buffer: with small chunks every slice of a batch would ship the batch again
+    (--chunk-rows 1000 took 3.3 GB instead of 0.35 GB; see BENCHMARKS.md)."""
+    import pickle
+
+    df, cfg = frame(n=2000, series=("a", "b", "c")), config(chunk_rows=100, look_back=6, horizon=2)
+    [table] = tables(df, cfg, parts=1)
+    plan = make_plan(scan_of([table], [0]), cfg)
+    parts = [part for _, part in unit_slices(table, plan)]
+    assert len(parts) > 10
+    shipped = sum(len(pickle.dumps(p)) for p in parts)
+    assert shipped < 2 * len(pickle.dumps(table)), (shipped, len(pickle.dumps(table)))
