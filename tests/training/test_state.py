@@ -1,5 +1,7 @@
 """Persisted callback state: the plateau factor and the state store, without a cluster."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,5 +38,6 @@ def test_state_store_keeps_recent_epochs_and_weight_snapshots(tmp_path):
     assert [a.tolist() for a in store.load_weights(2)] == [a.tolist() for a in w]
     assert not (tmp_path / "es-weights-epoch1.npz").exists()
     reader = StateStore(str(tmp_path), "es", writer=False)
-    reader.save(9, {"x": 1})  # non-chief workers never write
-    assert "9" not in reader.states()
+    reader.save(9, {"x": 1})  # non-chief workers keep their state in memory and never write
+    assert reader.states()["9"] == {"x": 1}
+    assert "9" not in json.loads((tmp_path / "es.json").read_text())
