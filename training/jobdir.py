@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import socket
 import uuid
 
@@ -63,3 +64,28 @@ def read_bytes(path: str) -> bytes:
 
 def exists(path: str) -> bool:
     return tf.io.gfile.exists(path)
+
+
+def preflight(job_dir: str, cluster, min_free_mb: int) -> None:
+    """Fail before training when the job dir cannot be written or its disk is (nearly) full.
+
+    Each worker probes its own write path (a file only it writes), as the rule requires.
+    """
+    from training.cluster import write_path
+    from training.config import ConfigError
+
+    target = write_path(job_dir, cluster)
+    probe = posixpath.join(target, f".seqscale-probe-{cluster.index}")
+    try:
+        tf.io.gfile.makedirs(target)
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("ok")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        raise ConfigError(f"cannot write to the job dir {target} ({e}); choose a writable --job-dir") from e
+    if "://" not in job_dir:
+        free_mb = shutil.disk_usage(target).free / 2**20
+        if free_mb < min_free_mb:
+            raise ConfigError(
+                f"the job dir {target} has {free_mb:.0f} MB free, less than the {min_free_mb} MB needed for checkpoints, "
+                "backups and the export; free space or choose another --job-dir (--min-free-disk-mb sets the limit)")

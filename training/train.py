@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -73,10 +72,10 @@ def start(argv: list[str] | None) -> Run:
 
     import tensorflow as tf
 
-    from training import ensure_keras2
+    from training import ensure_keras2, jobdir
 
     ensure_keras2()
-    preflight_job_dir(rt.job_dir, cluster, rt.min_free_disk_mb)
+    jobdir.preflight(rt.job_dir, cluster, rt.min_free_disk_mb)
     tf.keras.utils.set_random_seed(cfg.train.seed)
     if cfg.train.mixed_precision:
         if not tf.config.list_physical_devices("GPU"):
@@ -282,24 +281,3 @@ def argv_for_doctor(argv: list[str] | None) -> list[str]:
         elif not a.startswith(("--data=", "--job-dir=")):
             out.append(a)
     return out
-
-
-def preflight_job_dir(job_dir: str, cluster: cluster_lib.Cluster, min_free_mb: int) -> None:
-    """Fail before training when the job dir cannot be written or its disk is (nearly) full."""
-    import tensorflow as tf
-
-    target = cluster_lib.write_path(job_dir, cluster)
-    probe = posixpath.join(target, f".seqscale-probe-{cluster.index}")
-    try:
-        tf.io.gfile.makedirs(target)
-        with tf.io.gfile.GFile(probe, "w") as f:
-            f.write("ok")
-        tf.io.gfile.remove(probe)
-    except (tf.errors.OpError, OSError) as e:
-        raise ConfigError(f"cannot write to the job dir {target} ({e}); choose a writable --job-dir") from e
-    if "://" not in job_dir:
-        free_mb = shutil.disk_usage(target).free / 2**20
-        if free_mb < min_free_mb:
-            raise ConfigError(
-                f"the job dir {target} has {free_mb:.0f} MB free, less than the {min_free_mb} MB needed for checkpoints, "
-                "backups and the export; free space or choose another --job-dir (--min-free-disk-mb sets the limit)")
