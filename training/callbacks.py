@@ -11,7 +11,7 @@ import time
 
 import tensorflow as tf
 
-from training.jobdir import exists, read_bytes, write_atomic
+from training.jobdir import read_json, write_atomic
 
 
 class LearningRateLogger(tf.keras.callbacks.Callback):
@@ -66,6 +66,4 @@ class HistoryWriter(tf.keras.callbacks.Callback):
 
 
 def read_history(path: str) -> list[dict]:
-    if not exists(path):
-        return []
-    return json.loads(read_bytes(path))["epochs"]
+    return read_json(path, missing={"epochs": []})["epochs"]

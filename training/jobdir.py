@@ -18,6 +18,7 @@ handle instead.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import shutil
@@ -64,6 +65,17 @@ def read_bytes(path: str) -> bytes:
 
 def exists(path: str) -> bool:
     return tf.io.gfile.exists(path)
+
+
+def read_json(path: str, missing=None):
+    """A whole JSON file (read_bytes), `missing` when there is none; bad JSON names the file."""
+    if not exists(path):
+        return missing
+    try:
+        return json.loads(read_bytes(path))
+    except json.JSONDecodeError as e:
+        raise JobDirError(f"{path} is not valid JSON ({e}); delete it (or its directory) to start that state "
+                          "over") from e
 
 
 def preflight(job_dir: str, cluster, min_free_mb: int) -> None:

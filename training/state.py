@@ -20,7 +20,7 @@ import posixpath
 import numpy as np
 import tensorflow as tf
 
-from training.jobdir import JobDirError, exists, read_bytes, write_atomic
+from training.jobdir import read_bytes, read_json, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +52,13 @@ class StateStore:
         self.path = posixpath.join(directory, f"{name}.json")
         self._states: dict[str, dict] | None = None
 
-    def _read_file(self) -> dict[str, dict]:
-        if not exists(self.path):
-            return {}
-        try:
-            return json.loads(read_bytes(self.path))
-        except json.JSONDecodeError as e:
-            raise JobDirError(f"{self.path} is not valid JSON ({e}); delete {self.directory} to restart this "
-                              "state from scratch") from e
-
     def states(self) -> dict[str, dict]:
         """The states this worker knows (restored ones and those of this run), in memory."""
         return dict(self._states or {})
 
     def load(self, epoch: int) -> dict | None:
         """State saved at the end of `epoch`, read from the file (at resume only)."""
-        self._states = self._read_file()
+        self._states = read_json(self.path, missing={})
         return self._states.get(str(epoch))
 
     def save(self, epoch: int, state: dict) -> None:
