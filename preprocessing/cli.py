@@ -99,7 +99,7 @@ def run(argv: list[str] | None = None) -> Manifest | None:
         raise SystemExit(0)
     argv = with_default_runner(argv)
     check_flags(argv)
-    args, pipeline_args = build_parser().parse_known_args(argv)
+    args, _ = build_parser().parse_known_args(argv)  # the rest are Beam options, checked above
     options = PipelineOptions(argv)  # ours included: they travel with the job (Dataflow lists them)
     options.view_as(SetupOptions).save_main_session = False
     FileSystems.set_options(options)  # gs:// access before the pipeline runs uses the same options

@@ -203,11 +203,10 @@ def make_guard(r: Run):
 
 def finish(r: Run, model, guard, history, started: float) -> dict:
     """Chief: plots, export, config.json, evaluation; others: remove their scratch."""
-    from training import callbacks as cb
     from training.errors import TrainingStopped
     from training.plots import plot_history
 
-    epochs = cb.read_history(r.path("history.json")) if r.cluster.is_chief else history.epochs
+    epochs = history.epochs  # the chief's list is what history.json holds (read at start, appended since)
     if guard.reason is not None:
         if r.cluster.is_chief and epochs:
             plot_history(epochs, r.path("loss.png"))
