@@ -184,13 +184,21 @@ def short_segment_gaps(
     a --max-gap of that many steps would merge it. Returns {steps: rows}; segments with
     no neighbour in their series are under key 0 (no --max-gap helps them).
     """
-    ends = np.append(begins[1:], len(times))
-    out: dict[int, int] = {}
-    for b, e in zip(begins, ends, strict=True):
-        if e - b >= spec.span or not owned[b]:
-            continue
-        gaps = [times[b] - times[b - 1]] if b > 0 and series[b] == series[b - 1] else []
-        gaps += [times[e] - times[e - 1]] if e < len(times) and series[e] == series[e - 1] else []
-        key = int(2 ** np.ceil(np.log2(max(1.0, min(gaps) / step)))) if gaps else 0
-        out[key] = out.get(key, 0) + int(e - b)
-    return out
+    n = len(times)
+    if n == 0:
+        return {}
+    ends = np.append(begins[1:], n)
+    short = ((ends - begins) < spec.span) & owned[begins]
+    b, e = begins[short], ends[short]
+    before = np.maximum(b - 1, 0)
+    after = np.minimum(e, n - 1)
+    gap_before = np.where((b > 0) & (series[before] == series[b]), times[b] - times[before], np.inf)
+    gap_after = np.where((e < n) & (series[after] == series[e - 1]), times[after] - times[e - 1], np.inf)
+    gap = np.minimum(gap_before, gap_after).astype(np.float64)
+    joinable = np.isfinite(gap)
+    steps = np.ones(len(gap))
+    steps[joinable] = 2 ** np.ceil(np.log2(np.maximum(1.0, gap[joinable] / step)))
+    keys = np.where(joinable, steps, 0).astype(np.int64)
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    rows = np.bincount(inverse, weights=e - b, minlength=len(uniq))
+    return {int(k): int(r) for k, r in zip(uniq, rows, strict=True)}

@@ -112,3 +112,19 @@ def test_gather_windows_shapes():
     y = np.zeros((20, 2))
     xb, yb = gather_windows(x, y, np.array([0, 5]), WindowSpec(look_back=4, horizon=2, target_sequence=True))
     assert xb.shape == (2, 4, 3) and yb.shape == (2, 2, 2)
+
+
+def test_short_segment_gaps_by_the_gap_that_joins_them():
+    from preprocessing.window import segment_starts, short_segment_gaps
+
+    # series 0: rows 0-9 (long), gap 3, rows 10-12 (short), gap 5, rows 13-24 (long); series 1: 4 rows alone
+    t0 = np.concatenate([np.arange(10), 12 + np.arange(3), 19 + np.arange(12)])
+    times = np.concatenate([t0, np.arange(4)]).astype(np.int64)
+    series = np.array([0] * 25 + [1] * 4)
+    begins = np.union1d(segment_starts(times, 1), [25])
+    spec = WindowSpec(look_back=4, horizon=1)
+    owned = np.ones(len(times), bool)
+    assert short_segment_gaps(times, series, owned, begins, spec, step=1) == {4: 3, 0: 4}
+    owned[10:13] = False  # halo rows are counted by the unit that owns them
+    assert short_segment_gaps(times, series, owned, begins, spec, step=1) == {0: 4}
+    assert short_segment_gaps(times[:0], series[:0], owned[:0], begins[:0], spec, step=1) == {}
