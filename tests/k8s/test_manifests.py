@@ -70,9 +70,15 @@ def test_fields_that_must_agree(overlay, workers, gpus):
     assert env["JOB_COMPLETION_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == \
         "metadata.annotations['batch.kubernetes.io/job-completion-index']"
     assert env["PYTHONUNBUFFERED"]["value"] == "1"
-    # restarts: evictions ignored, configuration errors (exit 2) fail the job at once
+    # restarts: evictions ignored, bad config/data (2) and the loss guard (3) fail the job at once,
+    # survivors of a lost peer (4, training/__main__.py) do not count
     rules = spec["podFailurePolicy"]["rules"]
-    assert rules[0]["action"] == "Ignore" and rules[1]["onExitCodes"]["values"] == [2]
+    assert rules[0]["action"] == "Ignore" and rules[0]["onPodConditions"][0]["type"] == "DisruptionTarget"
+    assert rules[1]["action"] == "FailJob" and rules[1]["onExitCodes"]["values"] == [2, 3]
+    assert rules[2]["action"] == "Ignore" and rules[2]["onExitCodes"]["values"] == [4]
+    from training.__main__ import EXIT_CONFIG, EXIT_GUARD, EXIT_PEER_LOST
+
+    assert (EXIT_CONFIG, EXIT_GUARD, EXIT_PEER_LOST) == (2, 3, 4)
     assert pod["restartPolicy"] == "Never"
     # security
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
