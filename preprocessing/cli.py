@@ -28,6 +28,7 @@ from preprocessing import output, readers
 from preprocessing.errors import InputError, SeqscaleError, SpecError, user_message
 from preprocessing.options import add_arguments, build_parser, load_spec_file, resolve
 from preprocessing.pipeline import build
+from preprocessing.summary import summary
 
 log = logging.getLogger(__name__)
 DEFAULT_RUNNER = "FnApiRunner"
@@ -114,7 +115,7 @@ def run(argv: list[str] | None = None) -> Manifest | None:
         log.info("seqscale: %d input files, output %s, staging %s, runner %s", len(paths), cfg.output, staging,
                  options.view_as(StandardOptions).runner)
         with beam.Pipeline(options=options) as p:
-            build(p, cfg, paths, staging, started)
+            build(p, cfg, paths, staging)
     except Exception as e:
         if staging:
             output.discard(staging)
@@ -126,8 +127,12 @@ def run(argv: list[str] | None = None) -> Manifest | None:
         if msg is None:
             raise
         raise InputError(msg) from e
-    log.info("seqscale: done in %.1f s", time.time() - started)
-    return read_manifest(cfg.output)
+    manifest = read_manifest(cfg.output)
+    # logged here, not in the committing DoFn: on Dataflow or a portable runner that runs in a
+    # worker, and the user would see the counts of dropped rows only in the workers' logs
+    for level, line in summary(manifest, time.time() - started) if manifest else []:
+        log.log(level, line)
+    return manifest
 
 
 def read_text(path: str) -> str:

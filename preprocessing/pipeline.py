@@ -127,9 +127,9 @@ class MakeWindows(beam.PTransform):
 class CommitDataset(beam.PTransform):
     """Shard results -> metadata.json and the commit (runs once, after every shard)."""
 
-    def __init__(self, cfg: JobConfig, staging: str, started: float, counts, stats, plan, scaling) -> None:
+    def __init__(self, cfg: JobConfig, staging: str, counts, stats, plan, scaling) -> None:
         super().__init__()
-        self.cfg, self.staging, self.started = cfg, staging, started
+        self.cfg, self.staging = cfg, staging
         self.counts, self.stats, self.plan, self.scaling = counts, stats, plan, scaling
 
     def expand(self, results):
@@ -137,7 +137,7 @@ class CommitDataset(beam.PTransform):
             results.pipeline
             | "Once" >> beam.Create([None])
             | "Commit" >> beam.ParDo(
-                WriteManifestFn(self.cfg, self.staging, self.started),
+                WriteManifestFn(self.cfg, self.staging),
                 shard_results=beam.pvalue.AsList(results),
                 counts=AsSingleton(self.counts),
                 stats=AsSingleton(self.stats),
@@ -147,7 +147,7 @@ class CommitDataset(beam.PTransform):
         )
 
 
-def build(p: beam.Pipeline, cfg: JobConfig, paths: list[str], staging: str, started: float):
+def build(p: beam.Pipeline, cfg: JobConfig, paths: list[str], staging: str):
     """Attach the whole job to pipeline `p`; returns the PCollection of the one Manifest."""
     rows, read_counts = p | "ReadTables" >> ReadTables(cfg, paths)
     plan = rows | "PlanUnits" >> PlanUnits(cfg, paths)
@@ -159,4 +159,4 @@ def build(p: beam.Pipeline, cfg: JobConfig, paths: list[str], staging: str, star
         | "FlattenCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombineGlobally(SumCountsFn())
     )
-    return results | "CommitDataset" >> CommitDataset(cfg, staging, started, counts, stats, plan, scaling)
+    return results | "CommitDataset" >> CommitDataset(cfg, staging, counts, stats, plan, scaling)

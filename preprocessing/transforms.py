@@ -26,7 +26,6 @@ from preprocessing.errors import InputError
 from preprocessing.options import JobConfig
 from preprocessing.plan import Plan, ScanAccumulator, scaling_quantiles, unit_slices
 from preprocessing.stats import QUANTILES, ColumnStats, Scaling
-from preprocessing.summary import summary
 
 log = logging.getLogger(__name__)
 NAMESPACE = "seqscale"
@@ -264,8 +263,8 @@ def no_training_windows(counts: dict, cfg: JobConfig) -> InputError:
 class WriteManifestFn(beam.DoFn):
     """Build metadata.json from all side inputs and commit the dataset (runs once)."""
 
-    def __init__(self, cfg: JobConfig, staging: str, started: float) -> None:
-        self.cfg, self.staging, self.started = cfg, staging, started
+    def __init__(self, cfg: JobConfig, staging: str) -> None:
+        self.cfg, self.staging = cfg, staging
 
     def process(self, _, shard_results, counts, stats, plan, scaling):
         cfg = self.cfg
@@ -287,8 +286,6 @@ class WriteManifestFn(beam.DoFn):
             options=cfg.other_options(),
         )
         output.commit(cfg.output, self.staging, [(r.staged, r.name) for r in results], manifest.to_json())
-        for level, line in summary(manifest, time.time() - self.started):
-            log.log(level, line)
         yield manifest
 
     def _empty_shards(self, results) -> list:

@@ -10,6 +10,7 @@ import math
 from dataclasses import replace
 
 from training.lr_plan import LRPlan, scale_lr
+from training.plots import safe_plot
 from training.verdict import FAIL, PASS, WARN, Verdict
 
 
@@ -117,7 +118,7 @@ def check_lr(manifest, cfg, sample, plan: LRPlan, plot_path: str | None = None) 
     # the sweep ran at the reference batch: rescale its suggestion to the global batch with the run's rule
     suggested = scale_lr(suggested_batch, global_batch, ref, rule)
     if plot_path:
-        _plot_lr(lrs, losses, peak_lr, suggested, plot_path)
+        safe_plot(_plot_lr, plot_path, lrs, losses, peak_lr, suggested, plot_path)
     after = np.flatnonzero((~finite | (losses > 4 * losses[i_min])) & (np.arange(len(losses)) > i_min))
     diverged = float(lrs[after[0]]) if len(after) else None
     evidence = (f"LR sweep 1e-6..3 at batch {ref}: lowest loss at LR {lr_min:.2g}"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import logging
+
+log = logging.getLogger(__name__)
 
 
 def save_figure(fig, path: str) -> None:
@@ -18,8 +21,33 @@ def save_figure(fig, path: str) -> None:
         f.write(buf.getvalue())
 
 
-def plot_history(epochs: list[dict], path: str) -> None:
-    """loss.png: train and validation loss per epoch, LR on a second axis."""
+def plot_history(epochs: list[dict], path: str) -> bool:
+    """loss.png: train and validation loss per epoch, LR on a second axis (if it can be drawn)."""
+    return safe_plot(_plot_history, path, epochs, path)
+
+
+def safe_plot(draw, path: str, *args) -> bool:
+    """draw(*args), never raising: False (and a warning naming `path`) when it could not.
+
+    Plots are drawn after training: a missing plotting library (an image built without the
+    `train` extra) or an unwritable figure must cost the picture, not the export and eval.json.
+    The numbers behind every picture are in a JSON file beside it.
+    """
+    name = path.rsplit("/", 1)[-1]
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log.warning("%s not written: matplotlib is not installed (pip install 'seqscale[train]')", name)
+        return False
+    try:
+        draw(*args)
+    except Exception as e:  # a picture is never worth the run
+        log.warning("%s not written: %s: %s", name, type(e).__name__, e)
+        return False
+    return True
+
+
+def _plot_history(epochs: list[dict], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

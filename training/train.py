@@ -214,8 +214,8 @@ def finish(r: Run, model, guard, history, started: float) -> dict:
     summary = {"epochs_run": len(epochs), "global_batch": r.plan.global_batch, "peak_lr": r.plan.peak_lr,
                "final": epochs[-1] if epochs else {}, "seconds": round(time.time() - started, 1)}
     if r.cluster.is_chief:
-        plot_history(epochs, r.path("loss.png"))
         summary.update(chief_reports(r, model))
+        plot_history(epochs, r.path("loss.png"))  # last: a picture never costs the export
     else:
         remove_scratch(r)
     log.info("done: %s", json.dumps({k: v for k, v in summary.items() if k != "eval"}))

@@ -124,7 +124,7 @@ def test_commit_dataset_writes_the_manifest_last(tmp_path):
     with TestPipeline() as p:
         one = p | "Counts" >> beam.Create([{"rows_read": 50, "rows.train": 50}])
         manifest = p | beam.Create([result]) | CommitDataset(
-            cfg, str(staging), 0.0, one, p | "Stats" >> beam.Create([stats]), p | "Plan" >> beam.Create([plan]),
+            cfg, str(staging), one, p | "Stats" >> beam.Create([stats]), p | "Plan" >> beam.Create([plan]),
             p | "Scaling" >> beam.Create([Scaling(stats.mean, stats.std)]))
         assert_that(manifest | beam.Map(lambda m: (m.windows("train"), m.windows("val"), m.counts.rows_read)),
                     equal_to([(5, 0, 50)]))

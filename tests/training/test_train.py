@@ -206,3 +206,16 @@ def test_start_up_is_quiet_and_one_line_per_epoch_in_a_pipe(dataset, tmp_path):
     out = proc.stdout + proc.stderr
     assert "oneDNN custom operations" not in out and "cudart_stub" not in out  # TensorFlow's C++ start-up lines
     assert out.count("3/3 - ") == 2 and "\x08" not in out  # --verbose auto in a pipe: one line per epoch
+
+
+def test_without_matplotlib_the_run_still_exports_and_evaluates(dataset, tmp_path):
+    """An image built without the plotting library loses loss.png, never the export or eval.json."""
+    job = tmp_path / "job"
+    code = "import sys; sys.modules['matplotlib'] = None; from training.__main__ import main; sys.exit(main())"
+    proc = subprocess.run([PY, "-c", code, *trainer(dataset, job, "--epochs", "2", "--max-steps-per-epoch", "5",
+                                                     "--units", "8")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **QUIET})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (job / "export" / "saved_model.pb").exists() and (job / "eval.json").exists()
+    assert not (job / "loss.png").exists()
+    assert "loss.png not written: matplotlib is not installed (pip install 'seqscale[train]')" in proc.stderr
