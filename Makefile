@@ -2,6 +2,7 @@
 # Every target installs what it needs into .venv first (nothing is cached by hand).
 
 PYTHON ?= python3
+comma  := ,
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
@@ -12,16 +13,23 @@ ARGS    ?=
 OVERLAY ?= cpu-small
 IMAGE   ?=
 K8S_NAMESPACE ?= $(if $(filter gpu,$(OVERLAY)),seqscale,seqscale-dev)
-# Dataflow
+# Dataflow: INPUT/OUTPUT, when given, override the spec file's input/output
 PROJECT ?=
 REGION  ?= us-central1
 BUCKET  ?=
-INPUT   ?= gs://$(BUCKET)/raw/*.parquet
-OUTPUT  ?= gs://$(BUCKET)/datasets/seqscale
+INPUT   ?=
+OUTPUT  ?=
 SPEC    ?=
+# Images: make images REGISTRY=europe-docker.pkg.dev/p/repo
+REGISTRY ?=
+TAG      ?= 0.1.0
+BEAM_WORKER_IMAGE ?=
+TEMPLATE = gs://$(BUCKET)/templates/seqscale-preprocess-$(TAG).json
+include docker/base-images.env
 
 .PHONY: install lint test test-fast demo bench soak train-local clean audit docs \
-	k8s-render k8s-apply k8s-logs k8s-delete preprocess-dataflow
+	k8s-render k8s-apply k8s-logs k8s-delete preprocess-dataflow \
+	images trainer-image beam-image flex-image pin-images flex-template flex-run
 
 $(STAMP): setup.py constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -74,13 +82,52 @@ k8s-logs:
 k8s-delete:
 	k8s/render.sh $(OVERLAY) "$(IMAGE)" "$(DATA)" "$(JOB_DIR)" | kubectl delete --ignore-not-found -f -
 
-# The Beam job on Dataflow: make preprocess-dataflow PROJECT=p REGION=r BUCKET=b SPEC=spec.yaml
+# The Beam job on Dataflow from this machine:
+#   make preprocess-dataflow PROJECT=p BUCKET=b SPEC=spec.yaml [INPUT=gs://... OUTPUT=gs://...]
+# Workers get the code from --setup_file (each VM installs the sdist at start-up), or, with
+# BEAM_WORKER_IMAGE=REGISTRY/seqscale-beam:TAG (make beam-image), from the prebuilt container.
 preprocess-dataflow: $(STAMP)
 	@test -n "$(PROJECT)" -a -n "$(BUCKET)" || { echo "set PROJECT=... and BUCKET=..."; exit 2; }
-	$(BIN)/python -m preprocessing $(if $(SPEC),--spec $(SPEC)) --input '$(INPUT)' --output $(OUTPUT) \
+	@test -n "$(SPEC)" -o \( -n "$(INPUT)" -a -n "$(OUTPUT)" \) || { echo "set SPEC=spec.yaml, or INPUT=gs://... and OUTPUT=gs://..."; exit 2; }
+	$(BIN)/python -m preprocessing $(if $(SPEC),--spec $(SPEC)) $(if $(INPUT),--input '$(INPUT)') $(if $(OUTPUT),--output $(OUTPUT)) \
 	  --runner DataflowRunner --project $(PROJECT) --region $(REGION) \
 	  --temp_location gs://$(BUCKET)/tmp --staging_location gs://$(BUCKET)/staging \
-	  --setup_file ./setup.py $(ARGS)
+	  $(if $(BEAM_WORKER_IMAGE),--sdk_container_image $(BEAM_WORKER_IMAGE),--setup_file ./setup.py) $(ARGS)
+
+# Images (need a Docker engine; base images from docker/base-images.env). Push them yourself.
+images: trainer-image beam-image
+
+trainer-image:
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY=... (e.g. europe-docker.pkg.dev/PROJECT/REPO)"; exit 2; }
+	docker build -f docker/trainer.Dockerfile --build-arg BASE_IMAGE=$(TRAINER_BASE) -t $(REGISTRY)/seqscale-trainer:$(TAG)-gpu .
+
+beam-image:
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY=..."; exit 2; }
+	docker build -f docker/beam.Dockerfile --target worker --build-arg BEAM_IMAGE=$(BEAM_IMAGE) -t $(REGISTRY)/seqscale-beam:$(TAG) .
+
+flex-image:
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY=..."; exit 2; }
+	@case "$(LAUNCHER_IMAGE)" in *@sha256:*) ;; *) echo "LAUNCHER_IMAGE in docker/base-images.env has no digest: run make pin-images"; exit 2;; esac
+	docker build -f docker/beam.Dockerfile --target flex --build-arg BEAM_IMAGE=$(BEAM_IMAGE) \
+	  --build-arg LAUNCHER_IMAGE=$(LAUNCHER_IMAGE) -t $(REGISTRY)/seqscale-flex:$(TAG) .
+
+pin-images:
+	scripts/pin_images.sh
+
+# Dataflow Flex Template: build the template file once, then launch it without a local Beam.
+#   make flex-template REGISTRY=... BUCKET=b   (after make flex-image and docker push)
+#   make flex-run REGISTRY=... PROJECT=p BUCKET=b SPEC=gs://b/specs/household.yaml
+flex-template:
+	@test -n "$(REGISTRY)" -a -n "$(BUCKET)" || { echo "set REGISTRY=... and BUCKET=..."; exit 2; }
+	gcloud dataflow flex-template build $(TEMPLATE) --image $(REGISTRY)/seqscale-flex:$(TAG) \
+	  --sdk-language PYTHON --metadata-file dataflow/metadata.json
+
+flex-run:
+	@test -n "$(PROJECT)" -a -n "$(BUCKET)" -a -n "$(SPEC)" || { echo "set PROJECT=... BUCKET=... SPEC=gs://..."; exit 2; }
+	gcloud dataflow flex-template run seqscale-preprocess-$$(date -u +%Y%m%d-%H%M%S) --project $(PROJECT) \
+	  --region $(REGION) --template-file-gcs-location $(TEMPLATE) --temp-location gs://$(BUCKET)/tmp \
+	  --staging-location gs://$(BUCKET)/staging \
+	  --parameters spec=$(SPEC),sdk_container_image=$(REGISTRY)/seqscale-flex:$(TAG)$(if $(PARAMS),$(comma)$(PARAMS))
 
 # Known vulnerabilities in the installed dependencies (needs PyPI's JSON API or OSV).
 audit: $(STAMP)

@@ -1,7 +1,8 @@
-"""Write docs/flags.md from the three argument parsers (`python scripts/flag_reference.py`).
+"""Write docs/flags.md from the three argument parsers and the Dataflow Flex Template's
+dataflow/metadata.json from the job's parser (`python scripts/flag_reference.py`).
 
-tests/test_docs.py regenerates it and fails when the file is stale, so the reference
-cannot drift from the flags and their defaults.
+tests/test_docs.py regenerates both and fails when a file is stale, so neither the reference
+nor the template's parameters can drift from the flags and their defaults.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(ROOT, "docs", "flags.md")
+TEMPLATE_METADATA = os.path.join(ROOT, "dataflow", "metadata.json")
 
 
 def render() -> str:
@@ -28,7 +30,16 @@ def render() -> str:
     return head + "\n".join(reference(p()) for p in (preprocess_parser, train_parser, doctor_parser))
 
 
+def render_template_metadata() -> str:
+    sys.path.insert(0, ROOT)
+    from preprocessing.flex_template import metadata_json
+    from preprocessing.options import build_parser
+
+    return metadata_json(build_parser())
+
+
 if __name__ == "__main__":
-    with open(TARGET, "w", encoding="utf-8") as f:
-        f.write(render())
-    print(f"wrote {TARGET}")
+    for path, text in ((TARGET, render()), (TEMPLATE_METADATA, render_template_metadata())):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {path}")

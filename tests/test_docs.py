@@ -13,6 +13,8 @@ def test_flag_reference_is_current():
     spec.loader.exec_module(mod)
     with open(mod.TARGET, encoding="utf-8") as f:
         assert f.read() == mod.render(), "docs/flags.md is stale: run `make docs`"
+    with open(mod.TEMPLATE_METADATA, encoding="utf-8") as f:
+        assert f.read() == mod.render_template_metadata(), "dataflow/metadata.json is stale: run `make docs`"
 
 
 def test_every_flag_is_in_the_reference():
