@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 WORKERS ?= 2
 DATA    ?= demo-out/data
 JOB_DIR ?= runs/local
+RUN     ?=
 ARGS    ?=
 OVERLAY ?= cpu-small
 IMAGE   ?=
@@ -69,18 +70,31 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_preprocess
 	$(BIN)/python -m benchmarks.bench_training
 
-# Kubernetes (kustomize): OVERLAY=gpu|cpu-small IMAGE=registry/name:tag DATA=gs://... JOB_DIR=gs://...
-k8s-render:
-	@k8s/render.sh $(OVERLAY) "$(IMAGE)" "$(DATA)" "$(JOB_DIR)"
+# Kubernetes (kustomize + k8s/render.py): one run per RUN (default: a UTC timestamp)
+#   make k8s-apply OVERLAY=gpu IMAGE=registry/seqscale-trainer:0.1.0-gpu DATA=gs://b/d JOB_DIR=gs://b/runs
+# optional: RUN=name GCP_SA=sa@project.iam.gserviceaccount.com QUEUE=kueue-queue PRIORITY_CLASS=...
+#           DEADLINE=seconds JOBSET=1 EXCLUSIVE_TOPOLOGY=cloud.google.com/gke-nodepool
+RENDER = $(BIN)/python k8s/render.py --overlay $(OVERLAY) --image "$(IMAGE)" --data "$(DATA)" \
+	--job-dir "$(JOB_DIR)" $(if $(RUN),--run $(RUN)) $(if $(GCP_SA),--gcp-service-account $(GCP_SA)) \
+	$(if $(QUEUE),--queue $(QUEUE)) $(if $(PRIORITY_CLASS),--priority-class $(PRIORITY_CLASS)) \
+	$(if $(DEADLINE),--deadline $(DEADLINE)) $(if $(JOBSET),--jobset) \
+	$(if $(EXCLUSIVE_TOPOLOGY),--exclusive-topology $(EXCLUSIVE_TOPOLOGY))
 
-k8s-apply:
-	k8s/render.sh $(OVERLAY) "$(IMAGE)" "$(DATA)" "$(JOB_DIR)" | kubectl apply -f -
+k8s-render: $(STAMP)
+	@$(RENDER)
 
+k8s-apply: $(STAMP)
+	@tmp=$$(mktemp) && $(RENDER) > $$tmp && kubectl apply -f $$tmp; rc=$$?; rm -f $$tmp; exit $$rc
+
+# Logs of every worker of a run, prefixed with the pod name (rank = the number before the last '-').
 k8s-logs:
-	kubectl logs -n $(K8S_NAMESPACE) -l app.kubernetes.io/name=seqscale-train --prefix --all-containers -f --max-log-requests 64
+	@test -n "$(RUN)" || { echo "set RUN=... (printed by k8s-apply)"; exit 2; }
+	kubectl logs -n $(K8S_NAMESPACE) -l seqscale.dev/run=$(RUN) --prefix --all-containers -f --max-log-requests 64
 
-k8s-delete:
-	k8s/render.sh $(OVERLAY) "$(IMAGE)" "$(DATA)" "$(JOB_DIR)" | kubectl delete --ignore-not-found -f -
+# Removes the run's Job/JobSet and ConfigMaps; the namespace, Service and job dir stay.
+k8s-delete: $(STAMP)
+	@test -n "$(RUN)" || { echo "set RUN=... (printed by k8s-apply)"; exit 2; }
+	@tmp=$$(mktemp) && $(RENDER) --part run > $$tmp && kubectl delete --ignore-not-found -f $$tmp; rc=$$?; rm -f $$tmp; exit $$rc
 
 # The Beam job on Dataflow from this machine:
 #   make preprocess-dataflow PROJECT=p BUCKET=b SPEC=spec.yaml [INPUT=gs://... OUTPUT=gs://...]
