@@ -11,9 +11,10 @@
 # tests/test_shipped.py runs the `python -m pip` lines of the worker stage in a fresh venv and
 # uses that venv as the SDK worker environment of a portable Beam run.
 #
-# Pin base images by digest with `make pin-images` (see docker/trainer.Dockerfile).
+# Base images: `make beam-image` / `make flex-image` pass them from docker/base-images.env
+# (`make pin-images` pins them by digest; flex-image refuses a launcher image without one).
 ARG BEAM_IMAGE=apache/beam_python3.11_sdk:2.77.0
-ARG LAUNCHER_IMAGE=gcr.io/dataflow-templates-base/python311-template-launcher-base:flex_templates_base_image_release_20251110_RC00
+ARG LAUNCHER_IMAGE=gcr.io/dataflow-templates-base/python311-template-launcher-base
 
 FROM ${BEAM_IMAGE} AS wheel
 WORKDIR /src

@@ -8,8 +8,8 @@
 # tests/test_shipped.py runs the `python -m pip` lines below, as written, in a fresh venv.
 #
 # Base image: the official TensorFlow GPU image of the pinned TensorFlow (constraints.txt).
-# Pin it by digest for reproducible builds: `make pin-images` prints name:tag@sha256:... for
-# every base image (docker buildx imagetools inspect); pass it as --build-arg BASE_IMAGE=...
+# `make trainer-image` passes it from docker/base-images.env; `make pin-images` pins it there
+# by digest (docker buildx imagetools inspect) for reproducible builds.
 ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu
 
 FROM ${BASE_IMAGE} AS wheel
@@ -20,7 +20,7 @@ COPY preprocessing/ preprocessing/
 COPY training/ training/
 RUN python -m pip wheel --no-deps --wheel-dir /dist .
 
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS trainer
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
