@@ -20,3 +20,18 @@ def test_setup_py_builds_an_sdist_with_both_packages(tmp_path):
         names = tar.getnames()
     for module in ("preprocessing/pipeline.py", "contract/manifest.py", "training/__init__.py"):
         assert any(n.endswith(module) for n in names), module
+
+
+def test_extras_by_role_keep_tensorflow_off_the_beam_workers_and_beam_out_of_the_trainer():
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "setup.py").read_text())
+    lists = {t.id: [e.value for e in node.value.elts] for node in tree.body if isinstance(node, ast.Assign)
+             for t in node.targets if isinstance(node.value, ast.List)}
+    names = {k: {r.split("=")[0].split("[")[0].split(">")[0].split("<")[0] for r in v} for k, v in lists.items()}
+    worker = names["REQUIRED"] | names["PREPROCESS"]
+    trainer = names["REQUIRED"] | names["TRAIN"]
+    assert {"apache-beam", "pyarrow", "google-cloud-storage", "numpy"} <= worker
+    assert not worker & {"tensorflow", "tf-keras", "tensorboard", "matplotlib"}
+    assert {"tensorflow", "tf-keras", "tensorboard", "matplotlib"} <= trainer and "apache-beam" not in trainer
