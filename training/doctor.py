@@ -8,14 +8,17 @@ and the fix, in the order the causes bite most often:
                 training range only; no column dominating by orders of magnitude
   2. windows    sampled windows equal the raw rows they came from (with --raw); no window
                 crosses a split; the target sits `horizon` steps after the last input
-  3. capacity   the model can overfit a single batch (loss falls >= 90% in a few hundred
+  3. head       output activation and loss fit the target's type and range (first of the
+                model checks: the others build the model with this head)
+  4. capacity   the model can overfit a single batch (loss falls >= 90% in a few hundred
                 steps), else the model or the pipeline is broken
-  4. head       output activation and loss fit the target's type and range
   5. lr         an LR range test (loss vs LR plot) and the LR it suggests for the global
                 batch, against the configured (scaled) LR
   6. batch      steps per epoch and the gradient noise scale at the chosen global batch
 
-Exit status: 0 when no check fails, 1 otherwise.
+Every check runs in isolation: one that raises is reported as that check's FAIL, the checks
+needing a model are skipped (with the reason) when the head is refused, and doctor.json is
+always written. Exit status: 0 when no check fails, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from training.checks_model import check_batch, check_capacity, check_head, check
 from training.lr_plan import plan_lr
 from training.verdict import FAIL, PASS, WARN, Verdict
 
+log = logging.getLogger(__name__)
+
 # ------------------------------------------------------------------ CLI
 
 
@@ -47,29 +52,47 @@ def run_checks(cfg, *, raw: list[str] | None, out_dir: str, sample_size: int = 4
     sample = sample_windows(manifest, cfg.data.data, n=sample_size, seed=cfg.train.seed, with_ids=True)
     plan = plan_lr(cfg.train, replicas, manifest.windows("train"))
     tf.io.gfile.makedirs(out_dir)
-    checks = {
+    checks = {  # the head first: capacity, lr and batch build the model with it
         "scaling": lambda: check_scaling(manifest, sample),
         "windows": lambda: check_windows(manifest, sample, raw),
-        "capacity": lambda: check_capacity(manifest, cfg, sample),
         "head": lambda: check_head(manifest, cfg, sample),
+        "capacity": lambda: check_capacity(manifest, cfg, sample),
         "lr": lambda: check_lr(manifest, cfg, sample, plan, posixpath.join(out_dir, "lr_range.png")),
         "batch": lambda: check_batch(manifest, cfg, sample, plan.global_batch),
     }
-    verdicts = []
-    head_ok = True
-    for name, fn in checks.items():
-        if only and name not in only:
-            continue
-        if name in ("capacity", "lr", "batch") and not head_ok:
-            verdicts.append(Verdict(name, WARN, "skipped: the head does not fit the target", "fix 'head' first"))
-            continue
-        v = fn()
-        if name == "head" and v.status == FAIL:
-            head_ok = False
-        verdicts.append(v)
-    with tf.io.gfile.GFile(posixpath.join(out_dir, "doctor.json"), "w") as f:
-        json.dump([asdict(v) for v in verdicts], f, indent=2)
+    verdicts: list[Verdict] = []
+    try:
+        for name, fn in checks.items():
+            if only and name not in only:
+                continue
+            if name in NEEDS_MODEL and any(v.check == "head" and v.status == FAIL for v in verdicts):
+                verdicts.append(Verdict(name, WARN, "skipped: the configured head was refused (see 'head'), so "
+                                                    "no model can be built", "fix 'head' first"))
+                continue
+            verdicts.append(isolated(name, fn))
+    finally:  # doctor.json holds every verdict reached, whatever happened after
+        with tf.io.gfile.GFile(posixpath.join(out_dir, "doctor.json"), "w") as f:
+            json.dump([asdict(v) for v in verdicts], f, indent=2)
     return verdicts
+
+
+NEEDS_MODEL = ("capacity", "lr", "batch")
+
+
+def isolated(name: str, fn) -> Verdict:
+    """One check's verdict; a check that raises is that check's FAIL with the error, never the
+    end of the doctor (the other checks still run and doctor.json is still written)."""
+    from training.model import HeadError
+
+    try:
+        return fn()
+    except HeadError as e:
+        return Verdict(name, FAIL, f"the configured head was refused: {e}",
+                       "use --head-activation auto --loss auto, or a head that fits the target")
+    except Exception as e:  # noqa: BLE001 - reported as a verdict, with the error's own words
+        log.debug("check %r failed", name, exc_info=True)
+        return Verdict(name, FAIL, f"the check itself failed: {type(e).__name__}: {e}",
+                       "run with --log-level debug for the traceback; the other checks are unaffected")
 
 
 def format_verdicts(verdicts: list[Verdict]) -> str:

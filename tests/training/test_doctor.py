@@ -45,12 +45,36 @@ def test_broken_run_is_diagnosed_and_stopped_and_the_defaults_cure_it(offsets, t
 def test_sigmoid_head_is_flagged_by_the_doctor_and_refused_by_the_trainer(dataset, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     args = ["--data", str(dataset), "--head-activation", "sigmoid"]
-    doc = subprocess.run([PY, "-m", "training.doctor", *args, "--out", str(tmp_path / "doc"), "--only", "head,lr"],
+    # every check, not a subset: the model checks used to build the refused head and crash
+    doc = subprocess.run([PY, "-m", "training.doctor", *args, "--out", str(tmp_path / "doc")],
                          capture_output=True, text=True, timeout=300, env=env)
-    assert doc.returncode == 1 and "[FAIL] head" in doc.stdout and "skipped: the head does not fit" in doc.stdout
+    assert doc.returncode == 1 and "Traceback" not in doc.stderr, doc.stderr[-3000:]
+    verdicts = {v["check"]: v for v in json.loads((tmp_path / "doc" / "doctor.json").read_text())}
+    assert list(verdicts) == ["scaling", "windows", "head", "capacity", "lr", "batch"]
+    assert verdicts["head"]["status"] == "FAIL" and "sigmoid" in verdicts["head"]["evidence"]
+    for name in ("capacity", "lr", "batch"):
+        assert verdicts[name]["status"] == "WARN" and verdicts[name]["evidence"].startswith(
+            "skipped: the configured head was refused"), verdicts[name]
+    assert verdicts["scaling"]["status"] == "PASS"
     train = subprocess.run([PY, "-m", "training", *args, "--job-dir", str(tmp_path / "job")],
                            capture_output=True, text=True, timeout=300, env=env)
     assert train.returncode == 2 and "sigmoid output on a regression target is refused" in train.stderr
+
+
+def test_a_check_that_raises_is_its_own_fail_and_the_others_still_run(dataset, tmp_path, monkeypatch):
+    from tests.training.conftest import config
+    from training import doctor
+
+    def broken(*_):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(doctor, "check_scaling", broken)
+    verdicts = doctor.run_checks(config(dataset), raw=None, out_dir=str(tmp_path / "d"), sample_size=256,
+                                 only=("scaling", "head"))
+    assert [(v.check, v.status) for v in verdicts] == [("scaling", "FAIL"), ("head", "PASS")]
+    assert verdicts[0].evidence == "the check itself failed: OSError: disk full"
+    saved = json.loads((tmp_path / "d" / "doctor.json").read_text())
+    assert [v["check"] for v in saved] == ["scaling", "head"]
 
 
 def test_doctor_plans_the_lr_for_the_replicas_given(dataset, tmp_path):
