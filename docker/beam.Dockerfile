@@ -16,13 +16,14 @@
 ARG BEAM_IMAGE=apache/beam_python3.11_sdk:2.77.0
 ARG LAUNCHER_IMAGE=gcr.io/dataflow-templates-base/python311-template-launcher-base
 
-FROM ${BEAM_IMAGE} AS wheel
+# The sdist, built the way Beam's stager builds it for --setup_file: workers install the same artifact
+FROM ${BEAM_IMAGE} AS sdist
 WORKDIR /src
 COPY setup.py pyproject.toml README.md ./
 COPY contract/ contract/
 COPY preprocessing/ preprocessing/
 COPY training/ training/
-RUN python -m pip wheel --no-deps --wheel-dir /dist .
+RUN python setup.py --quiet sdist --dist-dir /dist
 
 FROM ${LAUNCHER_IMAGE} AS launcher
 
@@ -34,9 +35,9 @@ WORKDIR /opt/seqscale
 # 1. dependencies: seqscale[preprocess] with setup.py alone (Beam is already in the base image)
 COPY setup.py constraints.txt ./
 RUN python -m pip install -c constraints.txt '.[preprocess]' && python -m pip uninstall --yes seqscale
-# 2. the code
-COPY --from=wheel /dist/ /tmp/dist/
-RUN python -m pip install --no-deps /tmp/dist/seqscale-*.whl && rm -rf /tmp/dist
+# 2. the code: the sdist, as a Dataflow worker started with --setup_file installs it
+COPY --from=sdist /dist/ /tmp/dist/
+RUN python -m pip install --no-deps /tmp/dist/seqscale-*.tar.gz && rm -rf /tmp/dist
 RUN useradd --uid 1000 --user-group --create-home --shell /usr/sbin/nologin seqscale
 USER 1000:1000
 # Beam's boot starts the SDK harness (the base image's ENTRYPOINT, kept)

@@ -1,5 +1,5 @@
 """Build a Dockerfile stage without Docker: a fresh venv stands in for the base image, and the
-stage's own COPY, WORKDIR, ENV and `python -m pip` RUN lines run as written.
+stage's own COPY, WORKDIR, ENV and `python -m pip` / `python setup.py` RUN lines run as written.
 
 This machine has no Docker engine, and what users run is the image, not the project's .venv.
 So the tests do not restate the install commands: they execute the Dockerfile's, in a fresh
@@ -120,7 +120,7 @@ class Build:
         if command.startswith(SKIPPED_RUN):
             self.skipped.append(command)
             return
-        if not command.startswith("python -m pip "):
+        if not command.startswith(("python -m pip ", "python setup.py ")):
             raise AssertionError(f"tests/dockerfile.py does not know how to run: RUN {command}")
 
         def mapped(m):
