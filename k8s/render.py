@@ -209,11 +209,6 @@ def to_jobset(job: dict, *, exclusive_topology: str | None = None) -> dict:
     return {"apiVersion": JOBSET_API, "kind": "JobSet", "metadata": metadata, "spec": js_spec}
 
 
-def job_name_in_jobset(jobset_name: str) -> str:
-    """The child Job JobSet creates for replicated job `worker`, index 0 (its pods' hostnames start so)."""
-    return f"{jobset_name}-worker-0"
-
-
 def render(args: argparse.Namespace) -> tuple[list[dict], str, str]:
     """(objects, run, job dir) for the parsed arguments."""
     if not os.path.isdir(os.path.join(ROOT, "overlays", args.overlay)):
