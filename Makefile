@@ -13,7 +13,7 @@ RUN     ?=
 ARGS    ?=
 OVERLAY ?= cpu-small
 IMAGE   ?=
-K8S_NAMESPACE ?= $(if $(filter gpu,$(OVERLAY)),seqscale,seqscale-dev)
+K8S_NAMESPACE ?= $(shell sed -n 's/^namespace: *//p' k8s/overlays/$(OVERLAY)/kustomization.yaml)
 # Dataflow: INPUT/OUTPUT, when given, override the spec file's input/output
 PROJECT ?=
 REGION  ?= us-central1

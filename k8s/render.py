@@ -145,6 +145,8 @@ def with_service_account(objects: list[dict], gcp_service_account: str | None) -
 def with_scheduling(objects: list[dict], *, queue: str | None, priority_class: str | None,
                     deadline: int | None) -> list[dict]:
     """Kueue (queue label + suspend: admitted all at once or not at all), priority, deadline."""
+    if deadline is not None and deadline < 60:
+        raise RenderError(f"DEADLINE {deadline}: give the longest a run may take, in seconds (>= 60)")
     out = copy.deepcopy(objects)
     for o in out:
         if o["kind"] != "Job":
@@ -155,8 +157,6 @@ def with_scheduling(objects: list[dict], *, queue: str | None, priority_class: s
         if priority_class:
             o["spec"]["template"]["spec"]["priorityClassName"] = priority_class
         if deadline is not None:
-            if deadline < 60:
-                raise RenderError(f"DEADLINE {deadline}: give the longest a run may take, in seconds (>= 60)")
             o["spec"]["activeDeadlineSeconds"] = deadline
     return out
 

@@ -62,9 +62,10 @@ class Build:
         self.stages = parse(dockerfile)
         self.scratch, self.timeout = scratch, timeout
         self.built: dict[str, Path] = {}
-        self.env: dict[str, str] = {}
+        self.envs: dict[str, dict[str, str]] = {}
         self.skipped: list[str] = []
         self.fs = self._build(target)
+        self.env = self.envs[target]
         self.venv = self.scratch / target / "venv"
         self.python = self.venv / "bin" / "python"
 
@@ -77,12 +78,14 @@ class Build:
             venv = self.scratch / stage.base / "venv"
             (self.scratch / name).mkdir(parents=True, exist_ok=True)
             os.symlink(venv, self.scratch / name / "venv")
+            env = dict(self.envs[stage.base])  # ENV is inherited from the stage built upon
         else:
             fs = self.scratch / name / "fs"
             fs.mkdir(parents=True)
             venv = self.scratch / name / "venv"
             subprocess.run([_base_python(), "-m", "venv", str(venv)], check=True, timeout=120)
-        cwd, env = fs, {}
+            env = {}
+        cwd = fs
         for op, arg in stage.lines:
             if op == "WORKDIR":
                 cwd = self._map(fs, arg)
@@ -93,12 +96,12 @@ class Build:
                 self._copy(fs, cwd, arg)
             elif op == "RUN":
                 self._run(fs, cwd, venv, env, arg)
-        self.env = env
+        self.envs[name] = env
         self.built[name] = fs
         return fs
 
     def _map(self, fs: Path, path: str) -> Path:
-        return fs / path.lstrip("/") if path.startswith("/") else fs / path
+        return fs / path.lstrip("/")
 
     def _copy(self, fs: Path, cwd: Path, arg: str) -> None:
         parts = shlex.split(arg)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tests.dockerfile import ROOT, Build, parse
 from tests.helpers import job_args, multi_series, write_files
 
@@ -84,12 +85,6 @@ def test_rendered_pods_run_on_the_trainer_image_through_export_and_eval(trainer_
 @pytest.fixture(scope="module")
 def worker_image(tmp_path_factory):
     return Build(ROOT / "docker" / "beam.Dockerfile", "worker", tmp_path_factory.mktemp("worker-image"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port, proc, timeout=60):
