@@ -1,4 +1,4 @@
-"""Doctor checks on the data alone: scaling, and windows against the raw rows they came from.
+"""Doctor checks on the data alone: scaling, windows against the raw rows, learnability.
 
 Numpy and pyarrow on a sample of training windows; no model, no TensorFlow ops.
 """
@@ -14,6 +14,12 @@ def check_scaling(manifest, sample) -> Verdict:
     import numpy as np
 
     problems, evidence = [], []
+    bad_values = non_finite(manifest, sample)
+    if bad_values:
+        return Verdict("scaling", FAIL, bad_values,
+                       "the shards hold NaN or inf (they were not written by a checked seqscale job, or a column "
+                       "overflowed float32): rerun preprocessing, which refuses such rows by name (--nan-policy "
+                       "fail), or drops/fills them (--nan-policy drop|ffill), and scale large columns")
     x = sample["x"].reshape(-1, sample["x"].shape[-1])
     names, mean, std = list(manifest.features), list(x.mean(axis=0)), list(x.std(axis=0))
     if manifest.task == "regression":
@@ -49,6 +55,23 @@ def check_scaling(manifest, sample) -> Verdict:
                        "scale every input (drop columns from --unscaled; keep the default standard scaler) and "
                        "rerun preprocessing; statistics must come from the training range only")
     return Verdict("scaling", PASS, f"{manifest.scaler} scaling from {train_rows} training rows; " + "; ".join(evidence))
+
+
+def non_finite(manifest, sample) -> str:
+    """'' or which columns of how many sampled windows hold NaN/inf (inputs and targets)."""
+    import numpy as np
+
+    x, y = np.asarray(sample["x"]), np.asarray(sample["y"], dtype=np.float64)
+    bad_x = ~np.isfinite(x)
+    bad_y = ~np.isfinite(y.reshape(len(y), -1))
+    if not bad_x.any() and not bad_y.any():
+        return ""
+    cols = [f for f, b in zip(manifest.features, bad_x.any(axis=(0, 1)), strict=True) if b]
+    cols += [f"target {t}" for t, b in zip(manifest.targets * (bad_y.shape[1] // len(manifest.targets)),
+                                          bad_y.any(axis=0), strict=True) if b]
+    windows = int((bad_x.any(axis=(1, 2)) | bad_y.any(axis=1)).sum())
+    return (f"{windows} of {len(x)} sampled windows hold NaN/inf values, in {', '.join(dict.fromkeys(cols))}: "
+            "the loss becomes NaN at the first such batch whatever the learning rate")
 
 
 # ------------------------------------------------------------------ 2. windows
@@ -135,3 +158,43 @@ def _compare_with_raw(manifest, sample, raw: list[str], n: int) -> tuple[int, in
         checked += 1
         mismatched += int(not (x_ok and y_ok))
     return checked, mismatched, missing
+
+
+# ------------------------------------------------------------------ 3. learnability
+
+
+def check_learnability(manifest, sample, seed: int = 0) -> Verdict:
+    """Nothing to learn (no baseline beats the mean) or too good (one input column is the target)."""
+    from training.learnability import LEAK_R2, NOTHING_R2, compare_baselines
+
+    b = compare_baselines(sample["x"], sample["y"], sample["t"], features=list(manifest.features),
+                          targets=list(manifest.targets), task=manifest.task, num_classes=manifest.num_classes,
+                          sid=sample.get("sid") if manifest.series_column else None, seed=seed)
+    names = [k for k in ("persistence", "linear", "features") if k in b.mse]
+    scores = ", ".join(f"{k} {b.mse[k]:.3g} (R\u00b2 {b.r2(k):+.3f})" for k in names)
+    evidence = (f"held-out error on the latest {b.holdout} sampled windows: predicting the train mean "
+                f"{b.mse['mean']:.3g}, {scores}")
+    col, target = b.best_column, ", ".join(manifest.targets)
+    if col is not None and col.r2 > LEAK_R2 and not col.is_persistence:
+        where = "the last input row" if col.lag == 0 else f"{col.lag} row{'s' if col.lag > 1 else ''} before the last input row"
+        return Verdict("learnability", FAIL,
+                       f"too good to be true: input column {col.name!r} at {where} alone predicts the target "
+                       f"{target!r} with R\u00b2 {col.r2:.6f}: the target leaked into the inputs (a column holding "
+                       f"future values), and a model trained on it fails where that column is not known | {evidence}",
+                       f"drop {col.name!r} from --features, or shift it so each row holds only what is known at its "
+                       "time, and rerun preprocessing")
+    if col is not None and col.r2 > LEAK_R2:
+        return Verdict("learnability", WARN,
+                       f"too easy: the target barely changes over the horizon: its own last input value explains "
+                       f"R\u00b2 {col.r2:.6f} of it; a low loss will only mean persistence | {evidence}",
+                       "forecast further ahead (--horizon), or predict the change instead of the level")
+    best = b.best
+    if b.r2(best) < NOTHING_R2:
+        return Verdict("learnability", FAIL,
+                       f"nothing to learn: no predictor beats predicting the train mean on held-out windows (best: "
+                       f"{best}, R\u00b2 {b.r2(best):+.3f}); the targets look unrelated to their inputs, and no model, "
+                       f"learning rate or batch size changes that | {evidence}",
+                       "check --targets and --features name the intended columns, that the target is aligned with its "
+                       "inputs (time column, sort order, --horizon) and is not noise or shuffled")
+    return Verdict("learnability", PASS,
+                   f"{evidence}; a healthy model's validation loss should beat {best} ({b.mse[best]:.3g})")

@@ -74,64 +74,84 @@ def check_head(manifest, cfg, sample) -> Verdict:
 # ------------------------------------------------------------------ 5. learning rate
 
 
-def lr_range_test(manifest, cfg, sample, *, lo=1e-6, hi=3.0, steps=120):
-    """(lrs, smoothed losses) of an exponential LR sweep on a fresh model."""
+def lr_range_test(manifest, cfg, sample, *, steps: int = 100, eval_size: int = 256):
+    """(lrs, evaluation losses) of an exponential LR sweep with the run's optimizer on a fresh model.
+
+    Each step trains on the next batch of the sample (reference batch size) and then
+    measures the loss on one fixed evaluation batch held out of training, so the curve
+    reflects the LR, not which batch came up. The sweep stops once it has diverged.
+    """
     import numpy as np
     import tensorflow as tf
 
+    from training.lr_range import SWEEP_RANGE, diverged, ema
+    from training.train import make_optimizer
+
     model = _model(manifest, replace(cfg, model=replace(cfg.model, dropout=0.0)), seed=cfg.train.seed)
-    opt = tf.keras.optimizers.SGD(lo, momentum=cfg.train.momentum) if cfg.train.optimizer == "sgd" \
-        else tf.keras.optimizers.Adam(lo)
+    lo, hi = SWEEP_RANGE[cfg.train.optimizer]
+    opt = make_optimizer(cfg, lo)
     loss_fn = _loss(manifest, cfg)
     batch = cfg.train.reference_batch
-    lrs = lo * (hi / lo) ** (np.arange(steps) / (steps - 1))
-    x, y = sample["x"], sample["y"]
-    losses, smooth, best = [], None, math.inf
-    for i, lr in enumerate(lrs):
-        j = (i * batch) % max(1, len(x) - batch)
-        xb, yb = tf.constant(x[j : j + batch]), tf.constant(y[j : j + batch])
+    x, y = np.asarray(sample["x"]), np.asarray(sample["y"])
+    eval_size = min(eval_size, len(x) // 4)
+    xe, ye = tf.constant(x[-eval_size:]), tf.constant(y[-eval_size:])
+    xt, yt = x[:-eval_size], y[:-eval_size]
+    order = np.random.default_rng(cfg.train.seed).permutation(len(xt))
+
+    @tf.function
+    def train_step(xb, yb, lr):
         opt.learning_rate.assign(lr)
         with tf.GradientTape() as tape:
             loss = loss_fn(yb, model(xb, training=True))
         opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables,
                                 strict=True))
-        v = float(loss)
-        smooth = v if smooth is None else 0.8 * smooth + 0.2 * v
-        losses.append(smooth if math.isfinite(v) else math.inf)
-        best = min(best, smooth)
-        if not math.isfinite(v) or smooth > 4 * best:
+
+    @tf.function
+    def eval_loss():
+        return loss_fn(ye, model(xe, training=False))
+
+    lrs = lo * (hi / lo) ** (np.arange(steps) / (steps - 1))
+    losses = [float(eval_loss())]  # the start, before any step
+    for i, lr in enumerate(lrs[1:]):
+        j = (i * batch) % max(1, len(xt) - batch + 1)
+        idx = order[j : j + batch]
+        train_step(tf.constant(xt[idx]), tf.constant(yt[idx]), tf.constant(lr, tf.float32))
+        losses.append(float(eval_loss()))
+        if diverged(ema(np.array(losses))):
             break
     return lrs[: len(losses)], np.array(losses)
 
 
 def check_lr(manifest, cfg, sample, plan: LRPlan, plot_path: str | None = None) -> Verdict:
-    """The LR range test at the reference batch, its suggestion rescaled like the run's own LR."""
-    import numpy as np
-
+    """The LR range test at the reference batch, judged against the configured LR at that batch."""
+    from training.lr_range import SWEEP_RANGE, judge, read_sweep
 
     lrs, losses = lr_range_test(manifest, cfg, sample)
-    finite = np.isfinite(losses)
-    i_min = int(np.argmin(np.where(finite, losses, np.inf)))
-    lr_min = float(lrs[i_min])
-    suggested_batch = lr_min / 10  # one decade below the loss minimum: the usual safe pick
+    sweep = read_sweep(lrs, losses)
     peak_lr, global_batch, ref, rule = plan.peak_lr, plan.global_batch, plan.reference_batch, plan.rule
-    # the sweep ran at the reference batch: rescale its suggestion to the global batch with the run's rule
-    suggested = scale_lr(suggested_batch, global_batch, ref, rule)
+    at_ref = plan.base_lr  # the sweep runs at the reference batch, where the run's LR is base_lr
+    suggested = scale_lr(sweep.suggested, global_batch, ref, rule)  # rescaled like the run's own LR
     if plot_path:
-        safe_plot(_plot_lr, plot_path, lrs, losses, peak_lr, suggested, plot_path)
-    after = np.flatnonzero((~finite | (losses > 4 * losses[i_min])) & (np.arange(len(losses)) > i_min))
-    diverged = float(lrs[after[0]]) if len(after) else None
-    evidence = (f"LR sweep 1e-6..3 at batch {ref}: lowest loss at LR {lr_min:.2g}"
-                + (f", diverges from {diverged:.2g}" if diverged is not None else "")
-                + f"; suggested peak LR for global batch {global_batch} ({rule} rule): {suggested:.2g}; "
-                f"configured peak LR {peak_lr:.2g}")
-    if peak_lr > 3 * lr_min * math.sqrt(max(1, global_batch / ref)):
-        return Verdict("lr", FAIL, evidence + " -- far too high: the loss diverges or sits flat",
-                       f"lower --base-lr so the peak is about {suggested:.2g} (keep --lr-scaling for the batch)")
-    if peak_lr < suggested / 100:
-        return Verdict("lr", WARN, evidence + " -- very low: training will crawl",
-                       f"raise --base-lr so the peak is about {suggested:.2g}")
-    return Verdict("lr", PASS, evidence)
+        safe_plot(_plot_lr, plot_path, sweep.lrs, sweep.smooth, at_ref, sweep.suggested, plot_path)
+    lo, hi = SWEEP_RANGE[cfg.train.optimizer]
+    status, reason = judge(sweep, at_ref)
+    evidence = (f"{cfg.train.optimizer} LR sweep {lo:g}..{hi:g} at batch {ref} (loss on a fixed held-out batch, EMA): "
+                f"start {sweep.start:.3g}, lowest {sweep.low:.3g} at LR {sweep.lr_min:.2g}"
+                + (f", diverged from {sweep.lr_diverged:.2g}" if sweep.lr_diverged is not None else "")
+                + f"; configured base LR {at_ref:.2g} (peak {peak_lr:.2g} at global batch {global_batch}, {rule} rule)")
+    if status == "too_high":
+        return Verdict("lr", FAIL, f"{evidence} -- far too high: {reason}",
+                       f"lower --base-lr to about {sweep.suggested:.2g} (peak {suggested:.2g} at global batch "
+                       f"{global_batch}; keep --lr-scaling for the batch)")
+    if status == "too_low":
+        return Verdict("lr", FAIL, f"{evidence} -- far too low: {reason}; training will crawl",
+                       f"raise --base-lr to about {sweep.suggested:.2g} (peak {suggested:.2g} at global batch "
+                       f"{global_batch})")
+    if status == "inconclusive":
+        return Verdict("lr", WARN, f"{evidence} -- inconclusive: {reason}",
+                       "the LR cannot be judged while the loss does not fall at any LR: see 'learnability' and "
+                       "'capacity' first")
+    return Verdict("lr", PASS, f"{evidence}: {reason}; suggested base LR {sweep.suggested:.2g}")
 
 
 def _plot_lr(lrs, losses, peak, suggested, path) -> None:
@@ -144,12 +164,12 @@ def _plot_lr(lrs, losses, peak, suggested, path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(lrs, losses, marker=".")
-    ax.axvline(peak, color="tab:red", linestyle="--", label=f"configured peak {peak:.2g}")
+    ax.axvline(peak, color="tab:red", linestyle="--", label=f"configured LR {peak:.2g}")
     ax.axvline(suggested, color="tab:green", linestyle=":", label=f"suggested {suggested:.2g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss (smoothed)")
+    ax.set_ylabel("loss on a fixed held-out batch (EMA)")
     ax.set_title("LR range test")
     ax.legend()
     save_figure(fig, path)

@@ -4,17 +4,20 @@ Runs fast checks on a preprocessed dataset and a training configuration (the tra
 own flags) on a sample of windows, and prints one verdict per check with the evidence
 and the fix, in the order the causes bite most often:
 
-  1. scaling    inputs and targets near mean 0 / std 1 on train; statistics from the
-                training range only; no column dominating by orders of magnitude
-  2. windows    sampled windows equal the raw rows they came from (with --raw); no window
-                crosses a split; the target sits `horizon` steps after the last input
-  3. head       output activation and loss fit the target's type and range (first of the
-                model checks: the others build the model with this head)
-  4. capacity   the model can overfit a single batch (loss falls >= 90% in a few hundred
-                steps), else the model or the pipeline is broken
-  5. lr         an LR range test (loss vs LR plot) and the LR it suggests for the global
-                batch, against the configured (scaled) LR
-  6. batch      steps per epoch and the gradient noise scale at the chosen global batch
+  1. scaling       inputs and targets finite and near mean 0 / std 1 on train; statistics
+                   from the training range only; no column dominating by orders of magnitude
+  2. windows       sampled windows equal the raw rows they came from (with --raw); no window
+                   crosses a split; the target sits `horizon` steps after the last input
+  3. learnability  held-out baselines (train mean, persistence, ridge, random features):
+                   "nothing to learn" when none beats the mean; "too good" when one input
+                   column alone is the target (a leak), named with its lag
+  4. head          output activation and loss fit the target's type and range (first of the
+                   model checks: the others build the model with this head)
+  5. capacity      the model can overfit a single batch (loss falls >= 90% in a few hundred
+                   steps), else the model or the pipeline is broken
+  6. lr            an LR range test with the run's optimizer (loss on a fixed batch, EMA,
+                   divergence), judged only when it shows a valley, against the configured LR
+  7. batch         steps per epoch and the gradient noise scale at the chosen global batch
 
 Every check runs in isolation: one that raises is reported as that check's FAIL, the checks
 needing a model are skipped (with the reason) when the head is refused, and doctor.json is
@@ -30,7 +33,7 @@ import sys
 from dataclasses import asdict
 
 import training  # noqa: F401  (Keras 2 before TensorFlow)
-from training.checks_data import check_scaling, check_windows
+from training.checks_data import check_learnability, check_scaling, check_windows
 from training.checks_model import check_batch, check_capacity, check_head, check_lr
 from training.lr_plan import plan_lr
 from training.verdict import FAIL, PASS, WARN, Verdict
@@ -55,6 +58,7 @@ def run_checks(cfg, *, raw: list[str] | None, out_dir: str, sample_size: int = 4
     checks = {  # the head first: capacity, lr and batch build the model with it
         "scaling": lambda: check_scaling(manifest, sample),
         "windows": lambda: check_windows(manifest, sample, raw),
+        "learnability": lambda: check_learnability(manifest, sample, seed=cfg.train.seed),
         "head": lambda: check_head(manifest, cfg, sample),
         "capacity": lambda: check_capacity(manifest, cfg, sample),
         "lr": lambda: check_lr(manifest, cfg, sample, plan, posixpath.join(out_dir, "lr_range.png")),

@@ -1,93 +1,112 @@
-"""The flat-loss / NaN guard: stop a run that cannot learn as configured, and say why.
+"""The loss guard: stop a run that cannot learn as configured, and say which cause it shows.
 
-A loss that sits at the predict-the-mean level for epochs, or predictions without
-variance, or a NaN, are the symptoms users meet; the guard stops the run (exit 3, never
-retried) and points at the doctor.
+A loss that sits at the predict-the-mean level, far above it, or jumps around it; a
+validation loss that stays at its mean level while training moves; predictions without
+variance; a NaN: these are what users meet. The guard stops the run (exit 3, never
+retried), names the one cause the numbers point to (loss_patterns.py) and the doctor
+command that confirms it. A first epoch far below the mean level gets a leak warning.
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import tensorflow as tf
 
+from training.loss_patterns import Finding, diagnose, nan_finding, suspiciously_low
 from training.state import write_npz
 
-FLAT_CAUSES = (
-    "inputs or targets not scaled (or scaled with statistics from outside the training range)",
-    "windows cut wrong: targets that do not follow from their inputs",
-    "too little capacity for the data (--units)",
-    "an output activation or loss that does not fit the target",
-    "a learning rate far too high or too low for the optimizer and global batch (--base-lr, --lr-scaling)",
-    "a global batch so large that an epoch has only a few steps",
-)
+log = logging.getLogger(__name__)
 
 
 class FlatLossGuard(tf.keras.callbacks.Callback):
-    """Stop a run that is not learning, and say why it may be.
+    """Watch the per-epoch losses (train and validation) and the per-batch loss for NaN.
 
-    Flat: the training loss is no better than (1 - `tolerance`) x the predict-the-mean loss
-    and fell less than `tolerance` since the previous epoch, or the predictions on a fixed
-    sample have almost no variance, for `patience` epochs in a row. NaN/inf:
-    stop at once and put back the weights of the last good epoch (saved by the chief to
-    `checkpoint_path`). The reason is kept in `self.reason` for the trainer to report.
+    The reason for a stop is kept in `self.reason` (and the Finding in `self.finding`) for
+    the trainer to report; warnings that do not stop the run are in `self.warnings`. On a
+    NaN/inf the weights of the last good epoch are put back and saved by the chief to
+    `checkpoint_path`.
     """
 
-    def __init__(self, *, baseline: float, sample_x: np.ndarray, target_std: float, doctor_cmd: str,
-                 checkpoint_path: str, writer: bool, patience: int = 3, tolerance: float = 0.05) -> None:
+    def __init__(self, *, baseline: float, sample_x: np.ndarray, target_mean: float, target_std: float,
+                 doctor_cmd: str, checkpoint_path: str, writer: bool, steps_per_epoch: int = 0,
+                 val_baseline: float | None = None, patience: int = 3, tolerance: float = 0.05) -> None:
         super().__init__()
-        self.baseline, self.sample_x, self.target_std = baseline, sample_x, target_std
+        self.baseline, self.val_baseline, self.sample_x = baseline, val_baseline, sample_x
+        self.target_mean, self.target_std, self.steps_per_epoch = target_mean, target_std, steps_per_epoch
         self.doctor_cmd, self.checkpoint_path, self.writer = doctor_cmd, checkpoint_path, writer
         self.patience, self.tolerance = patience, tolerance
-        self.flat_epochs = 0
+        self.losses: list[float] = []
+        self.val_losses: list[float] = []
+        self.pred_stds: list[float] = []
+        self.batch_losses: list[float] = []  # this epoch's per-batch losses, from Keras' running mean
         self.reason: str | None = None
+        self.finding: Finding | None = None
+        self.warnings: list[str] = []
         self._last_good: list[np.ndarray] | None = None
-        self._prev_loss: float | None = None
+        self._prev_mean = 0.0
 
-    def _explain(self, what: str) -> str:
-        causes = "\n".join(f"  - {c}" for c in FLAT_CAUSES)
-        return f"{what}\nLikely causes, most common first:\n{causes}\nDiagnose with: {self.doctor_cmd}"
+    def explain(self, f: Finding) -> str:
+        return (f"stopped: {f.seen}.\nLikely cause: {f.meaning}.\nFix: {f.fix}.\n"
+                f"Confirm with: {self.doctor_cmd} --only {f.checks}")
+
+    def _stop(self, f: Finding, extra: str = "") -> None:
+        self.model.stop_training = True
+        self.finding = f
+        self.reason = self.explain(f) + extra
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batch_losses, self._prev_mean = [], 0.0
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(loss) and self.reason is None:
-            self.model.stop_training = True
-            kept = ""
-            if self._last_good is not None:
-                self.model.set_weights(self._last_good)
-                if self.writer:
-                    write_npz(self.checkpoint_path, self._last_good)
-                kept = f"; the weights of the last good epoch are kept in {self.checkpoint_path}"
-            self.reason = self._explain(f"the training loss became {loss} at step {batch + 1}{kept}")
+        mean = (logs or {}).get("loss")
+        if mean is None or self.reason is not None:
+            return
+        # Keras logs the running mean of the epoch; the batch's own loss is recovered from two means
+        value = (batch + 1) * mean - batch * self._prev_mean if np.isfinite(mean) else mean
+        self._prev_mean = mean
+        if np.isfinite(value):
+            self.batch_losses.append(float(value))
+            return
+        finding = nan_finding(self.batch_losses or self.losses, batch + 1, mean,
+                              inputs_finite=bool(np.isfinite(self.sample_x).all()))
+        kept = ""
+        if self._last_good is not None:
+            self.model.set_weights(self._last_good)
+            if self.writer:
+                write_npz(self.checkpoint_path, self._last_good)
+            kept = f"\nThe weights of the last good epoch are kept in {self.checkpoint_path}."
+        self._stop(finding, kept)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.reason is not None:
-            return
-        loss = (logs or {}).get("loss")
-        if loss is None or not np.isfinite(loss):
+        logs = logs or {}
+        loss = logs.get("loss")
+        if self.reason is not None or loss is None or not np.isfinite(loss):
             return
         self._last_good = self.model.get_weights()
-        pred = np.asarray(self.model(self.sample_x, training=False))
-        pred_std = float(pred.std())
-        # "flat": no better than predicting the mean, and not getting better either (a loss
-        # still falling fast after warmup is slow, not stuck)
-        improving = self._prev_loss is not None and loss < self._prev_loss * (1 - self.tolerance)
-        self._prev_loss = loss
-        flat = loss >= (1 - self.tolerance) * self.baseline and not improving
-        dead = pred_std < 1e-3 * max(self.target_std, 1e-12)
-        self.flat_epochs = self.flat_epochs + 1 if (flat or dead) else 0
-        if self.patience and self.flat_epochs >= self.patience:
-            self.model.stop_training = True
-            what = (f"the training loss {loss:.4g} did not fall below {1 - self.tolerance:.0%} of the loss of "
-                    f"predicting the mean ({self.baseline:.4g})" if flat else
-                    f"the predictions have almost no variance (std {pred_std:.3g} vs targets {self.target_std:.3g})")
-            self.reason = self._explain(f"{what} for {self.flat_epochs} epochs: the model is not learning")
+        self.losses.append(float(loss))
+        if logs.get("val_loss") is not None:
+            self.val_losses.append(float(logs["val_loss"]))
+        self.pred_stds.append(float(np.asarray(self.model(self.sample_x, training=False)).std()))
+        if len(self.losses) == 1:
+            warning = suspiciously_low(self.losses[0], self.baseline)
+            if warning:
+                self.warnings.append(warning)
+                log.warning(warning)
+        finding = diagnose(self.losses, self.pred_stds, baseline=self.baseline, target_mean=self.target_mean,
+                           target_std=self.target_std, steps_per_epoch=self.steps_per_epoch, patience=self.patience,
+                           tolerance=self.tolerance, val_losses=self.val_losses, val_baseline=self.val_baseline)
+        if finding is not None:
+            self._stop(finding)
 
 
-def mean_prediction(manifest, y):
-    """What predict-the-mean outputs: the sample mean (regression) or the class frequencies."""
+def mean_prediction(manifest, y_train, n: int):
+    """What predict-the-train-mean outputs for n windows: the mean (regression) or the class frequencies."""
+    y_train = np.asarray(y_train)
     if manifest.task == "regression":
-        return np.broadcast_to(y.mean(axis=0), y.shape).astype(np.float32)
+        return np.broadcast_to(y_train.mean(axis=0), (n, *y_train.shape[1:])).astype(np.float32)
     if manifest.task == "binary":
-        return np.full(y.shape, float(np.clip(y.mean(), 1e-6, 1 - 1e-6)), np.float32)
-    freq = np.bincount(y.reshape(-1).astype(int), minlength=manifest.num_classes) / y.size
-    return np.broadcast_to(np.clip(freq, 1e-6, 1), (len(y), manifest.num_classes)).astype(np.float32)
+        return np.full((n, *y_train.shape[1:]), float(np.clip(y_train.mean(), 1e-6, 1 - 1e-6)), np.float32)
+    freq = np.bincount(y_train.reshape(-1).astype(int), minlength=manifest.num_classes) / y_train.size
+    return np.broadcast_to(np.clip(freq, 1e-6, 1), (n, manifest.num_classes)).astype(np.float32)

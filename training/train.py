@@ -186,16 +186,25 @@ def make_callbacks(r: Run, model, factor):
 
 
 def make_guard(r: Run):
+    """The loss guard with its mean levels: the train mean's loss on train and on validation windows."""
+    import numpy as np
+
     from training import data as data_lib
     from training.guard import FlatLossGuard, mean_prediction
     from training.model import make_loss, resolve_head
 
     sample = data_lib.sample_windows(r.manifest, r.cfg.data.data, n=2048)
     loss = make_loss(resolve_head(r.manifest, r.cfg.model))
+    y = sample["y"]
+    val_baseline = None
+    if r.val_steps:
+        val_y = data_lib.sample_windows(r.manifest, r.cfg.data.data, split="val", n=2048)["y"]
+        val_baseline = float(loss(val_y, mean_prediction(r.manifest, y, len(val_y))))
     t = r.cfg.train
     return FlatLossGuard(
-        baseline=float(loss(sample["y"], mean_prediction(r.manifest, sample["y"]))),
-        sample_x=sample["x"][:256], target_std=float(sample["y"].std()),
+        baseline=float(loss(y, mean_prediction(r.manifest, y, len(y)))), val_baseline=val_baseline,
+        sample_x=sample["x"][:256], target_mean=float(np.mean(y)), target_std=float(np.std(y)),
+        steps_per_epoch=r.plan.steps_per_epoch,
         doctor_cmd=f"seqscale-doctor --data {r.cfg.data.data} " + " ".join(argv_for_doctor(r.argv)),
         checkpoint_path=r.path("checkpoints", "last_good.npz"), writer=r.cluster.is_chief,
         patience=t.flat_patience, tolerance=t.flat_tolerance)
@@ -213,6 +222,8 @@ def finish(r: Run, model, guard, history, started: float) -> dict:
         raise TrainingStopped(guard.reason)
     summary = {"epochs_run": len(epochs), "global_batch": r.plan.global_batch, "peak_lr": r.plan.peak_lr,
                "final": epochs[-1] if epochs else {}, "seconds": round(time.time() - started, 1)}
+    if guard.warnings:
+        summary["warnings"] = guard.warnings
     if r.cluster.is_chief:
         summary.update(chief_reports(r, model))
         plot_history(epochs, r.path("loss.png"))  # last: a picture never costs the export

@@ -50,7 +50,7 @@ def test_sigmoid_head_is_flagged_by_the_doctor_and_refused_by_the_trainer(datase
                          capture_output=True, text=True, timeout=300, env=env)
     assert doc.returncode == 1 and "Traceback" not in doc.stderr, doc.stderr[-3000:]
     verdicts = {v["check"]: v for v in json.loads((tmp_path / "doc" / "doctor.json").read_text())}
-    assert list(verdicts) == ["scaling", "windows", "head", "capacity", "lr", "batch"]
+    assert list(verdicts) == ["scaling", "windows", "learnability", "head", "capacity", "lr", "batch"]
     assert verdicts["head"]["status"] == "FAIL" and "sigmoid" in verdicts["head"]["evidence"]
     for name in ("capacity", "lr", "batch"):
         assert verdicts[name]["status"] == "WARN" and verdicts[name]["evidence"].startswith(
