@@ -75,7 +75,7 @@ def check_head(manifest, cfg, sample) -> Verdict:
 
 
 def lr_range_test(manifest, cfg, sample, *, steps: int = 100, eval_size: int = 256):
-    """(lrs, evaluation losses) of an exponential LR sweep with the run's optimizer on a fresh model.
+    """(lrs, evaluation losses, mean level) of an exponential LR sweep with the run's optimizer.
 
     Each step trains on the next batch of the sample (reference batch size) and then
     measures the loss on one fixed evaluation batch held out of training, so the curve
@@ -84,6 +84,7 @@ def lr_range_test(manifest, cfg, sample, *, steps: int = 100, eval_size: int = 2
     import numpy as np
     import tensorflow as tf
 
+    from training.guard import mean_prediction
     from training.lr_range import SWEEP_RANGE, diverged, ema
     from training.train import make_optimizer
 
@@ -97,6 +98,7 @@ def lr_range_test(manifest, cfg, sample, *, steps: int = 100, eval_size: int = 2
     xe, ye = tf.constant(x[-eval_size:]), tf.constant(y[-eval_size:])
     xt, yt = x[:-eval_size], y[:-eval_size]
     order = np.random.default_rng(cfg.train.seed).permutation(len(xt))
+    level = float(loss_fn(ye, mean_prediction(manifest, yt, eval_size)))  # predicting the train mean
 
     @tf.function
     def train_step(xb, yb, lr):
@@ -119,15 +121,15 @@ def lr_range_test(manifest, cfg, sample, *, steps: int = 100, eval_size: int = 2
         losses.append(float(eval_loss()))
         if diverged(ema(np.array(losses))):
             break
-    return lrs[: len(losses)], np.array(losses)
+    return lrs[: len(losses)], np.array(losses), level
 
 
 def check_lr(manifest, cfg, sample, plan: LRPlan, plot_path: str | None = None) -> Verdict:
     """The LR range test at the reference batch, judged against the configured LR at that batch."""
     from training.lr_range import SWEEP_RANGE, judge, read_sweep
 
-    lrs, losses = lr_range_test(manifest, cfg, sample)
-    sweep = read_sweep(lrs, losses)
+    lrs, losses, level = lr_range_test(manifest, cfg, sample)
+    sweep = read_sweep(lrs, losses, level)
     peak_lr, global_batch, ref, rule = plan.peak_lr, plan.global_batch, plan.reference_batch, plan.rule
     at_ref = plan.base_lr  # the sweep runs at the reference batch, where the run's LR is base_lr
     suggested = scale_lr(sweep.suggested, global_batch, ref, rule)  # rescaled like the run's own LR
@@ -136,7 +138,7 @@ def check_lr(manifest, cfg, sample, plan: LRPlan, plot_path: str | None = None) 
     lo, hi = SWEEP_RANGE[cfg.train.optimizer]
     status, reason = judge(sweep, at_ref)
     evidence = (f"{cfg.train.optimizer} LR sweep {lo:g}..{hi:g} at batch {ref} (loss on a fixed held-out batch, EMA): "
-                f"start {sweep.start:.3g}, lowest {sweep.low:.3g} at LR {sweep.lr_min:.2g}"
+                f"start {sweep.start:.3g}, mean level {level:.3g}, lowest {sweep.low:.3g} at LR {sweep.lr_min:.2g}"
                 + (f", diverged from {sweep.lr_diverged:.2g}" if sweep.lr_diverged is not None else "")
                 + f"; configured base LR {at_ref:.2g} (peak {peak_lr:.2g} at global batch {global_batch}, {rule} rule)")
     if status == "too_high":

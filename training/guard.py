@@ -14,7 +14,7 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from training.loss_patterns import Finding, diagnose, nan_finding, suspiciously_low
+from training.loss_patterns import BIG_INPUT, Finding, diagnose, nan_finding, suspiciously_low
 from training.state import write_npz
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
 
     def __init__(self, *, baseline: float, sample_x: np.ndarray, target_mean: float, target_std: float,
                  doctor_cmd: str, checkpoint_path: str, writer: bool, steps_per_epoch: int = 0,
-                 val_baseline: float | None = None, patience: int = 3, tolerance: float = 0.05) -> None:
+                 val_baseline: float | None = None, features: tuple[str, ...] = (), patience: int = 3,
+                 tolerance: float = 0.05) -> None:
         super().__init__()
         self.baseline, self.val_baseline, self.sample_x = baseline, val_baseline, sample_x
         self.target_mean, self.target_std, self.steps_per_epoch = target_mean, target_std, steps_per_epoch
@@ -40,6 +41,10 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self.losses: list[float] = []
         self.val_losses: list[float] = []
         self.pred_stds: list[float] = []
+        self.moved: list[float] = []
+        self._pred_start: np.ndarray | None = None
+        peak = np.abs(np.nan_to_num(sample_x, posinf=0.0, neginf=0.0)).max(axis=(0, 1)) if sample_x.size else []
+        self.big_inputs = tuple(f for f, p in zip(features, peak, strict=False) if p >= BIG_INPUT)
         self.batch_losses: list[float] = []  # this epoch's per-batch losses, from Keras' running mean
         self.reason: str | None = None
         self.finding: Finding | None = None
@@ -55,6 +60,12 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self.model.stop_training = True
         self.finding = f
         self.reason = self.explain(f) + extra
+
+    def _predict(self) -> np.ndarray:
+        return np.asarray(self.model(self.sample_x, training=False), dtype=np.float64)
+
+    def on_train_begin(self, logs=None):
+        self._pred_start = self._predict()  # after BackupAndRestore: "moved" counts from this run's start
 
     def on_epoch_begin(self, epoch, logs=None):
         self.batch_losses, self._prev_mean = [], 0.0
@@ -88,15 +99,19 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self.losses.append(float(loss))
         if logs.get("val_loss") is not None:
             self.val_losses.append(float(logs["val_loss"]))
-        self.pred_stds.append(float(np.asarray(self.model(self.sample_x, training=False)).std()))
+        pred = self._predict()
+        self.pred_stds.append(float(pred.std()))
+        if self._pred_start is not None:
+            self.moved.append(float(np.sqrt(np.mean((pred - self._pred_start) ** 2)) / max(self.target_std, 1e-12)))
         if len(self.losses) == 1:
             warning = suspiciously_low(self.losses[0], self.baseline)
             if warning:
                 self.warnings.append(warning)
                 log.warning(warning)
-        finding = diagnose(self.losses, self.pred_stds, baseline=self.baseline, target_mean=self.target_mean,
-                           target_std=self.target_std, steps_per_epoch=self.steps_per_epoch, patience=self.patience,
-                           tolerance=self.tolerance, val_losses=self.val_losses, val_baseline=self.val_baseline)
+        finding = diagnose(self.losses, self.pred_stds, self.moved, baseline=self.baseline,
+                           target_mean=self.target_mean, target_std=self.target_std,
+                           steps_per_epoch=self.steps_per_epoch, patience=self.patience, tolerance=self.tolerance,
+                           val_losses=self.val_losses, val_baseline=self.val_baseline, big_inputs=self.big_inputs)
         if finding is not None:
             self._stop(finding)
 

