@@ -1,5 +1,7 @@
 """Data checks of the doctor: each passes on a healthy dataset and fails on a broken one."""
 
+import numpy as np
+
 from tests.training.conftest import load_manifest, sample_windows
 from training import checks_data
 
@@ -26,3 +28,20 @@ def test_windows_against_raw_rows(healthy, tmp_path):
     v = checks_data.check_windows(m, s, [str(tmp_path / "shifted.parquet")])
     assert v.status == "FAIL" and "do not equal the raw rows" in v.evidence
     assert checks_data.check_windows(m, s, None).status == "WARN"  # nothing to compare with
+
+
+def test_non_finite_values_in_the_shards_are_named(healthy):
+    _, m, s = healthy
+    bad = dict(s, x=s["x"].copy())
+    bad["x"][3, 5, 1] = np.nan
+    bad["x"][7, 0, 1] = np.inf
+    v = checks_data.check_scaling(m, bad)
+    assert v.status == "FAIL" and v.evidence.startswith("2 of 1024 sampled windows hold NaN/inf values, in x2")
+    assert "--nan-policy" in v.fix
+
+
+def test_learnability_on_several_series_with_distant_levels_passes(healthy):
+    """Series 10 units apart make a global R2 near 1 for any level-carrying column: not a leak."""
+    _, m, s = healthy
+    v = checks_data.check_learnability(m, s)
+    assert v.status == "PASS" and "a healthy model's validation loss should beat" in v.evidence, v.evidence

@@ -31,8 +31,12 @@ def test_learning_rate(healthy, tmp_path):
     ok = checks_model.check_lr(m, cfg, s, plan, plot_path=str(tmp_path / "lr.png"))
     assert ok.status == "PASS", ok.evidence
     assert (tmp_path / "lr.png").stat().st_size > 1000
-    bad = checks_model.check_lr(m, cfg, s, dataclasses.replace(plan, peak_lr=5.0))
-    assert bad.status == "FAIL" and "far too high" in bad.evidence
+    bad = checks_model.check_lr(m, cfg, s, dataclasses.replace(plan, base_lr=5.0, peak_lr=5.0))
+    assert bad.status == "FAIL" and "far too high" in bad.evidence and "lower --base-lr" in bad.fix
+    # the old sweep (argmin of each step's own batch) called a sensible SGD LR "far too high"
+    sgd = config(data, "--optimizer", "sgd", "--base-lr", "0.05")
+    v = checks_model.check_lr(m, sgd, s, plan_lr(sgd.train, 1, m.windows("train")))
+    assert v.status == "PASS" and "sgd LR sweep 1e-05..10" in v.evidence, v.evidence
 
 
 def test_batch_size(healthy):

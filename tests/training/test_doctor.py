@@ -29,8 +29,9 @@ def test_broken_run_is_diagnosed_and_stopped_and_the_defaults_cure_it(offsets, t
     train = subprocess.run([PY, "-m", "training", *bad, "--job-dir", str(tmp_path / "job"), "--epochs", "20"],
                            capture_output=True, text=True, timeout=300, env=env)
     assert train.returncode == 3, train.stdout[-2000:] + train.stderr[-2000:]
-    assert "the model is not learning" in train.stderr or "training loss became" in train.stderr
-    assert "Diagnose with: seqscale-doctor --data" in train.stderr
+    # the guard names the cause the curve shows: the target left unscaled near 20000
+    assert "Likely cause: the target is not scaled" in train.stderr, train.stderr[-3000:]
+    assert "Confirm with: seqscale-doctor --data" in train.stderr and "--only scaling" in train.stderr
     assert len(json.loads((tmp_path / "job" / "history.json").read_text())["epochs"]) < 20
 
     cured = subprocess.run([PY, "-m", "training", "--data", str(offsets / "good"), "--job-dir", str(tmp_path / "ok"),

@@ -1,33 +1,113 @@
-"""The flat-loss / NaN guard on a tiny model: flat, falling, and NaN losses."""
+"""The loss guard: the callback on a tiny model, and real runs on the household power data where
+each usual mistake must be stopped with its own cause named (several seeds) and healthy runs,
+including a hard target, must not be stopped."""
+
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
 import training  # noqa: F401  (Keras 2)
 
+PY = sys.executable
 
-def test_flat_loss_guard_unit(tmp_path):
-    import tensorflow as tf
 
+def tiny_guard(tmp_path, **kw):
     from training.guard import FlatLossGuard
 
-    model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(1)])
-    guard = FlatLossGuard(baseline=1.0, sample_x=np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32), target_std=1.0, doctor_cmd="doc",
-                          checkpoint_path=str(tmp_path / "ck" / "last_good.npz"), writer=True, patience=2)
+    return FlatLossGuard(baseline=1.0, sample_x=np.random.default_rng(0).normal(size=(16, 4, 3)).astype(np.float32),
+                         target_mean=0.0, target_std=1.0, doctor_cmd="seqscale-doctor --data d",
+                         checkpoint_path=str(tmp_path / "ck" / "last_good.npz"), writer=True, features=("a", "b", "c"),
+                         **kw)
+
+
+def tiny_model():
+    import tensorflow as tf
+
+    return tf.keras.Sequential([tf.keras.Input((4, 3)), tf.keras.layers.Flatten(), tf.keras.layers.Dense(1)])
+
+
+def test_the_callback_stops_with_one_cause_and_the_doctor_command(tmp_path):
+    model = tiny_model()
+    guard = tiny_guard(tmp_path, patience=2)
     guard.set_model(model)
-    guard.on_epoch_end(0, {"loss": 3.0})
-    guard.on_epoch_end(1, {"loss": 2.0})  # above the baseline but falling fast: not flat
-    assert guard.reason is None and guard.flat_epochs == 0
-    guard.on_epoch_end(2, {"loss": 1.98})
-    assert guard.reason is None
-    guard.on_epoch_end(3, {"loss": 1.97})
-    assert guard.reason and "not learning" in guard.reason and model.stop_training
-    nan_guard = FlatLossGuard(baseline=1.0, sample_x=np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32), target_std=1.0, doctor_cmd="doc",
-                              checkpoint_path=str(tmp_path / "ck" / "last_good.npz"), writer=True)
-    nan_guard.set_model(model)
-    nan_guard.on_epoch_end(0, {"loss": 0.5})
+    guard.on_train_begin()
+    for epoch, loss in enumerate([0.9, 1.3, 1.0]):  # no new best after the first, jumping by 44%
+        guard.on_epoch_end(epoch, {"loss": loss})
+    assert guard.finding.cause == "oscillating" and model.stop_training
+    assert guard.reason.splitlines()[-1] == "Confirm with: seqscale-doctor --data d --only lr"
+    assert "0.9, 1.3, 1" in guard.reason and "Likely cause: the learning rate is too high" in guard.reason
+
+
+def test_nan_restores_the_last_good_epoch_and_says_what_came_first(tmp_path):
+    import tensorflow as tf
+
+    model = tiny_model()
+    guard = tiny_guard(tmp_path)
+    guard.set_model(model)
+    guard.on_train_begin()
+    guard.on_epoch_end(0, {"loss": 0.5})
     good = [w.copy() for w in model.get_weights()]
-    model.layers[0].kernel.assign(tf.fill([3, 1], np.nan))
-    nan_guard.on_train_batch_end(7, {"loss": float("nan")})
-    assert "became nan at step 8" in nan_guard.reason and "last good epoch" in nan_guard.reason
+    guard.on_epoch_begin(1)
+    for step, running_mean in enumerate([0.5, 0.5, 0.5]):  # steady batches, then a NaN
+        guard.on_train_batch_end(step, {"loss": running_mean})
+    model.layers[-1].kernel.assign(tf.fill([12, 1], np.nan))
+    guard.on_train_batch_end(3, {"loss": float("nan")})
+    assert guard.finding.cause == "nan_inputs" and "became nan at step 4" in guard.reason
+    assert "last good epoch are kept" in guard.reason
     np.testing.assert_array_equal(model.get_weights()[0], good[0])
     assert (tmp_path / "ck" / "last_good.npz").exists()
+
+
+def test_batch_losses_are_recovered_from_the_running_mean(tmp_path):
+    guard = tiny_guard(tmp_path)
+    guard.set_model(tiny_model())
+    guard.on_epoch_begin(0)
+    batches = [2.0, 1.0, 4.0, 3.0]
+    for i in range(len(batches)):
+        guard.on_train_batch_end(i, {"loss": float(np.mean(batches[: i + 1]))})
+    np.testing.assert_allclose(guard.batch_losses, batches)
+
+
+def test_a_suspiciously_low_first_epoch_is_a_warning_not_a_stop(tmp_path):
+    model = tiny_model()
+    guard = tiny_guard(tmp_path)
+    guard.set_model(model)
+    guard.on_train_begin()
+    guard.on_epoch_end(0, {"loss": 0.003})
+    assert guard.reason is None and "suspiciously low" in guard.warnings[0] and not model.stop_training
+
+
+RUNS = {  # dataset, flags, the cause the guard must name (None: it must not stop)
+    "LR too high": ("good", ["--base-lr", "1.0"], "oscillating"),
+    "LR too low": ("good", ["--base-lr", "1e-6"], "frozen"),
+    "target unrelated to its inputs": ("unrelated", [], "mean_level"),
+    "unscaled inputs": ("unscaled", [], "saturated_inputs"),
+    "a hard but learnable target": ("hard", [], None),
+    "seqscale's defaults": ("good", [], None),
+}
+WORDS = {"oscillating": "the learning rate is too high", "frozen": "the learning rate is too low",
+         "mean_level": "finds nothing in the inputs", "saturated_inputs": "unscaled inputs saturate"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(RUNS))
+def test_real_runs_are_stopped_with_their_cause_or_not_at_all(power, case, tmp_path):
+    dataset, flags, expected = RUNS[case]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    for seed in (0, 1, 2):
+        job = tmp_path / str(seed)
+        run = subprocess.run([PY, "-m", "training", "--data", str(power[dataset]), "--job-dir", str(job), "--units", "16",
+                              "--epochs", "10", "--seed", str(seed), *flags],
+                             capture_output=True, text=True, timeout=300, env=env)
+        epochs = json.loads((job / "history.json").read_text())["epochs"]
+        if expected is None:
+            assert run.returncode == 0, (seed, run.stderr[-3000:])
+            assert len(epochs) >= 6, (seed, epochs)  # early stopping may end it, the guard did not
+            continue
+        assert run.returncode == 3, (seed, run.stderr[-3000:])
+        assert WORDS[expected] in run.stderr, (seed, run.stderr[-3000:])
+        assert "Confirm with: seqscale-doctor --data" in run.stderr and len(epochs) < 10

@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from training.learnability import (LEAK_R2, NOTHING_R2, best_single_column, compare_baselines, persistence_columns,
-                                   target_matrix)
+from training.learnability import (
+    LEAK_R2,
+    NOTHING_R2,
+    best_single_column,
+    compare_baselines,
+    persistence_columns,
+    target_matrix,
+)
 
 FEATURES = ["a", "b", "c", "y"]
 
