@@ -6,8 +6,9 @@ directly with pandas (the package's own loader needs sklearn). Steps:
   1. resample to hourly means; add hour-of-day and day-of-week as sin/cos columns;
   2. the Beam job on DirectRunner: chronological split (last 20% of hours = test),
      training-range statistics, windows of 48 hours predicting the next hour;
-  3. train with 2 local worker processes (MultiWorkerMirroredStrategy over loopback);
-  4. report test RMSE/MAE in kW beside persistence (last hour), seasonal persistence
+  3. the doctor on that data with the training flags (every check should pass);
+  4. train with 2 local worker processes (MultiWorkerMirroredStrategy over loopback);
+  5. report test RMSE/MAE in kW beside persistence (last hour), seasonal persistence
      (same hour yesterday) and the training mean, and plot loss curves and a test week.
 """
 
@@ -18,10 +19,11 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import time
 
-from demo.household_power import CALENDAR, FEATURES, TARGET, TIME, prepare_hourly
+from demo.household_power import TARGET, TRAIN_ARGS, prepare_hourly, preprocess_args
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines drown the report
 
@@ -108,26 +110,26 @@ def main(argv: list[str] | None = None) -> int:
 
     data = os.path.join(args.out, "data")
     t = time.time()
-    m = run([
-        "--input", raw, "--output", data, "--time-column", TIME,
-        "--features", ",".join(FEATURES + CALENDAR), "--targets", TARGET,
-        "--look-back", "48", "--horizon", "1",
-        "--train-fraction", "0.7", "--val-fraction", "0.1",
-        "--nan-policy", "ffill", "--train-shards", "16", "--eval-shards", "8",
-    ])
+    m = run(preprocess_args(raw, data))
     say(f"preprocessing (Beam DirectRunner) {time.time() - t:.1f} s -> {data}")
     say(f"windows: train {m.windows('train'):,}  val {m.windows('val'):,}  test {m.windows('test'):,}; "
         f"rows dropped: {m.counts.rows_dropped or 'none'}")
+
+    say("the doctor on the demo's data and training flags (every check should pass):")
+    t = time.time()
+    doctor = subprocess.run([sys.executable, "-m", "training.doctor", "--data", data, "--raw", raw,
+                             "--out", os.path.join(args.out, "doctor"), "--replicas", str(args.workers),
+                             *TRAIN_ARGS], capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    print(doctor.stdout, end="")
+    say(f"doctor {'passed' if doctor.returncode == 0 else 'FAILED (see above)'} in {time.time() - t:.0f} s")
 
     from training.launch import launch
 
     job = os.path.join(args.out, "run")
     say(f"training with {args.workers} local workers (MultiWorkerMirroredStrategy), at most {args.epochs} epochs")
     t = time.time()
-    code = launch(args.workers, [
-        "--data", data, "--job-dir", job, "--epochs", str(args.epochs), "--per-replica-batch-size", "64",
-        "--units", "128,64", "--dropout", "0.2", "--base-lr", "1e-3", "--patience", "6", "--decay", "cosine",
-    ], env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    code = launch(args.workers, ["--data", data, "--job-dir", job, "--epochs", str(args.epochs), *TRAIN_ARGS],
+                  env={"TF_CPP_MIN_LOG_LEVEL": "2"})
     if code:
         say(f"training failed with exit code {code}")
         return code

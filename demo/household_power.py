@@ -37,6 +37,18 @@ TARGET = FEATURES[0]  # Global_active_power, kW
 CALENDAR = ("hour_sin", "hour_cos", "dow_sin", "dow_cos")
 
 
+def preprocess_args(raw: str, out: str) -> list[str]:
+    """The demo's preprocessing flags (the doctor benchmark builds the same dataset)."""
+    return ["--input", raw, "--output", out, "--time-column", TIME, "--features", ",".join(FEATURES + CALENDAR),
+            "--targets", TARGET, "--look-back", "48", "--horizon", "1", "--train-fraction", "0.7",
+            "--val-fraction", "0.1", "--nan-policy", "ffill", "--train-shards", "16", "--eval-shards", "8"]
+
+
+# the demo's model and optimizer flags (its 2 workers: the doctor plans the LR for --replicas 2)
+TRAIN_ARGS = ["--per-replica-batch-size", "64", "--units", "128,64", "--dropout", "0.2", "--base-lr", "1e-3",
+              "--patience", "6", "--decay", "cosine"]
+
+
 def prepare_hourly(out_dir: str) -> str:
     import numpy as np
     import pandas as pd

@@ -30,6 +30,7 @@ import json
 import logging
 import posixpath
 import sys
+import time
 from dataclasses import asdict
 
 import training  # noqa: F401  (Keras 2 before TensorFlow)
@@ -73,7 +74,10 @@ def run_checks(cfg, *, raw: list[str] | None, out_dir: str, sample_size: int = 4
                 verdicts.append(Verdict(name, WARN, "skipped: the configured head was refused (see 'head'), so "
                                                     "no model can be built", "fix 'head' first"))
                 continue
-            verdicts.append(isolated(name, fn))
+            started = time.perf_counter()
+            verdict = isolated(name, fn)
+            verdict.seconds = round(time.perf_counter() - started, 2)
+            verdicts.append(verdict)
     finally:  # doctor.json holds every verdict reached, whatever happened after
         with tf.io.gfile.GFile(posixpath.join(out_dir, "doctor.json"), "w") as f:
             json.dump([asdict(v) for v in verdicts], f, indent=2)

@@ -13,3 +13,4 @@ class Verdict:
     status: str
     evidence: str
     fix: str = ""
+    seconds: float = 0.0  # how long the check took (doctor.json; the doctor benchmark reports it)
