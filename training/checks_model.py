@@ -134,7 +134,7 @@ def check_lr(manifest, cfg, sample, plan: LRPlan, plot_path: str | None = None) 
     at_ref = plan.base_lr  # the sweep runs at the reference batch, where the run's LR is base_lr
     suggested = scale_lr(sweep.suggested, global_batch, ref, rule)  # rescaled like the run's own LR
     if plot_path:
-        safe_plot(_plot_lr, plot_path, sweep.lrs, sweep.smooth, at_ref, sweep.suggested, plot_path)
+        safe_plot(_plot_lr, plot_path, sweep.lrs, sweep.smooth, at_ref, sweep.suggested, level, plot_path)
     lo, hi = SWEEP_RANGE[cfg.train.optimizer]
     status, reason = judge(sweep, at_ref)
     evidence = (f"{cfg.train.optimizer} LR sweep {lo:g}..{hi:g} at batch {ref} (loss on a fixed held-out batch, EMA): "
@@ -156,7 +156,7 @@ def check_lr(manifest, cfg, sample, plan: LRPlan, plot_path: str | None = None) 
     return Verdict("lr", PASS, f"{evidence}: {reason}; suggested base LR {sweep.suggested:.2g}")
 
 
-def _plot_lr(lrs, losses, peak, suggested, path) -> None:
+def _plot_lr(lrs, losses, peak, suggested, level, path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,6 +168,7 @@ def _plot_lr(lrs, losses, peak, suggested, path) -> None:
     ax.plot(lrs, losses, marker=".")
     ax.axvline(peak, color="tab:red", linestyle="--", label=f"configured LR {peak:.2g}")
     ax.axvline(suggested, color="tab:green", linestyle=":", label=f"suggested {suggested:.2g}")
+    ax.axhline(level, color="tab:gray", linestyle="-.", label=f"predicting the train mean {level:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("learning rate")

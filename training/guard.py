@@ -53,7 +53,7 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self._prev_mean = 0.0
 
     def explain(self, f: Finding) -> str:
-        return (f"stopped: {f.seen}.\nLikely cause: {f.meaning}.\nFix: {f.fix}.\n"
+        return (f"{f.seen}.\nLikely cause: {f.meaning}.\nFix: {f.fix}.\n"
                 f"Confirm with: {self.doctor_cmd} --only {f.checks}")
 
     def _stop(self, f: Finding, extra: str = "") -> None:

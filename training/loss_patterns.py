@@ -166,7 +166,7 @@ def nan_finding(batch_losses: list[float], step: int, value: float, *, inputs_fi
         return Finding("nan_lr",
                        f"the training loss rose from {best:.4g} to {last:.4g} before it became {value} at step {step}",
                        "the learning rate is too high (the loss exploded first, then overflowed)",
-                       "lower --base-lr or set --clipnorm", "lr")
+                       "lower --base-lr (the doctor's LR range test suggests one)", "lr")
     return Finding("nan_inputs",
                    f"the training loss was steady ({last:.4g}, best {best:.4g}) right before it became {value} at step "
                    f"{step}" + ("" if inputs_finite else "; the guard's sample of inputs holds NaN/inf"),

@@ -6,6 +6,9 @@ The checks before a cause's own check are run with it (they must not FAIL first)
 that the mistake cannot touch (the data checks, for a model flag) are covered by the cure.
 """
 
+import shutil
+
+import numpy as np
 import pytest
 
 import training  # noqa: F401
@@ -28,7 +31,33 @@ CAUSES = {
     "LR too high": ("good", ["--base-lr", "1.0"], ("lr",), "lr", "far too high: above the valley"),
     "LR too low": ("good", ["--base-lr", "1e-6"], ("lr",), "lr", "far too low"),
     "batch too large": ("good", ["--global-batch-size", "quarter"], ("lr", "batch"), "batch", "4 steps per epoch"),
+    "NaN inputs": ("nan", [], ("scaling",), "scaling", "sampled windows hold NaN/inf values, in Voltage"),
 }
+
+
+@pytest.fixture(scope="module")
+def power(power, tmp_path_factory):
+    """The session's datasets plus "nan": the good dataset with NaN in 2% of the train windows'
+    Voltage, as shards written by a producer without seqscale's checks would hold them
+    (preprocessing itself refuses such rows by file, row and column)."""
+    import tensorflow as tf
+
+    from preprocessing.records import encode_block, frame, iter_frames
+    from training.records import block_decoder
+
+    nan = tmp_path_factory.mktemp("nan") / "data"
+    shutil.copytree(power["good"], nan)
+    m = load_manifest(str(nan))
+    decode, volt = block_decoder(m, with_ids=True), list(m.features).index("Voltage")
+    for shard in m.shards["train"]:
+        path = nan / shard.file
+        blocks = []
+        for record in iter_frames(path.read_bytes()):
+            b = {k: v.numpy() for k, v in decode(tf.constant(bytes(record))).items()}
+            b["x"][::50, -1, volt] = np.nan
+            blocks.append(frame(encode_block(b["x"], b["y"].reshape(len(b["y"]), *m.y_shape), b["t"], b["sid"])))
+        path.write_bytes(b"".join(blocks))
+    return {**power, "nan": nan}
 
 
 def flags_for(power, flags):
