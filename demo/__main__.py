@@ -68,7 +68,7 @@ def plot_week(export_dir: str, data_dir: str, path: str) -> None:
     plt.close(fig)
 
 
-def print_report(m, data: str, job: str) -> None:
+def print_report(data: str, job: str) -> None:
     """The test-split table against the baselines, from eval.json and history.json."""
     with open(os.path.join(job, "history.json")) as f:
         epochs = json.load(f)["epochs"]
@@ -78,7 +78,6 @@ def print_report(m, data: str, job: str) -> None:
     model = report["model"]["original"]
     best = min(epochs, key=lambda e: e["val_loss"])
     say("report")
-    print(f"  windows: train {m.windows('train'):,}, val {m.windows('val'):,}, test {m.windows('test'):,}")
     print(f"  epochs run: {len(epochs)} (best validation loss at epoch {best['epoch']})")
     print(f"  test, next-hour {TARGET} (kW):       RMSE     MAE    RMSE vs persistence")
     print(f"    {'LSTM':<32}{model['rmse']:.4f}  {model['mae']:.4f}")
@@ -138,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     say(f"training took {time.time() - t:.0f} s")
 
-    print_report(m, data, job)
+    print_report(data, job)
     say(f"done in {time.time() - started:.0f} s")
     return 0
 

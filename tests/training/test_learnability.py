@@ -93,3 +93,15 @@ def test_targets_as_a_matrix():
     assert target_matrix(np.zeros((4, 3, 2)), "regression", None).shape == (4, 6)
     assert persistence_columns(FEATURES, ["y", "a"], 4) == [3, 0, 3, 0]
     assert persistence_columns(FEATURES, ["z"], 1) is None
+
+
+def test_classification_targets_are_scored_as_brier_against_the_class_frequencies():
+    x, _, t = windows(seed=9)
+    labels = (x[:, -1, 0] > 0).astype(np.float32)
+    b = compare_baselines(x, labels[:, None], t, features=FEATURES, targets=["y"], task="binary")
+    assert "persistence" not in b.mse and b.r2("linear") > 0.3
+    hold = labels[2250:]
+    assert b.mse["mean"] == pytest.approx(np.mean((hold - labels[:2250].mean()) ** 2), rel=1e-9)
+    coin = np.random.default_rng(1).integers(0, 3, len(x))
+    b = compare_baselines(x, coin[:, None], t, features=FEATURES, targets=["y"], task="multiclass", num_classes=3)
+    assert b.r2(b.best) < NOTHING_R2
