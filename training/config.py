@@ -135,6 +135,8 @@ class RuntimeConfig:
         base_port: {port} in host_pattern expands to base_port + index.
         startup_timeout: seconds to wait for all workers to connect before failing.
         evaluate: evaluate on the test split and write eval.json at the end.
+        season: rows per season for the seasonal naive baseline and MASE (0: a day for
+            sub-daily steps, a week for daily, a year for weekly data).
         min_free_disk_mb: refuse to start when a local job dir has less free space than this.
         verbose: Keras progress: bar (a terminal), line (one line per epoch, for pods and
             logs), or auto (bar on a terminal, else line).
@@ -147,6 +149,7 @@ class RuntimeConfig:
     base_port: int = 2222
     startup_timeout: int = 300
     evaluate: bool = True
+    season: int = 0
     min_free_disk_mb: int = 512
     verbose: str = "auto"
     log_level: str = "info"
@@ -227,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--base-port", type=int, help="{port} = base port + index")
     g.add_argument("--startup-timeout", type=int, help="seconds to wait for peers")
     g.add_argument("--no-evaluate", dest="evaluate", action="store_const", const=False, help="skip test evaluation")
+    g.add_argument("--season", type=int, help="rows per season for the seasonal naive baseline and MASE (0: "
+                   "inferred from the time step)")
     g.add_argument("--min-free-disk-mb", type=int, help="refuse a local job dir with less free space")
     g.add_argument("--verbose", choices=VERBOSITY, help="Keras progress: bar, one line per epoch, or auto (bar on a "
                    "terminal)")

@@ -1,8 +1,10 @@
 """Test-split evaluation beside baselines computed on the same windows.
 
 A model is only useful if it beats the trivial forecasts: persistence (the target's last
-observed value, when the target is also an input) and the training mean. Metrics are
-reported in scaled units (what the loss sees) and in original units (what users read).
+observed value, when the target is also an input), the seasonal naive forecast (the same
+time one season before) and the training mean. Metrics are reported in scaled units (what
+the loss sees) and in original units (what users read), with MASE and, for a target
+sequence, per horizon step (forecast_metrics.py).
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from contract.manifest import Manifest
-from training.data import read_windows
+from training import forecast_metrics as fm
+from training.data import read_windows, sample_windows
 from training.export import scaling_arrays
-
-DAY_NS = 86_400_000_000_000
 
 
 def collect(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024):
@@ -30,39 +31,41 @@ def collect(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ps)
 
 
-def seasonal_offset(manifest: Manifest) -> int | None:
-    """Index in the input window of 'the same time one day before the target', if it is there."""
-    if manifest.time_kind != "timestamp" or not manifest.step or DAY_NS % manifest.step:
-        return None
-    return manifest.window.input_position_before_target(DAY_NS // manifest.step)
-
-
-def _reg_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    err = (p - y).astype(np.float64)
-    return {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err))), "mse": float(np.mean(err**2))}
-
-
-def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.ndarray) -> dict:
+def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.ndarray, *,
+                      history: np.ndarray | None = None, season: int = 0) -> dict:
+    """Model and baselines in scaled and original units; per horizon step for a target sequence;
+    MASE against the in-sample seasonal naive error of `history` (train inputs of the target,
+    original units, (windows, look_back)) when the target is an input."""
     tc, ts = scaling_arrays(manifest, manifest.targets)
-    yo, po = y * ts + tc, p * ts + tc
+    yo, po = fm.as_rows(y * ts + tc), fm.as_rows(p * ts + tc)
+    w = manifest.window
+    distances = fm.target_distances(w.horizon, w.target_sequence)
+    m = fm.season_length(manifest.time_kind, manifest.step, season)
+    scale_season = m if history is not None and m and history.shape[1] > m else 1
+    scale = fm.mase_scale(history, scale_season) if history is not None else None
     report = {
         "windows": int(len(y)),
-        "model": {"scaled": _reg_metrics(y, p), "original": _reg_metrics(yo, po)},
+        "model": {"scaled": fm.metrics(y, p), "original": fm.metrics(yo, po, scale)},
         "baselines": {},
+        "mase_scale": {"season": scale_season, "mae": scale} if scale else None,
     }
-    mean = np.array([manifest.column(t).mean for t in manifest.targets], np.float64)
-    report["baselines"]["train_mean"] = {"original": _reg_metrics(yo, np.broadcast_to(mean, yo.shape))}
+    predictions = {"train_mean": np.broadcast_to(np.array([manifest.column(t).mean for t in manifest.targets]),
+                                                 yo.shape)}
     if all(t in manifest.features for t in manifest.targets):
         idx = [manifest.features.index(t) for t in manifest.targets]
         fc, fs = scaling_arrays(manifest, manifest.features)
-        last = x[:, -1, idx] * fs[idx] + fc[idx]
-        if yo.ndim == 3:
-            last = np.repeat(last[:, None, :], yo.shape[1], axis=1)
-        report["baselines"]["persistence"] = {"original": _reg_metrics(yo, last)}
-        pos = seasonal_offset(manifest)
-        if pos is not None:
-            same_time = x[:, pos, idx] * fs[idx] + fc[idx]
-            report["baselines"]["seasonal_persistence"] = {"original": _reg_metrics(yo, same_time)}
+        xo = x[:, :, idx].astype(np.float64) * fs[idx] + fc[idx]
+        predictions["persistence"] = np.repeat(xo[:, -1:, :], yo.shape[1], axis=1)
+        positions = fm.seasonal_positions(w.look_back, distances, m) if m else None
+        if positions is not None:
+            predictions["seasonal_persistence"] = xo[:, positions, :]
+            report["season"] = m
+    for name, pred in predictions.items():
+        report["baselines"][name] = {"original": fm.metrics(yo, pred, scale)}
+    if len(distances) > 1:
+        report["model"]["per_step"] = fm.per_step(yo, po, distances, scale)
+        for name, pred in predictions.items():
+            report["baselines"][name]["per_step"] = fm.per_step(yo, pred, distances, scale)
     rm = report["model"]["original"]["rmse"]
     for b in report["baselines"].values():
         b["model_rmse_vs_baseline"] = rm / b["original"]["rmse"] if b["original"]["rmse"] else None
@@ -85,22 +88,43 @@ def classification_report(manifest: Manifest, y: np.ndarray, p: np.ndarray) -> d
     }
 
 
-def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str) -> dict:
+def target_history(manifest: Manifest, data_dir: str, n: int = 20_000) -> np.ndarray | None:
+    """Up to n train windows' inputs of the target column(s) in original units, (windows, look_back)."""
+    if not all(t in manifest.features for t in manifest.targets) or not manifest.windows("train"):
+        return None
+    idx = [manifest.features.index(t) for t in manifest.targets]
+    fc, fs = scaling_arrays(manifest, manifest.features)
+    x = sample_windows(manifest, data_dir, "train", n=min(n, manifest.windows("train")))["x"][:, :, idx]
+    xo = x.astype(np.float64) * fs[idx] + fc[idx]
+    return np.concatenate([xo[:, :, j] for j in range(len(idx))])
+
+
+def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season: int = 0) -> dict:
+    """Every test window (no batch is dropped), scored beside the baselines."""
     x, y, p = collect(model, manifest, data_dir)
     if manifest.task == "regression":
-        return regression_report(manifest, x, y, p)
+        return regression_report(manifest, x, y, p, history=target_history(manifest, data_dir), season=season)
     return classification_report(manifest, y, p)
 
 
 def format_table(report: dict) -> str:
     lines = [f"test split: {report['windows']:,} windows"]
     if "rmse" in report["model"].get("original", {}):
-        lines.append(f"{'':<22}{'RMSE':>10}{'MAE':>10}{'model vs it':>15}   (original units)")
+        scale = report.get("mase_scale")
+        mase_head = f"{'MASE':>8}" if scale else ""
+        lines.append(f"{'':<22}{'RMSE':>10}{'MAE':>10}{mase_head}{'model vs it':>15}   (original units)")
         rows = [("model", report["model"]["original"])] + [(k, v["original"]) for k, v in report["baselines"].items()]
         rm = report["model"]["original"]["rmse"]
         for name, m in rows:
             rel = "" if name == "model" else f"{(rm / m['rmse'] - 1) * 100:+.1f}%"
-            lines.append(f"{name:<22}{m['rmse']:>10.4f}{m['mae']:>10.4f}{rel:>15}")
+            mase = f"{m['mase']:>8.3f}" if scale else ""
+            lines.append(f"{name:<22}{m['rmse']:>10.4f}{m['mae']:>10.4f}{mase}{rel:>15}")
+        if scale:
+            lines.append(f"MASE: MAE / {scale['mae']:.4g}, the in-sample MAE of the seasonal naive forecast "
+                         f"(season {scale['season']} steps, train rows)")
+        if "per_step" in report["model"]:
+            lines.append("RMSE per horizon step: " + ", ".join(
+                f"{s['step']}: {s['rmse']:.4f}" for s in report["model"]["per_step"]))
         s = report["model"]["scaled"]
         lines.append(f"model in scaled units: RMSE {s['rmse']:.4f}, MAE {s['mae']:.4f}")
     else:

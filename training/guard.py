@@ -103,7 +103,7 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self.pred_stds.append(float(pred.std()))
         if self._pred_start is not None:
             self.moved.append(float(np.sqrt(np.mean((pred - self._pred_start) ** 2)) / max(self.target_std, 1e-12)))
-        if len(self.losses) == 1:
+        if epoch == 0:  # the run's first epoch (not the first after a restart)
             warning = suspiciously_low(self.losses[0], self.baseline)
             if warning:
                 self.warnings.append(warning)

@@ -249,7 +249,7 @@ def chief_reports(r: Run, model) -> dict:
         f.write(resolved)
     out = {}
     if r.cfg.runtime.evaluate and r.manifest.windows("test"):
-        report = evaluate(plain, r.manifest, r.cfg.data.data)
+        report = evaluate(plain, r.manifest, r.cfg.data.data, season=r.cfg.runtime.season)
         write_report(report, r.path("eval.json"))
         out["eval"] = report
         print(format_table(report), flush=True)
