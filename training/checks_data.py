@@ -105,17 +105,15 @@ def check_windows(manifest, sample, raw: list[str] | None = None, n: int = 64) -
                    "" if raw else "pass --raw 'input files' to compare windows with their source rows")
 
 
-def _compare_with_raw(manifest, sample, raw: list[str], n: int) -> tuple[int, int, int]:
-    """(windows checked, windows that differ, windows whose rows were not found)."""
+def read_raw(manifest, raw: list[str], columns: list[str]):
+    """(table of the columns, times as int64 ns or integers, series keys as str) from the raw files."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as pads
 
-    from contract.records import series_id
-
     cols = [manifest.time_column, *([manifest.series_column] if manifest.series_column else []),
-            *dict.fromkeys(list(manifest.features) + list(manifest.targets))]
+            *dict.fromkeys(columns)]
     fmt = "parquet" if raw[0].lower().endswith((".parquet", ".pq")) else "csv"
     table = pads.dataset(raw, format=fmt).to_table(columns=cols)
     tcol = table.column(manifest.time_column)
@@ -124,6 +122,44 @@ def _compare_with_raw(manifest, sample, raw: list[str], n: int) -> tuple[int, in
     times = tcol.cast(pa.int64()).to_numpy()
     keys = (np.array([str(k) for k in table.column(manifest.series_column).to_pylist()])
             if manifest.series_column else np.full(len(times), ""))
+    return table, times, keys
+
+
+def season_note(manifest, raw: list[str]) -> tuple[str, int | None]:
+    """(evidence, suggested look-back or None) from the target's autocorrelation on the training rows."""
+    import numpy as np
+
+    from training.seasonality import autocorrelation, dominant_season, look_back_for
+
+    target = manifest.targets[0]
+    table, times, keys = read_raw(manifest, raw, [target])
+    values = table.column(target).to_numpy(zero_copy_only=False).astype(np.float64)
+    train = times < manifest.split_boundaries.val_start
+    series = []
+    for k in np.unique(keys[train]):
+        rows = np.flatnonzero(train & (keys == k))
+        series.append(values[rows[np.argsort(times[rows], kind="stable")]])
+    L, H = manifest.window.look_back, manifest.window.horizon
+    longest = max((len(s) for s in series), default=0)
+    max_lag = min(max(3 * L, 400), longest // 3)
+    found = dominant_season(autocorrelation(series, max_lag)) if max_lag > 2 else None
+    if found is None:
+        return f"no season in the target's autocorrelation up to lag {max_lag} on the training rows", None
+    lag, r = found
+    need = look_back_for(lag, H)
+    if need > L:
+        return (f"the target repeats every {lag} rows (autocorrelation {r:.2f} on the training rows) but the "
+                f"look-back {L} does not reach one season before the target (needs {need})"), need
+    return f"the look-back {L} reaches the target's season ({lag} rows, autocorrelation {r:.2f})", None
+
+
+def _compare_with_raw(manifest, sample, raw: list[str], n: int) -> tuple[int, int, int]:
+    """(windows checked, windows that differ, windows whose rows were not found)."""
+    import numpy as np
+
+    from contract.records import series_id
+
+    table, times, keys = read_raw(manifest, raw, list(manifest.features) + list(manifest.targets))
     sids = {k: series_id(k) for k in np.unique(keys)}
     sid_rows = np.array([sids[k] for k in keys])
     center = {c.name: c.center for c in manifest.columns}
@@ -163,8 +199,9 @@ def _compare_with_raw(manifest, sample, raw: list[str], n: int) -> tuple[int, in
 # ------------------------------------------------------------------ 3. learnability
 
 
-def check_learnability(manifest, sample, seed: int = 0) -> Verdict:
-    """Nothing to learn (no baseline beats the mean) or too good (one input column is the target)."""
+def check_learnability(manifest, sample, seed: int = 0, raw: list[str] | None = None) -> Verdict:
+    """Nothing to learn (no baseline beats the mean) or too good (one input column is the target);
+    with the raw rows, whether the look-back reaches the target's season."""
     from training.learnability import LEAK_R2, NOTHING_R2, compare_baselines
 
     b = compare_baselines(sample["x"], sample["y"], sample["t"], features=list(manifest.features),
@@ -196,5 +233,12 @@ def check_learnability(manifest, sample, seed: int = 0) -> Verdict:
                        f"learning rate or batch size changes that | {evidence}",
                        "check --targets and --features name the intended columns, that the target is aligned with its "
                        "inputs (time column, sort order, --horizon) and is not noise or shuffled")
-    return Verdict("learnability", PASS,
-                   f"{evidence}; a healthy model's validation loss should beat {best} ({b.mse[best]:.3g})")
+    evidence += f"; a healthy model's validation loss should beat {best} ({b.mse[best]:.3g})"
+    if raw:
+        note, look_back = season_note(manifest, raw)
+        evidence += f"; {note}"
+        if look_back:
+            return Verdict("learnability", WARN, evidence,
+                           f"rerun preprocessing with --look-back {look_back} (or more) so each window holds the "
+                           "same time one season before its target")
+    return Verdict("learnability", PASS, evidence)

@@ -10,7 +10,8 @@ and the fix, in the order the causes bite most often:
                    crosses a split; the target sits `horizon` steps after the last input
   3. learnability  held-out baselines (train mean, persistence, ridge, random features):
                    "nothing to learn" when none beats the mean; "too good" when one input
-                   column alone is the target (a leak), named with its lag
+                   column alone is the target (a leak), named with its lag; with --raw, the
+                   target's season (autocorrelation) against the look-back
   4. head          output activation and loss fit the target's type and range (first of the
                    model checks: the others build the model with this head)
   5. capacity      the model can overfit a single batch (loss falls >= 90% in a few hundred
@@ -59,7 +60,7 @@ def run_checks(cfg, *, raw: list[str] | None, out_dir: str, sample_size: int = 4
     checks = {  # the head first: capacity, lr and batch build the model with it
         "scaling": lambda: check_scaling(manifest, sample),
         "windows": lambda: check_windows(manifest, sample, raw),
-        "learnability": lambda: check_learnability(manifest, sample, seed=cfg.train.seed),
+        "learnability": lambda: check_learnability(manifest, sample, seed=cfg.train.seed, raw=raw),
         "head": lambda: check_head(manifest, cfg, sample),
         "capacity": lambda: check_capacity(manifest, cfg, sample),
         "lr": lambda: check_lr(manifest, cfg, sample, plan, posixpath.join(out_dir, "lr_range.png")),
