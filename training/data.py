@@ -136,13 +136,15 @@ class Steps:
 
 
 def steps_per_epoch(manifest: Manifest, global_batch: int, *, num_workers: int = 1) -> Steps:
-    """Full global batches per epoch; each worker's share of data covers every step.
+    """Training: full global batches per epoch; validation and test: enough to score every window.
 
     With FILE sharding a worker's files may hold fewer windows than the average, so the
-    worker datasets repeat; steps are floor(windows / global batch) so an epoch sees
-    each window at most about once.
+    worker datasets repeat; train steps are floor(windows / global batch) so an epoch sees
+    each window at most about once. Evaluation steps are ceil(windows / global batch):
+    `eval_batches` pads the last ones with zero-weight windows.
     """
-    s = Steps(*(full_batches(manifest.windows(split), global_batch) for split in SPLITS))
+    s = Steps(full_batches(manifest.windows("train"), global_batch),
+              *(eval_steps(manifest.windows(split), global_batch) for split in ("val", "test")))
     if manifest.windows("train") < global_batch:
         raise DatasetError(
             f"the train split has {manifest.windows('train')} windows, fewer than one global batch of {global_batch}; "
@@ -151,20 +153,37 @@ def steps_per_epoch(manifest: Manifest, global_batch: int, *, num_workers: int =
     return s
 
 
+def eval_steps(windows: int, global_batch: int) -> int:
+    """Global batches that hold every window once (the last one padded)."""
+    return -(-windows // global_batch) if windows else 0
+
+
 def eval_batches(manifest: Manifest, data_dir: str, split: str, batch: int, *, steps: int,
                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
-    """Exactly `steps` batches per worker, the same windows every epoch (no shuffle).
+    """(x, y, weight) batches scoring every window of the split exactly once, `steps` per worker.
 
-    Every worker reads the split in file order and keeps every n-th window, so each gets
-    at least steps x batch windows and all finish evaluation together.
+    Every worker reads the split in file order and keeps every n-th window, then pads its
+    share to steps x local replicas x batch with zero windows of weight 0, so all workers finish together
+    (uneven per-worker batches hang MultiWorkerMirroredStrategy). Real windows weigh
+    steps x global batch / windows: Keras divides a batch's weighted loss sum by the batch
+    size, padding included, so with this weight val_loss is the plain mean over the split's
+    windows, and weighted metrics (sum of w*v / sum of w) are too. Before, the remainder
+    of the last global batch was dropped (64 of 120 windows scored on a small daily set).
     """
     workers = input_context.num_input_pipelines if input_context else 1
     index = input_context.input_pipeline_id if input_context else 0
+    replicas = input_context.num_replicas_in_sync if input_context else 1
+    per_worker = steps * (replicas // workers)  # batches: one per local replica per step
+    windows = manifest.windows(split)
+    weight = steps * batch * replicas / windows if windows else 0.0
     ds = read_windows(manifest, data_dir, split, shuffle=False)
     if workers > 1:
         ds = ds.shard(workers, index)
-    return (ds.take(steps * batch).map(lambda w: (w["x"], w["y"]))
-            .batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+    real = ds.map(lambda w: (w["x"], w["y"], tf.constant(weight, tf.float32)))
+    x_shape, y_shape = real.element_spec[0].shape, real.element_spec[1].shape
+    pad = tf.data.Dataset.from_tensors((tf.zeros(x_shape, tf.float32), tf.zeros(y_shape, real.element_spec[1].dtype),
+                                        tf.constant(0.0, tf.float32))).repeat()
+    return real.concatenate(pad).take(per_worker * batch).batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def sample_windows(manifest: Manifest, data_dir: str, split: str = "train", n: int = 4096, seed: int = 0,

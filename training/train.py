@@ -97,8 +97,7 @@ def load_data(r: Run) -> None:
              "chief" if c.is_chief else "worker", r.val_steps)
     log.info("plan: %s", r.plan.describe())
     if not r.val_steps:
-        log.warning("the val split has fewer windows (%d) than one global batch (%d): no validation, no early "
-                    "stopping", r.manifest.windows("val"), r.plan.global_batch)
+        log.warning("the val split has no windows: no validation, no early stopping")
 
 
 def make_inputs(r: Run):
@@ -150,8 +149,9 @@ def compile_model(r: Run):
         model = build_model(r.manifest, r.cfg.model, seed=r.cfg.train.seed, mixed_precision=r.cfg.train.mixed_precision)
         factor = tf.Variable(1.0, trainable=False, name="lr_plateau_factor") if r.plan.plateau else None
         metrics = ["mae"] if r.manifest.task == "regression" else ["accuracy"]
+        # weighted: validation batches carry weights (0 for padding) so every window counts once
         model.compile(optimizer=make_optimizer(r.cfg, WarmupSchedule.from_plan(r.plan, factor)),
-                      loss=make_loss(head), metrics=metrics)
+                      loss=make_loss(head), weighted_metrics=metrics)
     return model, factor
 
 

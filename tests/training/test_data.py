@@ -52,13 +52,23 @@ def test_no_manifest_is_not_a_dataset(tmp_path):
         load_manifest(str(tmp_path))
 
 
-def test_eval_batches_give_every_worker_the_same_step_count(dataset):
+def test_eval_batches_score_every_window_once_with_the_same_step_count_on_every_worker(dataset):
     m = load_manifest(str(dataset))
     steps = steps_per_epoch(m, 64)
-    assert steps.val == m.windows("val") // 64
-    counts = [sum(1 for _ in eval_batches(m, str(dataset), "val", 32, steps=steps.val, input_context=ctx(2, i)))
-              for i in range(2)]
-    assert counts == [steps.val, steps.val]
+    windows = m.windows("val")
+    assert steps.val == -(-windows // 64) and windows % 64  # the last global batch is partial
+    batches = [list(eval_batches(m, str(dataset), "val", 32, steps=steps.val, input_context=ctx(2, i)))
+               for i in range(2)]
+    assert [len(b) for b in batches] == [steps.val, steps.val]
+    x = np.concatenate([xb.numpy() for b in batches for xb, _, _ in b])
+    w = np.concatenate([wb.numpy() for b in batches for _, _, wb in b])
+    real = w > 0
+    assert real.sum() == windows and np.all(x[~real] == 0)
+    assert w.sum() == pytest.approx(steps.val * 64)  # so sum(w * loss) / padded count = mean loss
+    every = np.concatenate([b["x"] for b in read_windows(m, str(dataset), "val", shuffle=False).batch(512)
+                            .as_numpy_iterator()])
+    key = lambda a: np.sort(a.reshape(len(a), -1)[:, -1])  # noqa: E731  (last input value of each window)
+    np.testing.assert_array_equal(key(x[real]), key(every))
 
 
 def test_data_sharding_gives_the_same_global_batch_for_any_worker_count(dataset):

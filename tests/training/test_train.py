@@ -75,7 +75,7 @@ def test_learns_and_exports_a_raw_input_model(dataset, tmp_path):
                        "--base-lr", "3e-3", "--patience", "3"))
     m = load_manifest(str(dataset))
     val = eval_batches(m, str(dataset), "val", 64, steps=steps_per_epoch(m, 64).val)
-    ys = np.concatenate([y.numpy() for _, y in val])
+    ys = np.concatenate([y.numpy()[w.numpy() > 0] for _, y, w in val])
     baseline = float(np.mean(ys**2))  # predicting the training mean = 0 in scaled units
     best = min(e["val_loss"] for e in history(job))
     assert best < 0.1 * baseline, (best, baseline)
@@ -86,13 +86,36 @@ def test_learns_and_exports_a_raw_input_model(dataset, tmp_path):
 
     # export: raw windows in, original units out == manual scaling around the trained network
     loaded = tf.saved_model.load(str(job / "export"))
-    x_scaled, _ = next(iter(val))
+    x_scaled, _, _ = next(iter(val))
     fc = np.array([m.column(c).center for c in m.features], np.float32)
     fs = np.array([m.column(c).scale for c in m.features], np.float32)
     y_col = m.column("y")
     raw = x_scaled.numpy() * fs + fc
     manual = loaded.model(tf.constant(x_scaled), training=False).numpy() * y_col.scale + y_col.center
     np.testing.assert_allclose(load_predictor(str(job / "export"))(raw), manual, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_val_loss_is_the_mean_over_every_validation_window(dataset, tmp_path, workers):
+    """Not over whole batches only: the padded last batch weighs each real window exactly once."""
+    import tensorflow as tf
+
+    from training.data import load_manifest, read_windows
+
+    job = tmp_path / "job"
+    args = trainer(dataset, job, "--epochs", "1", "--max-steps-per-epoch", "10", "--global-batch-size", "64",
+                   "--units", "8", "--no-evaluate", "--patience", "0")
+    if workers == 1:
+        run_single(args)
+    else:
+        code, out = run_workers(2, args)
+        assert code == 0, out[-3000:]
+    m = load_manifest(str(dataset))
+    assert m.windows("val") % 64  # a partial last batch, which used to be dropped
+    net = tf.saved_model.load(str(job / "export")).model
+    sq = [np.mean((net(w["x"], training=False).numpy() - w["y"]) ** 2, axis=-1)
+          for w in read_windows(m, str(dataset), "val", shuffle=False).batch(256).as_numpy_iterator()]
+    assert history(job)[0]["val_loss"] == pytest.approx(float(np.mean(np.concatenate(sq))), rel=1e-4)
 
 
 def test_two_workers_match_one_worker_with_the_same_global_batch(dataset, tmp_path):
