@@ -79,15 +79,16 @@ def print_report(data: str, job: str) -> None:
     best = min(epochs, key=lambda e: e["val_loss"])
     say("report")
     print(f"  epochs run: {len(epochs)} (best validation loss at epoch {best['epoch']})")
-    print(f"  test, next-hour {TARGET} (kW):       RMSE     MAE    RMSE vs persistence")
-    print(f"    {'LSTM':<32}{model['rmse']:.4f}  {model['mae']:.4f}")
+    print(f"  test, next-hour {TARGET} (kW):       RMSE     MAE    MASE   RMSE vs persistence")
+    print(f"    {'LSTM':<32}{model['rmse']:.4f}  {model['mae']:.4f}  {model.get('mase', float('nan')):.3f}")
     persistence = report["baselines"]["persistence"]["original"]["rmse"]
     for name, label in (("persistence", "persistence (last hour)"), ("seasonal_persistence", "same hour yesterday"),
                         ("train_mean", "mean of train")):
         b = report["baselines"].get(name)
         if b:
             o = b["original"]
-            print(f"    {label:<32}{o['rmse']:.4f}  {o['mae']:.4f}    {(o['rmse'] / persistence - 1) * 100:+.1f}%")
+            print(f"    {label:<32}{o['rmse']:.4f}  {o['mae']:.4f}  {o.get('mase', float('nan')):.3f}"
+                  f"    {(o['rmse'] / persistence - 1) * 100:+.1f}%")
     print(f"  LSTM RMSE is {(1 - model['rmse'] / persistence) * 100:.1f}% below persistence")
     print(f"  plots: {os.path.join(job, 'loss.png')}, {os.path.join(job, 'predictions.png')}")
     print(f"  export (raw inputs -> kW): {os.path.join(job, 'export')}")
