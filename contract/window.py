@@ -84,11 +84,16 @@ class WindowSpec:
         """[W, L] rows of each window's inputs."""
         return np.asarray(starts)[:, None] + np.arange(self.look_back)[None, :]
 
+    @property
+    def target_distances(self) -> np.ndarray:
+        """Rows from the last input to each target row: 1..H for a sequence, else H alone."""
+        return np.arange(1, self.horizon + 1) if self.target_sequence else np.array([self.horizon])
+
     def target_rows_of(self, starts: np.ndarray) -> np.ndarray:
         """Rows of each window's targets: [W] (single target) or [W, H] (sequence)."""
         last = self.last_input(starts)
         if self.target_sequence:
-            return last[:, None] + 1 + np.arange(self.horizon)[None, :]
+            return last[:, None] + self.target_distances[None, :]
         return last + self.horizon
 
     def start_of_last_input(self, rows: np.ndarray) -> np.ndarray:
@@ -104,14 +109,6 @@ class WindowSpec:
     def target_time(self, t_last, step):
         """Time of the (last) target of a gap-free window whose last input is at t_last."""
         return t_last + self.horizon * step
-
-    def input_position_before_target(self, lag: int) -> int | None:
-        """Index in the input window of the row `lag` rows before the target, if inside it.
-
-        Used for seasonal baselines ("the same hour one day before the target").
-        """
-        pos = self.first_target_row - lag
-        return pos if 0 <= pos < self.look_back and not self.target_sequence else None
 
     # ---------------------------------------------------------------- json
 

@@ -39,7 +39,7 @@ def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.nd
     tc, ts = scaling_arrays(manifest, manifest.targets)
     yo, po = fm.as_rows(y * ts + tc), fm.as_rows(p * ts + tc)
     w = manifest.window
-    distances = fm.target_distances(w.horizon, w.target_sequence)
+    distances = w.target_distances
     m = fm.season_length(manifest.time_kind, manifest.step, season)
     scale_season = m if history is not None and m and history.shape[1] > m else 1
     scale = fm.mase_scale(history, scale_season) if history is not None else None

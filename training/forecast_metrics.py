@@ -1,8 +1,8 @@
 """Forecast metrics the way forecasters compare models: per horizon step, seasonal naive, MASE.
 
 Numpy only. Targets and predictions are (windows, target rows, targets) in original units;
-a window's target rows are `distances` rows after its last input (1..H for a target
-sequence, H alone otherwise).
+a window's target rows are `WindowSpec.target_distances` rows after its last input (1..H
+for a target sequence, H alone otherwise).
 
   seasonal naive  y[T+d] forecast by y[T+d - m*ceil(d/m)]: the same time one season (or
                   the fewest whole seasons) before, read from the window's own inputs
@@ -34,11 +34,6 @@ def season_length(time_kind: str, step: int | None, given: int = 0) -> int | Non
     if step == WEEK_NS:
         return 52
     return None
-
-
-def target_distances(horizon: int, target_sequence: bool) -> np.ndarray:
-    """Rows from the last input to each target row."""
-    return np.arange(1, horizon + 1) if target_sequence else np.array([horizon])
 
 
 def seasonal_positions(look_back: int, distances: np.ndarray, season: int) -> list[int] | None:

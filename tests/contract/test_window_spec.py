@@ -45,13 +45,13 @@ def test_sizes_and_shapes():
     assert WindowSpec(look_back=24, horizon=3).target_rows == 1
 
 
-def test_times_and_seasonal_position():
+def test_times_and_target_distances():
     spec = WindowSpec(look_back=48, horizon=1)
     assert spec.first_input_time(100, 2) == 100 - 47 * 2 and spec.target_time(100, 2) == 102
-    # the same hour one day (24 rows) before the target is input 48 - 1 + 1 - 24 = 24
-    assert spec.input_position_before_target(24) == 24
-    assert spec.input_position_before_target(49) is None  # before the window
-    assert WindowSpec(look_back=48, horizon=3, target_sequence=True).input_position_before_target(24) is None
+    assert spec.target_distances.tolist() == [1]
+    seq = WindowSpec(look_back=48, horizon=3, target_sequence=True)
+    assert seq.target_distances.tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(seq.target_rows_of(np.array([0, 5])), [[48, 49, 50], [53, 54, 55]])
 
 
 def test_refuses_nonsense_and_round_trips():

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from contract.window import WindowSpec
 from training import forecast_metrics as fm
 
 HOUR = 3_600_000_000_000
@@ -21,12 +22,22 @@ def test_seasonal_positions_read_the_value_whole_seasons_before_each_target():
     """A series y[i] = i: the seasonal naive value of y[T+d] is y[T+d-m*ceil(d/m)]."""
     L, m, H, T = 30, 7, 10, 100
     window = np.arange(T - L + 1, T + 1, dtype=float)  # inputs y[T-L+1..T]
-    d = fm.target_distances(H, target_sequence=True)
-    assert d.tolist() == list(range(1, 11)) and fm.target_distances(3, False).tolist() == [3]
+    d = WindowSpec(look_back=L, horizon=H, target_sequence=True).target_distances
+    assert d.tolist() == list(range(1, 11)) and WindowSpec(look_back=L, horizon=3).target_distances.tolist() == [3]
     pos = fm.seasonal_positions(L, d, m)
     expected = [T + k - m * int(np.ceil(k / m)) for k in range(1, H + 1)]
     assert window[pos].tolist() == expected
     assert fm.seasonal_positions(5, d, m) is None  # a 5-row window cannot reach a week back
+
+
+def test_the_same_hour_one_day_before_the_target():
+    """Moved from the WindowSpec method it replaces, with a target sequence now covered too."""
+    spec = WindowSpec(look_back=48, horizon=1)
+    # the same hour one day (24 rows) before the target is input 48 - 1 + 1 - 24 = 24
+    assert fm.seasonal_positions(spec.look_back, spec.target_distances, 24) == [24]
+    assert fm.seasonal_positions(spec.look_back, spec.target_distances, 49) is None  # before the window
+    seq = WindowSpec(look_back=48, horizon=3, target_sequence=True)
+    assert fm.seasonal_positions(seq.look_back, seq.target_distances, 24) == [24, 25, 26]
 
 
 def test_per_step_metrics_equal_numpy():
