@@ -75,8 +75,8 @@ def persistence_columns(features: list[str], targets: list[str], outputs: int) -
     return [idx[j % len(targets)] for j in range(outputs)]
 
 
-def ridge_fit_predict(a_fit: np.ndarray, y_fit: np.ndarray, a_eval: list[np.ndarray],
-                      alphas=(1e-3, 1e-1, 1e1, 1e3)) -> list[np.ndarray]:
+def ridge_fit_predict(a_fit: np.ndarray, y_fit: np.ndarray, a_eval: np.ndarray,
+                      alphas=(1e-3, 1e-1, 1e1, 1e3)) -> np.ndarray:
     """Ridge with an intercept, alpha chosen on the fit part's latest fifth, then refit on all of it."""
     mu, sd = a_fit.mean(axis=0), a_fit.std(axis=0)
     sd[sd == 0] = 1.0
@@ -90,7 +90,7 @@ def ridge_fit_predict(a_fit: np.ndarray, y_fit: np.ndarray, a_eval: list[np.ndar
     cut = int(len(a_fit) * 0.8)
     scores = [float(np.mean((solve(a_fit[:cut], y_fit[:cut], al)(a_fit[cut:]) - y_fit[cut:]) ** 2)) for al in alphas]
     model = solve(a_fit, y_fit, alphas[int(np.argmin(scores))])
-    return [model(a) for a in a_eval]
+    return model(a_eval)
 
 
 def flat_inputs(x: np.ndarray) -> np.ndarray:
@@ -121,10 +121,10 @@ def compare_baselines(x: np.ndarray, y: np.ndarray, t: np.ndarray, *, features: 
     if cols is not None:
         out.mse["persistence"] = float(np.mean((Y[hold] - x[hold][:, -1, cols]) ** 2))
     a = flat_inputs(x)
-    out.mse["linear"] = float(np.mean((ridge_fit_predict(a[fit], Y[fit], [a[hold]])[0] - Y[hold]) ** 2))
+    out.mse["linear"] = float(np.mean((ridge_fit_predict(a[fit], Y[fit], a[hold]) - Y[hold]) ** 2))
     h = nonlinear_features(a, fit, np.random.default_rng(seed), columns=x.shape[2])
-    out.mse["features"] = float(np.mean((ridge_fit_predict(h[fit], Y[fit], [h[hold]])[0] - Y[hold]) ** 2))
-    out.best_column = best_single_column(x, Y, features=features, targets=targets, sid=sid, persistence=cols)
+    out.mse["features"] = float(np.mean((ridge_fit_predict(h[fit], Y[fit], h[hold]) - Y[hold]) ** 2))
+    out.best_column = best_single_column(x, Y, features=features, sid=sid, persistence=cols)
     return out
 
 
@@ -139,8 +139,8 @@ def nonlinear_features(a: np.ndarray, fit: np.ndarray, rng: np.random.Generator,
                           axis=1)
 
 
-def best_single_column(x: np.ndarray, Y: np.ndarray, *, features: list[str], targets: list[str],
-                       sid: np.ndarray | None, persistence: list[int] | None) -> Column | None:
+def best_single_column(x: np.ndarray, Y: np.ndarray, *, features: list[str], sid: np.ndarray | None,
+                       persistence: list[int] | None) -> Column | None:
     """The (column, lag) whose affine fit explains an output best (R2 on values centred per series)."""
     n, L, F = x.shape
     xs = x.reshape(n, L * F).astype(np.float64)

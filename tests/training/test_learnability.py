@@ -84,7 +84,7 @@ def test_series_levels_do_not_make_a_column_look_like_a_leak():
     x[:, :, 0] = 50.0 * sid[:, None]
     assert np.corrcoef(x[:, -1, 0], y)[0, 1] ** 2 > 0.99  # globally it would look like a leak
     col = best_single_column(x, target_matrix(y[:, None, None], "regression", None), features=FEATURES,
-                             targets=["y"], sid=sid, persistence=[3])
+                             sid=sid, persistence=[3])
     assert col.name != "a" and col.r2 < LEAK_R2
 
 
