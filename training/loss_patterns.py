@@ -97,7 +97,8 @@ def diagnose(losses: list[float], pred_stds: list[float], moved: list[float], *,
         return Finding("dead_output", seen,
                        "the output cannot move: a dead or saturated head or a layer whose units all died",
                        "use --head-activation auto --loss auto and a lower --base-lr", "head,lr")
-    if flat_epochs(losses, tolerance) >= patience:
+    stale = flat_epochs(losses, tolerance)
+    if stale >= patience:
         window = losses[-patience - 1:]
         rises = [b / a - 1 for a, b in zip(window, window[1:], strict=False) if a > 0]
         spread = max(window) / min(window) - 1 if min(window) > 0 else math.inf
@@ -115,7 +116,7 @@ def diagnose(losses: list[float], pred_stds: list[float], moved: list[float], *,
             return Finding(
                 "oscillating",
                 f"the training loss jumps up and down near the mean level ({baseline:.4g}) without a new best for "
-                f"{flat_epochs(losses, tolerance)} epochs: " + ", ".join(f"{v:.4g}" for v in window)
+                f"{stale} epochs: " + ", ".join(f"{v:.4g}" for v in window)
                 + f" (up to {max(rises, default=0):+.0%} in one epoch; best {min(losses):.4g})",
                 "the learning rate is too high: steps overshoot, so the loss cannot settle",
                 "lower --base-lr (the doctor's LR range test suggests one)", "lr")
@@ -123,7 +124,7 @@ def diagnose(losses: list[float], pred_stds: list[float], moved: list[float], *,
             return Finding(
                 "mean_level",
                 f"the training loss sits at the mean level: best {min(losses):.4g} vs {baseline:.4g} for predicting "
-                f"the mean, no new best for {flat_epochs(losses, tolerance)} epochs",
+                f"the mean, no new best for {stale} epochs",
                 "the model finds nothing in the inputs that predicts the target: the target may be unrelated to the "
                 "inputs or misaligned with them",
                 "check --targets/--features and the alignment of the target with its inputs", "learnability,windows")
