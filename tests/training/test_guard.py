@@ -30,11 +30,16 @@ def tiny_model():
     return tf.keras.Sequential([tf.keras.Input((4, 3)), tf.keras.layers.Flatten(), tf.keras.layers.Dense(1)])
 
 
-def test_the_callback_stops_with_one_cause_and_the_doctor_command(tmp_path):
-    model = tiny_model()
-    guard = tiny_guard(tmp_path, patience=2)
+def started(tmp_path, **kw):
+    """(model, guard) as Keras hands them over at the start of training."""
+    model, guard = tiny_model(), tiny_guard(tmp_path, **kw)
     guard.set_model(model)
     guard.on_train_begin()
+    return model, guard
+
+
+def test_the_callback_stops_with_one_cause_and_the_doctor_command(tmp_path):
+    model, guard = started(tmp_path, patience=2)
     for epoch, loss in enumerate([0.9, 1.3, 1.0]):  # no new best after the first, jumping by 44%
         guard.on_epoch_end(epoch, {"loss": loss})
     assert guard.finding.cause == "oscillating" and model.stop_training
@@ -45,10 +50,7 @@ def test_the_callback_stops_with_one_cause_and_the_doctor_command(tmp_path):
 def test_nan_restores_the_last_good_epoch_and_says_what_came_first(tmp_path):
     import tensorflow as tf
 
-    model = tiny_model()
-    guard = tiny_guard(tmp_path)
-    guard.set_model(model)
-    guard.on_train_begin()
+    model, guard = started(tmp_path)
     guard.on_epoch_end(0, {"loss": 0.5})
     good = [w.copy() for w in model.get_weights()]
     guard.on_epoch_begin(1)
@@ -73,10 +75,7 @@ def test_batch_losses_are_recovered_from_the_running_mean(tmp_path):
 
 
 def test_a_suspiciously_low_first_epoch_is_a_warning_not_a_stop(tmp_path):
-    model = tiny_model()
-    guard = tiny_guard(tmp_path)
-    guard.set_model(model)
-    guard.on_train_begin()
+    model, guard = started(tmp_path)
     guard.on_epoch_end(0, {"loss": 0.003})
     assert guard.reason is None and "suspiciously low" in guard.warnings[0] and not model.stop_training
 
