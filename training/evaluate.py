@@ -51,10 +51,8 @@ def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.nd
     }
     predictions = {"train_mean": np.broadcast_to(np.array([manifest.column(t).mean for t in manifest.targets]),
                                                  yo.shape)}
-    if all(t in manifest.features for t in manifest.targets):
-        idx = [manifest.features.index(t) for t in manifest.targets]
-        fc, fs = scaling_arrays(manifest, manifest.features)
-        xo = x[:, :, idx].astype(np.float64) * fs[idx] + fc[idx]
+    xo = target_inputs(manifest, x)
+    if xo is not None:
         predictions["persistence"] = np.repeat(xo[:, -1:, :], yo.shape[1], axis=1)
         positions = fm.seasonal_positions(w.look_back, distances, m) if m else None
         if positions is not None:
@@ -88,15 +86,22 @@ def classification_report(manifest: Manifest, y: np.ndarray, p: np.ndarray) -> d
     }
 
 
+def target_inputs(manifest: Manifest, x: np.ndarray) -> np.ndarray | None:
+    """The target column(s) among the windows' inputs in original units, (windows, look_back,
+    targets); None when a target is not an input."""
+    if not all(t in manifest.features for t in manifest.targets):
+        return None
+    idx = [manifest.features.index(t) for t in manifest.targets]
+    fc, fs = scaling_arrays(manifest, manifest.features)
+    return x[:, :, idx].astype(np.float64) * fs[idx] + fc[idx]
+
+
 def target_history(manifest: Manifest, data_dir: str, n: int = 20_000) -> np.ndarray | None:
     """Up to n train windows' inputs of the target column(s) in original units, (windows, look_back)."""
     if not all(t in manifest.features for t in manifest.targets) or not manifest.windows("train"):
         return None
-    idx = [manifest.features.index(t) for t in manifest.targets]
-    fc, fs = scaling_arrays(manifest, manifest.features)
-    x = sample_windows(manifest, data_dir, "train", n=min(n, manifest.windows("train")))["x"][:, :, idx]
-    xo = x.astype(np.float64) * fs[idx] + fc[idx]
-    return np.concatenate([xo[:, :, j] for j in range(len(idx))])
+    xo = target_inputs(manifest, sample_windows(manifest, data_dir, "train", n=min(n, manifest.windows("train")))["x"])
+    return np.concatenate([xo[:, :, j] for j in range(xo.shape[2])])
 
 
 def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season: int = 0) -> dict:
