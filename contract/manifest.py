@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from contract import calendar
 from contract.records import ENCODING, SPLITS
 from contract.window import WindowSpec
 
@@ -37,6 +38,16 @@ class DatasetSpec:
     series_column: str | None = None
     task: str = "regression"  # regression | binary | multiclass
     num_classes: int | None = None  # 2 for binary, K for multiclass
+    calendar: tuple[str, ...] = ()  # calendar parts; their sin/cos columns end `features`
+
+    @property
+    def calendar_columns(self) -> tuple[str, ...]:
+        return calendar.column_names(self.calendar)
+
+    @property
+    def file_features(self) -> tuple[str, ...]:
+        """The features a raw row carries (the calendar's are computed from its time)."""
+        return self.features[: len(self.features) - len(self.calendar_columns)]
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -179,6 +190,14 @@ class Manifest:
         return self.spec.time_column
 
     @property
+    def calendar(self) -> tuple[str, ...]:
+        return self.spec.calendar
+
+    @property
+    def file_features(self) -> tuple[str, ...]:
+        return self.spec.file_features
+
+    @property
     def series_column(self) -> str | None:
         return self.spec.series_column
 
@@ -247,7 +266,8 @@ class Manifest:
             )
         try:
             d["spec"] = DatasetSpec(**{**d["spec"], "features": tuple(d["spec"]["features"]),
-                                       "targets": tuple(d["spec"]["targets"])})
+                                       "targets": tuple(d["spec"]["targets"]),
+                                       "calendar": tuple(d["spec"].get("calendar", ()))})
             d["window"] = WindowSpec.from_dict(d["window"])
             d["time_range"] = tuple(d["time_range"])
             d["split_boundaries"] = Boundaries(**d["split_boundaries"])

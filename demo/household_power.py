@@ -34,12 +34,12 @@ def csv_path() -> str:
 
 
 TARGET = FEATURES[0]  # Global_active_power, kW
-CALENDAR = ("hour_sin", "hour_cos", "dow_sin", "dow_cos")
+CALENDAR = ("hour", "dayofweek")  # computed by the Beam job from the time column (--calendar)
 
 
 def preprocess_args(raw: str, out: str) -> list[str]:
     """The demo's preprocessing flags (the doctor benchmark builds the same dataset)."""
-    return ["--input", raw, "--output", out, "--time-column", TIME, "--features", ",".join(FEATURES + CALENDAR),
+    return ["--input", raw, "--output", out, "--time-column", TIME, "--features", ",".join(FEATURES), "--calendar", ",".join(CALENDAR),
             "--targets", TARGET, "--look-back", "48", "--horizon", "1", "--train-fraction", "0.7",
             "--val-fraction", "0.1", "--nan-policy", "ffill", "--train-shards", "16", "--eval-shards", "8"]
 
@@ -50,16 +50,11 @@ TRAIN_ARGS = ["--per-replica-batch-size", "64", "--units", "128,64", "--dropout"
 
 
 def prepare_hourly(out_dir: str) -> str:
-    import numpy as np
     import pandas as pd
 
     t = time.time()
     df = pd.read_csv(csv_path(), parse_dates=[TIME])
     hourly = df.set_index(TIME).resample("1h").mean().dropna(how="all").reset_index()
-    hour = hourly[TIME].dt.hour.to_numpy()
-    dow = hourly[TIME].dt.day_of_week.to_numpy()
-    hourly["hour_sin"], hourly["hour_cos"] = np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)
-    hourly["dow_sin"], hourly["dow_cos"] = np.sin(2 * np.pi * dow / 7), np.cos(2 * np.pi * dow / 7)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "household_power_hourly.parquet")
     hourly.to_parquet(path, index=False)

@@ -35,7 +35,7 @@ def unit_arrays(unit: Unit, scaling: Scaling, cfg: JobConfig) -> UnitArrays:
     """Scale the unit's values; class-id targets stay raw."""
     cols = cfg.columns
     scaled = scaling.apply(unit.values)
-    x = scaled[:, [cols.index(c) for c in cfg.features]].astype(np.float32)
+    x = scaled[:, [cols.index(c) for c in cfg.window_features]].astype(np.float32)
     y_src = scaled if cfg.task == "regression" else unit.values
     y = y_src[:, [cols.index(c) for c in cfg.targets]].astype(np.float32)
     sid = np.array([series_id(n) for n in unit.series_names], dtype=np.int64)[unit.series]
@@ -56,7 +56,7 @@ def drop_overflow(unit: Unit, arrays: UnitArrays, cfg: JobConfig,
         return unit, arrays, 0
     if cfg.nan_policy != "drop":
         i = int(np.flatnonzero(bad)[0])
-        col = cfg.features[int(np.argmax(bad_x[i]))] if bad_x[i].any() else cfg.targets[int(np.argmax(bad_y[i]))]
+        col = cfg.window_features[int(np.argmax(bad_x[i]))] if bad_x[i].any() else cfg.targets[int(np.argmax(bad_y[i]))]
         raw = unit.values[i, cfg.columns.index(col)]
         raise InputError(
             f"{unit.label(i, paths)}: column {col!r} is {raw:g}, which is beyond float32 (about 3.4e38) once "

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from contract import calendar
 from contract.flags import SuggestingParser, coerce_fields, dataclass_defaults, show_defaults
 from contract.logs import LEVELS
 from contract.manifest import DatasetSpec
@@ -53,6 +54,8 @@ class JobConfig:
             None infers 1.5 x the typical step.
         scaler: standard | minmax | robust.
         unscaled: columns left in original units (a constant column must be listed here).
+        calendar: calendar parts computed from the time column (hour, dayofweek, dayofyear,
+            month), each a sin/cos pair of features after the file's, never scaled.
         train_shards, eval_shards: shard files per split (train, and each of val/test).
         block_size: windows per TFRecord record.
         compression: none | gzip.
@@ -86,6 +89,7 @@ class JobConfig:
     max_gap: str | None = None
     scaler: str = "standard"
     unscaled: tuple[str, ...] = ()
+    calendar: tuple[str, ...] = ()
     train_shards: int = 16
     eval_shards: int = 8
     block_size: int = 256
@@ -99,11 +103,25 @@ class JobConfig:
         _check_config(self)
 
     @property
-    def columns(self) -> tuple[str, ...]:
-        """Numeric columns read from the input: features then targets, each once."""
+    def file_columns(self) -> tuple[str, ...]:
+        """Numeric columns read from the input files: features then targets, each once."""
         out = list(self.features)
         out += [t for t in self.targets if t not in out]
         return tuple(out)
+
+    @property
+    def calendar_columns(self) -> tuple[str, ...]:
+        return calendar.column_names(self.calendar)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every numeric column of a row: the file's, then the calendar's (computed from the time)."""
+        return self.file_columns + self.calendar_columns
+
+    @property
+    def window_features(self) -> tuple[str, ...]:
+        """The input columns of a window: the file's features, then the calendar's."""
+        return self.features + self.calendar_columns
 
     @property
     def window(self) -> WindowSpec:
@@ -113,8 +131,9 @@ class JobConfig:
     @property
     def dataset_spec(self) -> DatasetSpec:
         num_classes = self.num_classes if self.task == "multiclass" else (2 if self.task == "binary" else None)
-        return DatasetSpec(time_column=self.time_column, features=self.features, targets=self.targets,
-                           series_column=self.series_column, task=self.task, num_classes=num_classes)
+        return DatasetSpec(time_column=self.time_column, features=self.window_features, targets=self.targets,
+                           series_column=self.series_column, task=self.task, num_classes=num_classes,
+                           calendar=self.calendar)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -133,7 +152,8 @@ def _check_config(c: JobConfig) -> None:
         raise SpecError("no --features given; name the input columns of each window")
     if not c.targets:
         raise SpecError("no --targets given; name the column(s) to predict")
-    for name, cols in (("--features", c.features), ("--targets", c.targets), ("--unscaled", c.unscaled)):
+    for name, cols in (("--features", c.features), ("--targets", c.targets), ("--unscaled", c.unscaled),
+                       ("--calendar", c.calendar)):
         seen = set()
         for col in cols:
             if col in seen:
@@ -146,8 +166,15 @@ def _check_config(c: JobConfig) -> None:
             raise SpecError(f"column {col!r} is the series column and cannot also be a feature or target")
     if c.series_column is not None and c.series_column == c.time_column:
         raise SpecError("--series-column and --time-column name the same column")
+    for part in c.calendar:
+        if part not in calendar.PARTS:
+            raise SpecError(f"--calendar {part!r} is unknown; use some of {', '.join(calendar.PARTS)}")
+    for col in c.calendar_columns:
+        if col in c.file_columns:
+            raise SpecError(f"--calendar computes {col!r}, which is also a column of --features/--targets; "
+                            "drop that column (the job computes it from the time column) or rename it")
     for col in c.unscaled:
-        if col not in c.columns:
+        if col not in c.file_columns:
             raise SpecError(f"--unscaled names {col!r}, which is not a feature or target")
     if c.task not in TASKS:
         raise SpecError(f"--task {c.task!r} is unknown; use one of {', '.join(TASKS)}")
@@ -228,6 +255,8 @@ def add_arguments(p) -> None:
     a("--max-gap", help="largest time step inside a segment, e.g. 90s or 1h; unset: 1.5 x the typical step")
     a("--scaler", choices=SCALERS, help="standard | minmax | robust")
     a("--unscaled", type=_csv, help="comma-separated columns to keep in original units")
+    a("--calendar", type=_csv, help="calendar features from the time column, sin/cos pairs: "
+      "hour,dayofweek,dayofyear,month (any of them)")
     a("--train-shards", type=int, help="train shard files")
     a("--eval-shards", type=int, help="shard files for val and for test")
     a("--block-size", type=int, help="windows per TFRecord record")
@@ -239,7 +268,7 @@ def add_arguments(p) -> None:
     a("--log-level", choices=LEVELS, help="debug shows Beam's and TensorFlow's logs and full tracebacks (default: info)")
 
 
-_LIST_FIELDS = {"input", "features", "targets", "unscaled"}
+_LIST_FIELDS = {"input", "features", "targets", "unscaled", "calendar"}
 
 
 def load_spec_file(path: str, read_text) -> dict[str, Any]:

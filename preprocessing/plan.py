@@ -187,7 +187,7 @@ def scaling_quantiles(stats: ColumnStats) -> np.ndarray | None:
 
 def make_scaling(stats: ColumnStats, cfg: JobConfig) -> Scaling:
     """The scaling of every column; class-id targets stay as they are."""
-    unscaled = set(cfg.unscaled)
+    unscaled = set(cfg.unscaled) | set(cfg.calendar_columns)  # sin/cos already in [-1, 1]
     if cfg.task != "regression":
         unscaled |= {t for t in cfg.targets if t not in cfg.features}
     return scaling_from_stats(stats, cfg.columns, kind=cfg.scaler, unscaled=unscaled,

@@ -3,7 +3,8 @@
 A normalized batch is a pyarrow Table with fixed internal columns: `time` (int64
 ticks), `series` (string, when the spec has a series column), `file` (int32 index
 into the sorted input list), `row` (int64, 0-based data row in that file) and `v0..vK`
-(float64, the spec's `columns` in order). Positional value names keep user column
+(float64, the spec's `columns` in order: the file's, then the calendar's, computed here from
+the time). Positional value names keep user column
 names (which may be anything, e.g. `../x`) out of internal schemas. File and row ride
 along so that any later error can name where a bad row came from.
 """
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from contract import calendar
 from preprocessing.errors import InputError
 from preprocessing.options import JobConfig
 
@@ -53,12 +55,12 @@ def value_name(i: int) -> str:
 def _csv_batches(f: BinaryIO, path: str, cfg: JobConfig) -> Iterator[pa.RecordBatch]:
     # Numeric columns are read as strings and cast by us, so a bad value is reported
     # with its exact row instead of pyarrow's per-block type inference error.
-    types = {c: pa.string() for c in cfg.columns}
+    types = {c: pa.string() for c in cfg.file_columns}
     if cfg.series_column:
         types[cfg.series_column] = pa.string()
     if cfg.time_format:
         types[cfg.time_column] = pa.string()
-    needed = [cfg.time_column, *([cfg.series_column] if cfg.series_column else []), *cfg.columns]
+    needed = [cfg.time_column, *([cfg.series_column] if cfg.series_column else []), *cfg.file_columns]
     try:
         reader = pacsv.open_csv(
             f,
@@ -87,7 +89,7 @@ def _parquet_batches(f: BinaryIO, path: str, cfg: JobConfig) -> Iterator[pa.Reco
         pf = pq.ParquetFile(f)
     except (pa.ArrowInvalid, OSError) as e:
         raise InputError(f"{path}: not a readable Parquet file ({e}); it may be truncated or corrupt, re-export it") from e
-    needed = [cfg.time_column, *([cfg.series_column] if cfg.series_column else []), *cfg.columns]
+    needed = [cfg.time_column, *([cfg.series_column] if cfg.series_column else []), *cfg.file_columns]
     _check_columns(path, pf.schema_arrow.names, needed)
     try:
         yield from pf.iter_batches(batch_size=BATCH_ROWS, columns=needed)
@@ -189,8 +191,16 @@ def normalize(batch: pa.RecordBatch, *, path: str, file_index: int, first_row: i
         arrays["series"] = pc.cast(s, pa.string())
     arrays["file"] = pa.array(np.full(n, file_index, np.int32))
     arrays["row"] = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
-    for i, name in enumerate(cfg.columns):
+    for i, name in enumerate(cfg.file_columns):
         arrays[value_name(i)] = pa.array(_to_float(batch.column(name), path=path, first_row=first_row, name=name))
+    if cfg.calendar:
+        if kind != "timestamp":
+            raise InputError(
+                f"{path}: --calendar needs timestamps, but time column {cfg.time_column!r} holds integers; "
+                "store the times as timestamps or ISO-8601 strings, or drop --calendar"
+            )
+        for i, col in enumerate(calendar.matrix(ticks, cfg.calendar).T, start=len(cfg.file_columns)):
+            arrays[value_name(i)] = pa.array(col)
     return pa.table(arrays), kind
 
 

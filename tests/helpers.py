@@ -116,8 +116,12 @@ def reference_windows(
     features=FEATURES,
     targets=TARGETS,
     series_col: str | None = "series",
+    unscaled=(),
 ) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray, np.ndarray]:
-    """Independent reference: numpy stats on train rows, Keras windows per (series, segment, split) run."""
+    """Independent reference: numpy stats on train rows, Keras windows per (series, segment, split) run.
+
+    Columns in `unscaled` are written as they are (their mean/std still returned).
+    """
     import tensorflow as tf
 
     df = df.copy()
@@ -131,7 +135,8 @@ def reference_windows(
     for name, g in groups:
         g = g.sort_values("_t")
         t = g["_t"].to_numpy()
-        scaled = (g[cols].to_numpy(np.float64) - mean) / std
+        keep = np.array([c in unscaled for c in cols])
+        scaled = (g[cols].to_numpy(np.float64) - np.where(keep, 0, mean)) / np.where(keep, 1, std)
         x = scaled[:, [cols.index(c) for c in features]].astype(np.float32)
         y = scaled[:, [cols.index(c) for c in targets]].astype(np.float32)
         split = np.searchsorted([val_start, test_start], t, side="right")

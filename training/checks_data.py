@@ -106,20 +106,30 @@ def check_windows(manifest, sample, raw: list[str] | None = None, n: int = 64) -
 
 
 def read_raw(manifest, raw: list[str], columns: list[str]):
-    """(table of the columns, times as int64 ns or integers, series keys as str) from the raw files."""
+    """(table of the columns, times as int64 ns or integers, series keys as str) from the raw files.
+
+    Calendar columns are not in the files: they are computed from the times.
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as pads
 
+    from contract import calendar
+
+    derived = [c for c in dict.fromkeys(columns) if c in manifest.spec.calendar_columns]
     cols = [manifest.time_column, *([manifest.series_column] if manifest.series_column else []),
-            *dict.fromkeys(columns)]
+            *(c for c in dict.fromkeys(columns) if c not in derived)]
     fmt = "parquet" if raw[0].lower().endswith((".parquet", ".pq")) else "csv"
     table = pads.dataset(raw, format=fmt).to_table(columns=cols)
     tcol = table.column(manifest.time_column)
     if manifest.time_kind == "timestamp":
         tcol = pc.cast(tcol, pa.timestamp("ns"))
     times = tcol.cast(pa.int64()).to_numpy()
+    if derived:  # calendar columns: computed from the time, as the job did
+        every = dict(zip(manifest.spec.calendar_columns, calendar.matrix(times, manifest.calendar).T, strict=True))
+        for c in derived:
+            table = table.append_column(c, pa.array(every[c]))
     keys = (np.array([str(k) for k in table.column(manifest.series_column).to_pylist()])
             if manifest.series_column else np.full(len(times), ""))
     return table, times, keys

@@ -13,9 +13,26 @@ import posixpath
 import numpy as np
 import tensorflow as tf
 
+from contract import calendar
 from contract.manifest import Manifest
 
 SIGNATURE = "serving_default"
+
+
+class TensorOps:
+    """contract.calendar's `ops` for int64 tensors, so serving computes the job's exact values."""
+
+    sin = staticmethod(tf.sin)
+    cos = staticmethod(tf.cos)
+
+    @staticmethod
+    def to_float(a):
+        return tf.cast(a, tf.float64)
+
+
+def calendar_features(time, parts) -> tf.Tensor:
+    """int64 ns ticks [batch, L] -> float32 [batch, L, 2·len(parts)] calendar columns."""
+    return tf.cast(tf.stack(calendar.values(time, parts, TensorOps), axis=-1), tf.float32)
 
 
 def scaling_arrays(manifest: Manifest, names) -> tuple[np.ndarray, np.ndarray]:
@@ -24,7 +41,12 @@ def scaling_arrays(manifest: Manifest, names) -> tuple[np.ndarray, np.ndarray]:
 
 
 class RawServing(tf.Module):
-    """raw window [batch, L, F] -> {'predictions': original units (or class probabilities)}."""
+    """raw window [batch, L, F] -> {'predictions': original units (or class probabilities)}.
+
+    With calendar features the signature also takes `time` [batch, L] (int64 ns since the
+    epoch, the rows' timestamps) and `x` holds only the file's features: the calendar
+    columns are computed in the graph, as the Beam job computed them.
+    """
 
     def __init__(self, model: tf.keras.Model, manifest: Manifest) -> None:
         super().__init__()
@@ -37,8 +59,16 @@ class RawServing(tf.Module):
         tc, ts = scaling_arrays(manifest, manifest.targets)
         self.y_center = tf.constant(tc)
         self.y_scale = tf.constant(ts)
-        self.serve = tf.function(self._serve, input_signature=[
-            tf.TensorSpec([None, look_back, n_features], tf.float32, name="x")])
+        self.calendar = manifest.calendar
+        x_spec = tf.TensorSpec([None, look_back, len(manifest.file_features)], tf.float32, name="x")
+        if self.calendar:
+            self.serve = tf.function(self._serve_calendar, input_signature=[
+                x_spec, tf.TensorSpec([None, look_back], tf.int64, name="time")])
+        else:
+            self.serve = tf.function(self._serve, input_signature=[x_spec])
+
+    def _serve_calendar(self, x, time):
+        return self._serve(tf.concat([x, calendar_features(time, self.calendar)], axis=-1))
 
     def _serve(self, x):
         y = self.model((x - self.x_center) / self.x_scale, training=False)
@@ -60,10 +90,17 @@ def export(model: tf.keras.Model, manifest: Manifest, export_dir: str, *, config
 
 
 def load_predictor(export_dir: str):
-    """A callable raw windows -> predictions in original units, from an export."""
+    """A callable (raw windows[, int64 ns times]) -> predictions in original units, from an export."""
     loaded = tf.saved_model.load(export_dir)
     fn = loaded.signatures[SIGNATURE]
-    return lambda x: fn(x=tf.constant(x, tf.float32))["predictions"].numpy()
+
+    def predict(x, time=None):
+        inputs = {"x": tf.constant(x, tf.float32)}
+        if time is not None:
+            inputs["time"] = tf.constant(time, tf.int64)
+        return fn(**inputs)["predictions"].numpy()
+
+    return predict
 
 
 def read_export_manifest(export_dir: str) -> dict:

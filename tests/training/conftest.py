@@ -64,7 +64,7 @@ def offsets(tmp_path_factory):
 
 
 POWER_FEATURES = ["Global_active_power", "Global_reactive_power", "Voltage", "Global_intensity", "Sub_metering_1",
-                  "Sub_metering_2", "Sub_metering_3", "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
+                  "Sub_metering_2", "Sub_metering_3"]
 
 
 def power_hourly(minutes: int = 400_000) -> pd.DataFrame:
@@ -72,11 +72,7 @@ def power_hourly(minutes: int = 400_000) -> pd.DataFrame:
     from demo.household_power import TIME, csv_path
 
     df = pd.read_csv(csv_path(), parse_dates=[TIME], nrows=minutes)
-    hourly = df.set_index(TIME).resample("1h").mean().dropna(how="all").reset_index()
-    hour, dow = hourly[TIME].dt.hour.to_numpy(), hourly[TIME].dt.day_of_week.to_numpy()
-    hourly["hour_sin"], hourly["hour_cos"] = np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)
-    hourly["dow_sin"], hourly["dow_cos"] = np.sin(2 * np.pi * dow / 7), np.cos(2 * np.pi * dow / 7)
-    return hourly
+    return df.set_index(TIME).resample("1h").mean().dropna(how="all").reset_index()
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +90,7 @@ def power(tmp_path_factory):
     rng = np.random.default_rng(7)
     df["target"] = df["Global_active_power"]
     base = ["--time-column", "date_time", "--targets", "target", "--look-back", "24", "--train-shards", "4",
-            "--eval-shards", "2"]
+            "--eval-shards", "2", "--calendar", "hour,dayofweek"]
     variants = {  # frame, extra features, extra flags
         "good": (df, [], []),
         "unscaled": (df, [], ["--unscaled", "target,Voltage"]),
