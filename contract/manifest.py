@@ -110,6 +110,7 @@ class Counts:
     rows_in_short_segments: int = 0
     short_segment_gap_steps: dict[str, int] = field(default_factory=dict)  # gap to join them (steps) -> rows
     values_forward_filled: int = 0
+    rows_scaled_with_global_stats: int = 0  # --scale-by series: rows of series without training rows
     empty_files: int = 0
     files: int = 0
     units: int = 0
@@ -130,6 +131,7 @@ class Counts:
             short_segment_gap_steps={k.split(".", 1)[1]: int(v) for k, v in sorted(counts.items())
                                      if k.startswith("short_segment_gap_steps.") and v},
             values_forward_filled=int(counts.get("values_forward_filled", 0)),
+            rows_scaled_with_global_stats=int(counts.get("rows_scaled_with_global_stats", 0)),
             empty_files=int(counts.get("empty_files", 0)),
             files=int(sum(v for k, v in counts.items() if k.startswith("files_read."))),
             units=int(units),
@@ -165,6 +167,7 @@ class Manifest:
     shards: dict[str, tuple[ShardInfo, ...]]
     counts: Counts
     encoding: Encoding
+    scale_by: str = "global"  # "series": each series' own center/scale, in series_scaling.json
     options: dict[str, Any] = field(default_factory=dict)  # the job's other options, for provenance
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -237,7 +240,7 @@ class Manifest:
               time_range: tuple[int, int], step: int, max_gap: int, boundaries: Boundaries, scaler: str,
               columns: tuple[ColumnInfo, ...], shards: dict[str, tuple[ShardInfo, ...]],
               counts: Mapping[str, int], units: int, encoding: Encoding,
-              options: dict[str, Any] | None = None) -> Manifest:
+              options: dict[str, Any] | None = None, scale_by: str = "global") -> Manifest:
         """Assemble the manifest from the job's results (summed counters, shard infos)."""
         windows = {s: sum(i.windows for i in shards.get(s, ())) for s in SPLITS}
         return cls(
@@ -246,7 +249,7 @@ class Manifest:
             split_boundaries=boundaries, scaler=scaler, columns=columns,
             shards={s: tuple(shards.get(s, ())) for s in SPLITS},
             counts=Counts.from_flat(counts, windows=windows, units=units), encoding=encoding,
-            options=dict(options or {}),
+            scale_by=scale_by, options=dict(options or {}),
         )
 
     def to_json(self) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.records import SPLITS, series_id
+from contract.series_scaling import SeriesScaling
 from preprocessing.clean import Unit
 from preprocessing.errors import InputError
 from preprocessing.options import JobConfig
@@ -31,10 +32,15 @@ class UnitArrays:
     sid: np.ndarray  # [n] int64
 
 
-def unit_arrays(unit: Unit, scaling: Scaling, cfg: JobConfig) -> UnitArrays:
-    """Scale the unit's values; class-id targets stay raw."""
+def unit_arrays(unit: Unit, scaling: Scaling, cfg: JobConfig, series: SeriesScaling | None = None) -> UnitArrays:
+    """Scale the unit's values (each series with its own statistics when given); class-id targets stay raw."""
     cols = cfg.columns
-    scaled = scaling.apply(unit.values)
+    if series is None:
+        scaled = scaling.apply(unit.values)
+    else:
+        row = series.rows_of_names(unit.series_names)[unit.series]
+        center, scale = series.table(cols)
+        scaled = (unit.values - center[row]) / scale[row]
     x = scaled[:, [cols.index(c) for c in cfg.window_features]].astype(np.float32)
     y_src = scaled if cfg.task == "regression" else unit.values
     y = y_src[:, [cols.index(c) for c in cfg.targets]].astype(np.float32)
@@ -97,6 +103,13 @@ def shard_count(cfg: JobConfig, split: str) -> int:
 def unit_rng(cfg: JobConfig, key: tuple[int, int]) -> np.random.Generator:
     """The unit's own seeded stream (independent of the worker that runs it)."""
     return np.random.default_rng([cfg.seed, key[0], key[1] + (1 << 40)])
+
+
+def fallback_rows(unit: Unit, series: SeriesScaling | None) -> int:
+    """Owned rows of series without training rows (scaled with the global statistics)."""
+    if series is None or not len(unit):
+        return 0
+    return int((unit.owned & (series.rows_of_names(unit.series_names)[unit.series] == len(series.names))).sum())
 
 
 def unit_windows(unit: Unit, arrays: UnitArrays, plan: Plan, cfg: JobConfig) -> tuple[list[np.ndarray], Counter]:

@@ -23,6 +23,7 @@ from preprocessing.errors import SpecError
 
 TASKS = ("regression", "binary", "multiclass")
 SCALERS = ("standard", "minmax", "robust")
+SCALE_BY = ("global", "series")
 NAN_POLICIES = ("fail", "drop", "ffill")
 DUPLICATE_POLICIES = ("fail", "keep-last")
 COMPRESSIONS = ("none", "gzip")
@@ -53,6 +54,8 @@ class JobConfig:
         max_gap: largest allowed time step inside a segment ("90s", "1h", or ticks);
             None infers 1.5 x the typical step.
         scaler: standard | minmax | robust.
+        scale_by: global (one center/scale per column) | series (each series its own,
+            from its training rows; see contract/series_scaling.py).
         unscaled: columns left in original units (a constant column must be listed here).
         calendar: calendar parts computed from the time column (hour, dayofweek, dayofyear,
             month), each a sin/cos pair of features after the file's, never scaled.
@@ -88,6 +91,7 @@ class JobConfig:
     duplicates: str = "fail"
     max_gap: str | None = None
     scaler: str = "standard"
+    scale_by: str = "global"
     unscaled: tuple[str, ...] = ()
     calendar: tuple[str, ...] = ()
     train_shards: int = 16
@@ -140,7 +144,8 @@ class JobConfig:
 
     def other_options(self) -> dict[str, Any]:
         """The options not recorded in the manifest's spec or window (each stored once there)."""
-        stored = {f.name for f in dataclasses.fields(DatasetSpec)} | {f.name for f in dataclasses.fields(WindowSpec)}
+        stored = ({f.name for f in dataclasses.fields(DatasetSpec)} | {f.name for f in dataclasses.fields(WindowSpec)}
+                  | {"scale_by"})
         return {k: v for k, v in self.to_dict().items() if k not in stored}
 
 
@@ -200,12 +205,18 @@ def _check_config(c: JobConfig) -> None:
         raise SpecError("give both --val-start and --test-start, or neither (then fractions are used)")
     for name, allowed in (
         ("scaler", SCALERS),
+        ("scale_by", SCALE_BY),
         ("nan_policy", NAN_POLICIES),
         ("duplicates", DUPLICATE_POLICIES),
         ("compression", COMPRESSIONS),
     ):
         if getattr(c, name) not in allowed:
             raise SpecError(f"--{name.replace('_', '-')} {getattr(c, name)!r} is unknown; use one of {', '.join(allowed)}")
+    if c.scale_by == "series" and c.series_column is None:
+        raise SpecError("--scale-by series needs --series-column (the column naming each row's series)")
+    if c.scale_by == "series" and c.scaler == "robust":
+        raise SpecError("--scale-by series works with --scaler standard or minmax (robust would need a "
+                        "quantile sketch per series); choose one of those or --scale-by global")
     if c.max_gap is not None:
         parse_duration(c.max_gap, timestamp=True)
 
@@ -254,6 +265,8 @@ def add_arguments(p) -> None:
     a("--duplicates", choices=DUPLICATE_POLICIES, help="repeated timestamps in a series: fail | keep-last")
     a("--max-gap", help="largest time step inside a segment, e.g. 90s or 1h; unset: 1.5 x the typical step")
     a("--scaler", choices=SCALERS, help="standard | minmax | robust")
+    a("--scale-by", choices=SCALE_BY, help="global: one scaling per column | series: each series its own "
+      "(long-format tables whose series sit on different levels)")
     a("--unscaled", type=_csv, help="comma-separated columns to keep in original units")
     a("--calendar", type=_csv, help="calendar features from the time column, sin/cos pairs: "
       "hour,dayofweek,dayofyear,month (any of them)")

@@ -7,7 +7,7 @@ and one writer per shard cuts its windows from them (see shards.py).
 
     files ─ReadTables─▶ row batches ─PlanUnits─▶ plan (time range, step, split times)
                                     └MakeUnits─▶ units ─ComputeScalingStats─▶ stats, scaling
-    units ─MakeWindows(plan, scaling)─▶ shards in staging ─CommitDataset─▶ metadata.json
+    units ─MakeWindows(plan, scaling, per-series scaling)─▶ shards in staging ─CommitDataset─▶ metadata.json
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import apache_beam as beam
 from contract.records import SPLITS
 from preprocessing import cut
 from preprocessing.options import JobConfig
-from preprocessing.plan import make_plan, make_scaling
+from preprocessing.plan import make_plan, make_scaling, make_series_scaling
 from preprocessing.transforms import (
     CleanUnitFn,
     CutUnitFn,
@@ -75,7 +75,7 @@ class MakeUnits(beam.PTransform):
             | "KeyByUnit" >> beam.ParDo(KeyByUnitFn(), plan=AsSingleton(self.plan))
             | "GroupByUnit" >> beam.GroupByKey()
             | "CleanUnits" >> beam.ParDo(CleanUnitFn(self.cfg, self.paths), plan=AsSingleton(self.plan)).with_outputs(
-                CleanUnitFn.STATS, CleanUnitFn.COUNTS, main="units"
+                CleanUnitFn.STATS, CleanUnitFn.COUNTS, CleanUnitFn.SERIES_STATS, main="units"
             )
         )
 
@@ -93,17 +93,37 @@ class ComputeScalingStats(beam.PTransform):
         return stats, stats | "Scaling" >> beam.Map(make_scaling, self.cfg)
 
 
+class ComputeSeriesScaling(beam.PTransform):
+    """(series, training stats) per unit -> one SeriesScaling (a keyed combine), or None (--scale-by global)."""
+
+    def __init__(self, cfg: JobConfig, scaling) -> None:
+        super().__init__()
+        self.cfg, self.scaling = cfg, scaling
+
+    def expand(self, series_stats):
+        if self.cfg.scale_by != "series":
+            return series_stats.pipeline | "NoSeriesScaling" >> beam.Create([None])
+        return (
+            series_stats
+            | "MergePerSeries" >> beam.CombinePerKey(MergeStatsFn(len(self.cfg.columns), False))
+            | "AllSeries" >> beam.combiners.ToDict()
+            | "SeriesScaling" >> beam.Map(make_series_scaling, AsSingleton(self.scaling), self.cfg)
+        )
+
+
 class MakeWindows(beam.PTransform):
     """Units -> shard files in staging (a ShardResult per shard), plus counts."""
 
-    def __init__(self, cfg: JobConfig, staging: str, paths: list[str], plan, scaling) -> None:
+    def __init__(self, cfg: JobConfig, staging: str, paths: list[str], plan, scaling, series_scaling) -> None:
         super().__init__()
         self.cfg, self.staging, self.paths, self.plan, self.scaling = cfg, staging, paths, plan, scaling
+        self.series_scaling = series_scaling
 
     def expand(self, units):
         cfg = self.cfg
         out = units | "Cut" >> beam.ParDo(
             CutUnitFn(cfg, self.staging, self.paths), plan=AsSingleton(self.plan), scaling=AsSingleton(self.scaling),
+            series_scaling=AsSingleton(self.series_scaling),
         ).with_outputs(CutUnitFn.COUNTS, main="staged")
         if cfg.full_shuffle:
             # Materialized windows through a Beam shuffle: right on Dataflow's shuffle
@@ -127,10 +147,11 @@ class MakeWindows(beam.PTransform):
 class CommitDataset(beam.PTransform):
     """Shard results -> metadata.json and the commit (runs once, after every shard)."""
 
-    def __init__(self, cfg: JobConfig, staging: str, counts, stats, plan, scaling) -> None:
+    def __init__(self, cfg: JobConfig, staging: str, counts, stats, plan, scaling, series_scaling) -> None:
         super().__init__()
         self.cfg, self.staging = cfg, staging
         self.counts, self.stats, self.plan, self.scaling = counts, stats, plan, scaling
+        self.series_scaling = series_scaling
 
     def expand(self, results):
         return (
@@ -143,6 +164,7 @@ class CommitDataset(beam.PTransform):
                 stats=AsSingleton(self.stats),
                 plan=AsSingleton(self.plan),
                 scaling=AsSingleton(self.scaling),
+                series_scaling=AsSingleton(self.series_scaling),
             )
         )
 
@@ -153,10 +175,12 @@ def build(p: beam.Pipeline, cfg: JobConfig, paths: list[str], staging: str):
     plan = rows | "PlanUnits" >> PlanUnits(cfg, paths)
     cleaned = rows | "MakeUnits" >> MakeUnits(cfg, paths, plan)
     stats, scaling = cleaned[CleanUnitFn.STATS] | "ComputeScalingStats" >> ComputeScalingStats(cfg)
-    results, window_counts = cleaned.units | "MakeWindows" >> MakeWindows(cfg, staging, paths, plan, scaling)
+    series_scaling = cleaned[CleanUnitFn.SERIES_STATS] | "ComputeSeriesScaling" >> ComputeSeriesScaling(cfg, scaling)
+    results, window_counts = cleaned.units | "MakeWindows" >> MakeWindows(cfg, staging, paths, plan, scaling,
+                                                                         series_scaling)
     counts = (
         (read_counts, cleaned[CleanUnitFn.COUNTS], window_counts)
         | "FlattenCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombineGlobally(SumCountsFn())
     )
-    return results | "CommitDataset" >> CommitDataset(cfg, staging, counts, stats, plan, scaling)
+    return results | "CommitDataset" >> CommitDataset(cfg, staging, counts, stats, plan, scaling, series_scaling)

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from contract.manifest import Boundaries
 from contract.records import series_id
+from contract.series_scaling import SeriesScaling
 from preprocessing.durations import parse_duration
 from preprocessing.errors import InputError
 from preprocessing.options import JobConfig
@@ -185,10 +186,37 @@ def scaling_quantiles(stats: ColumnStats) -> np.ndarray | None:
     return stats.sketch.quantiles(QUANTILES) if stats.sketch is not None else None
 
 
-def make_scaling(stats: ColumnStats, cfg: JobConfig) -> Scaling:
-    """The scaling of every column; class-id targets stay as they are."""
+def unscaled_columns(cfg: JobConfig) -> set:
+    """Columns kept in original units: --unscaled, the calendar's, class-id targets."""
     unscaled = set(cfg.unscaled) | set(cfg.calendar_columns)  # sin/cos already in [-1, 1]
     if cfg.task != "regression":
         unscaled |= {t for t in cfg.targets if t not in cfg.features}
-    return scaling_from_stats(stats, cfg.columns, kind=cfg.scaler, unscaled=unscaled,
+    return unscaled
+
+
+def make_scaling(stats: ColumnStats, cfg: JobConfig) -> Scaling:
+    """The scaling of every column; class-id targets stay as they are."""
+    return scaling_from_stats(stats, cfg.columns, kind=cfg.scaler, unscaled=unscaled_columns(cfg),
                               quantiles=scaling_quantiles(stats))
+
+
+def make_series_scaling(per_series: dict, scaling: Scaling, cfg: JobConfig) -> SeriesScaling:
+    """Each series' own center/scale from its training-row stats (--scale-by series).
+
+    A column constant within a series keeps the series' center but the global scale (its
+    own would divide by zero); unscaled columns stay unscaled in every series.
+    """
+    names = sorted(per_series)
+    cols = cfg.columns
+    keep = np.array([c in unscaled_columns(cfg) for c in cols])
+    center = np.zeros((len(names), len(cols)))
+    scale = np.ones((len(names), len(cols)))
+    for i, name in enumerate(names):
+        st = per_series[name]
+        c, s = (st.mean, st.std) if cfg.scaler == "standard" else (st.min, st.max - st.min)
+        s = np.where(s > 0, s, scaling.scale)
+        center[i] = np.where(keep, scaling.center, c)
+        scale[i] = np.where(keep, scaling.scale, s)
+    return SeriesScaling(columns=cols, names=tuple(names), center=center, scale=scale,
+                         count=np.array([per_series[n].count for n in names], dtype=np.int64),
+                         fallback_center=scaling.center, fallback_scale=scaling.scale)

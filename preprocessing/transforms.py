@@ -20,6 +20,7 @@ from apache_beam.metrics import Metrics
 
 from contract.manifest import Encoding, Manifest
 from contract.records import SPLITS, TRAIN, shard_name
+from contract.series_scaling import SERIES_SCALING_NAME
 from preprocessing import cut, output, readers, shards
 from preprocessing.clean import Unit, clean_unit
 from preprocessing.errors import InputError
@@ -112,7 +113,7 @@ class KeyByUnitFn(beam.DoFn):
 class CleanUnitFn(beam.DoFn):
     """Grouped rows of one unit -> a clean Unit, its training-row stats and counts."""
 
-    STATS, COUNTS = "stats", "counts"
+    STATS, COUNTS, SERIES_STATS = "stats", "counts", "series_stats"
 
     def __init__(self, cfg: JobConfig, paths: list[str]) -> None:
         self.cfg, self.paths = cfg, paths
@@ -132,6 +133,10 @@ class CleanUnitFn(beam.DoFn):
         train = unit.owned & (split == TRAIN)
         self.units.inc()
         yield beam.pvalue.TaggedOutput(self.STATS, ColumnStats.of(unit.values[train], quantiles=cfg.scaler == "robust"))
+        if cfg.scale_by == "series":
+            for code in np.unique(unit.series[train]):
+                rows = train & (unit.series == code)
+                yield beam.pvalue.TaggedOutput(self.SERIES_STATS, (unit.series_names[code], ColumnStats.of(unit.values[rows])))
         yield beam.pvalue.TaggedOutput(self.COUNTS, counts)
         if len(unit):
             yield unit
@@ -187,11 +192,13 @@ class CutUnitFn(beam.DoFn):
         self.cfg, self.staging, self.paths = cfg, staging, paths
         self.windows = {s: Metrics.counter(NAMESPACE, f"windows_{s}") for s in SPLITS}
 
-    def process(self, unit: Unit, plan: Plan, scaling: Scaling):
+    def process(self, unit: Unit, plan: Plan, scaling: Scaling, series_scaling):
         cfg = self.cfg
-        unit, a, overflow = cut.drop_overflow(unit, cut.unit_arrays(unit, scaling, cfg), cfg, self.paths)
+        a = cut.unit_arrays(unit, scaling, cfg, series_scaling)
+        unit, a, overflow = cut.drop_overflow(unit, a, cfg, self.paths)
         per_split, counts = cut.unit_windows(unit, a, plan, cfg)
         counts["rows_dropped.not_finite_after_scaling"] += overflow
+        counts["rows_scaled_with_global_stats"] += cut.fallback_rows(unit, series_scaling)
         rng = cut.unit_rng(cfg, unit.key)
         dealt = {}
         for split, perm in cut.permuted(per_split, rng):
@@ -266,7 +273,7 @@ class WriteManifestFn(beam.DoFn):
     def __init__(self, cfg: JobConfig, staging: str) -> None:
         self.cfg, self.staging = cfg, staging
 
-    def process(self, _, shard_results, counts, stats, plan, scaling):
+    def process(self, _, shard_results, counts, stats, plan, scaling, series_scaling):
         cfg = self.cfg
         results = sorted(list(shard_results) + self._empty_shards(shard_results))
         infos = shards.shard_infos(results)
@@ -283,9 +290,18 @@ class WriteManifestFn(beam.DoFn):
                 quantiles=None if q is None else {f"q{int(p * 100)}": q[j] for j, p in enumerate(QUANTILES)}),
             shards=infos, counts=counts, units=plan.buckets,
             encoding=Encoding(block_size=cfg.block_size, compression=cfg.compression),
-            options=cfg.other_options(),
+            options=cfg.other_options(), scale_by=cfg.scale_by,
         )
-        output.commit(cfg.output, self.staging, [(r.staged, r.name) for r in results], manifest.to_json())
+        moves = [(r.staged, r.name) for r in results]
+        if series_scaling is not None:
+            staged = FileSystems.join(self.staging, "final", SERIES_SCALING_NAME)
+            with FileSystems.create(staged, mime_type="application/json") as f:
+                f.write(series_scaling.to_json().encode())
+            moves.append((staged, SERIES_SCALING_NAME))
+            if counts.get("rows_scaled_with_global_stats"):
+                log.warning("seqscale: %s rows belong to series without training rows; they are scaled with the "
+                            "global statistics (counted in metadata.json)", f"{counts['rows_scaled_with_global_stats']:,}")
+        output.commit(cfg.output, self.staging, moves, manifest.to_json())
         yield manifest
 
     def _empty_shards(self, results) -> list:

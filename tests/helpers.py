@@ -117,10 +117,13 @@ def reference_windows(
     targets=TARGETS,
     series_col: str | None = "series",
     unscaled=(),
+    per_series: bool = False,
 ) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray, np.ndarray]:
     """Independent reference: numpy stats on train rows, Keras windows per (series, segment, split) run.
 
-    Columns in `unscaled` are written as they are (their mean/std still returned).
+    Columns in `unscaled` are written as they are (their mean/std still returned). With
+    `per_series`, each series is scaled with its own train rows' mean/std (the global ones
+    when it has none).
     """
     import tensorflow as tf
 
@@ -136,7 +139,9 @@ def reference_windows(
         g = g.sort_values("_t")
         t = g["_t"].to_numpy()
         keep = np.array([c in unscaled for c in cols])
-        scaled = (g[cols].to_numpy(np.float64) - np.where(keep, 0, mean)) / np.where(keep, 1, std)
+        own = g[g["_t"] < val_start][cols].to_numpy(np.float64)
+        m, sd = (own.mean(axis=0), own.std(axis=0)) if per_series and len(own) else (mean, std)
+        scaled = (g[cols].to_numpy(np.float64) - np.where(keep, 0, m)) / np.where(keep, 1, sd)
         x = scaled[:, [cols.index(c) for c in features]].astype(np.float32)
         y = scaled[:, [cols.index(c) for c in targets]].astype(np.float32)
         split = np.searchsorted([val_start, test_start], t, side="right")
