@@ -54,7 +54,50 @@ def check_scaling(manifest, sample) -> Verdict:
         return Verdict("scaling", FAIL, "; ".join(problems) + " | " + "; ".join(evidence),
                        "scale every input (drop columns from --unscaled; keep the default standard scaler) and "
                        "rerun preprocessing; statistics must come from the training range only")
-    return Verdict("scaling", PASS, f"{manifest.scaler} scaling from {train_rows} training rows; " + "; ".join(evidence))
+    how = f"{manifest.scaler} scaling ({manifest.scale_by}) from {train_rows} training rows; "
+    levels = series_levels(manifest, sample)
+    if levels:
+        return Verdict("scaling", WARN, levels + " | " + how + "; ".join(evidence),
+                       "rerun preprocessing with --scale-by series: each series is then scaled with its own "
+                       "training statistics, and the evaluation and export undo it per series")
+    return Verdict("scaling", PASS, how + "; ".join(evidence))
+
+
+SERIES_SHARE = 0.8  # series levels explaining more of a column's variance call for per-series scaling
+
+
+def series_levels(manifest, sample) -> str:
+    """'' or which columns are mostly their series' level under global scaling (then each series
+    moves in a narrow band of the scaled range and the biggest series dominate the loss)."""
+    import numpy as np
+
+    if manifest.scale_by != "global" or not manifest.series_column or "sid" not in sample:
+        return ""
+    sid = np.asarray(sample["sid"])
+    ids, inverse = np.unique(sid, return_inverse=True)
+    if len(ids) < 2:
+        return ""
+    last = np.asarray(sample["x"])[:, -1, :].astype(np.float64)
+    names = list(manifest.features)
+    outside = [j for j, t in enumerate(manifest.targets) if t not in manifest.features]
+    if manifest.task == "regression" and outside:
+        y = np.asarray(sample["y"], dtype=np.float64).reshape(len(sid), -1)[:, -len(manifest.targets):]
+        last = np.column_stack([last, y[:, outside]])
+        names += [f"target {manifest.targets[j]}" for j in outside]
+    out = []
+    for j, name in enumerate(names):
+        if name in manifest.spec.calendar_columns:
+            continue
+        v = last[:, j]
+        means = np.bincount(inverse, weights=v) / np.bincount(inverse)
+        total = v.var()
+        share = float(np.mean((means[inverse] - v.mean()) ** 2) / total) if total > 0 else 0.0
+        if share > SERIES_SHARE:
+            out.append(f"{name} ({share:.0%}; series means span {np.ptp(means) / np.sqrt(total):.1f} global stds)")
+    if not out:
+        return ""
+    return (f"the series' levels explain most of the variance of {', '.join(out)} across {len(ids)} series: "
+            "under one global scaling each series moves in a narrow band and the largest dominate the loss")
 
 
 def non_finite(manifest, sample) -> str:
@@ -77,7 +120,7 @@ def non_finite(manifest, sample) -> str:
 # ------------------------------------------------------------------ 2. windows
 
 
-def check_windows(manifest, sample, raw: list[str] | None = None, n: int = 64) -> Verdict:
+def check_windows(manifest, sample, raw: list[str] | None = None, n: int = 64, series=None) -> Verdict:
 
     w, step, val_start = manifest.window, manifest.step, manifest.split_boundaries.val_start
     t = sample["t"]
@@ -90,7 +133,7 @@ def check_windows(manifest, sample, raw: list[str] | None = None, n: int = 64) -
     if (target >= val_start).any():
         problems.append(f"{int((target >= val_start).sum())} train windows have their target in the validation range")
     if raw:
-        checked, mismatched, missing = _compare_with_raw(manifest, sample, raw, n)
+        checked, mismatched, missing = _compare_with_raw(manifest, sample, raw, n, series)
         notes.append(f"{checked} sampled windows compared with the raw rows: {mismatched} differ, {missing} not found")
         if mismatched or missing:
             problems.append(f"{mismatched + missing} of {checked + missing} sampled windows do not equal the raw rows "
@@ -163,8 +206,9 @@ def season_note(manifest, raw: list[str]) -> tuple[str, int | None]:
     return f"the look-back {L} reaches the target's season ({lag} rows, autocorrelation {r:.2f})", None
 
 
-def _compare_with_raw(manifest, sample, raw: list[str], n: int) -> tuple[int, int, int]:
-    """(windows checked, windows that differ, windows whose rows were not found)."""
+def _compare_with_raw(manifest, sample, raw: list[str], n: int, series=None) -> tuple[int, int, int]:
+    """(windows checked, windows that differ, windows whose rows were not found); `series` is the
+    per-series scaling table of a --scale-by series dataset."""
     import numpy as np
 
     from contract.records import series_id
@@ -172,16 +216,21 @@ def _compare_with_raw(manifest, sample, raw: list[str], n: int) -> tuple[int, in
     table, times, keys = read_raw(manifest, raw, list(manifest.features) + list(manifest.targets))
     sids = {k: series_id(k) for k in np.unique(keys)}
     sid_rows = np.array([sids[k] for k in keys])
-    center = {c.name: c.center for c in manifest.columns}
-    scale = {c.name: c.scale for c in manifest.columns}
-    feat = np.column_stack([(table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) - center[c]) / scale[c]
-                            for c in manifest.features])
-    targ_raw = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
-                                for c in manifest.targets])
+
+    def scaled(names):
+        values = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in names])
+        if series is None:
+            return (values - [manifest.column(c).center for c in names]) / [manifest.column(c).scale for c in names]
+        center, scale = series.table(names)
+        row = series.rows_of_names(keys)
+        return (values - center[row]) / scale[row]
+
+    feat = scaled(manifest.features)
     if manifest.task == "regression":
-        targ = (targ_raw - [center[c] for c in manifest.targets]) / [scale[c] for c in manifest.targets]
+        targ = scaled(manifest.targets)
     else:
-        targ = targ_raw
+        targ = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+                                for c in manifest.targets])
     checked = mismatched = missing = 0
     by_series = {}
     for s in np.unique(sid_rows):

@@ -51,6 +51,7 @@ def run_checks(cfg, *, raw: list[str] | None, out_dir: str, sample_size: int = 4
     import tensorflow as tf
 
     from training.data import load_manifest, sample_windows
+    from training.export import load_series_scaling
 
     tf.keras.utils.set_random_seed(cfg.train.seed)
     manifest = load_manifest(cfg.data.data)
@@ -59,7 +60,7 @@ def run_checks(cfg, *, raw: list[str] | None, out_dir: str, sample_size: int = 4
     tf.io.gfile.makedirs(out_dir)
     checks = {  # the head first: capacity, lr and batch build the model with it
         "scaling": lambda: check_scaling(manifest, sample),
-        "windows": lambda: check_windows(manifest, sample, raw),
+        "windows": lambda: check_windows(manifest, sample, raw, series=load_series_scaling(manifest, cfg.data.data)),
         "learnability": lambda: check_learnability(manifest, sample, seed=cfg.train.seed, raw=raw),
         "head": lambda: check_head(manifest, cfg, sample),
         "capacity": lambda: check_capacity(manifest, cfg, sample),

@@ -15,28 +15,32 @@ import numpy as np
 import tensorflow as tf
 
 from contract.manifest import Manifest
+from contract.series_scaling import SeriesScaling
 from training import forecast_metrics as fm
 from training.data import read_windows, sample_windows
-from training.export import scaling_arrays
+from training.export import load_series_scaling, window_scaling
 
 
 def collect(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024):
-    """(x, y_true, y_pred) over every window of a split, scaled units."""
-    ds = read_windows(manifest, data_dir, split, shuffle=False).batch(batch)
-    xs, ys, ps = [], [], []
+    """(x, y_true, y_pred, series ids) over every window of a split, scaled units."""
+    ds = read_windows(manifest, data_dir, split, shuffle=False, with_ids=True).batch(batch)
+    xs, ys, ps, sids = [], [], [], []
     for w in ds:
         xs.append(w["x"].numpy())
         ys.append(w["y"].numpy())
+        sids.append(w["sid"].numpy())
         ps.append(model(w["x"], training=False).numpy())
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ps)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ps), np.concatenate(sids)
 
 
 def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.ndarray, *,
-                      history: np.ndarray | None = None, season: int = 0) -> dict:
+                      history: np.ndarray | None = None, season: int = 0, sid: np.ndarray | None = None,
+                      series: SeriesScaling | None = None) -> dict:
     """Model and baselines in scaled and original units; per horizon step for a target sequence;
     MASE against the in-sample seasonal naive error of `history` (train inputs of the target,
-    original units, (windows, look_back)) when the target is an input."""
-    tc, ts = scaling_arrays(manifest, manifest.targets)
+    original units, (windows, look_back)) when the target is an input. With per-series
+    scaling (`series`), each window is unscaled with its series' statistics (`sid`)."""
+    tc, ts = window_scaling(manifest, manifest.targets, sid, series)
     yo, po = fm.as_rows(y * ts + tc), fm.as_rows(p * ts + tc)
     w = manifest.window
     distances = w.target_distances
@@ -51,7 +55,7 @@ def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.nd
     }
     predictions = {"train_mean": np.broadcast_to(np.array([manifest.column(t).mean for t in manifest.targets]),
                                                  yo.shape)}
-    xo = target_inputs(manifest, x)
+    xo = target_inputs(manifest, x, sid, series)
     if xo is not None:
         predictions["persistence"] = np.repeat(xo[:, -1:, :], yo.shape[1], axis=1)
         positions = fm.seasonal_positions(w.look_back, distances, m) if m else None
@@ -86,29 +90,34 @@ def classification_report(manifest: Manifest, y: np.ndarray, p: np.ndarray) -> d
     }
 
 
-def target_inputs(manifest: Manifest, x: np.ndarray) -> np.ndarray | None:
+def target_inputs(manifest: Manifest, x: np.ndarray, sid: np.ndarray | None = None,
+                  series: SeriesScaling | None = None) -> np.ndarray | None:
     """The target column(s) among the windows' inputs in original units, (windows, look_back,
     targets); None when a target is not an input."""
     if not all(t in manifest.features for t in manifest.targets):
         return None
     idx = [manifest.features.index(t) for t in manifest.targets]
-    fc, fs = scaling_arrays(manifest, manifest.features)
-    return x[:, :, idx].astype(np.float64) * fs[idx] + fc[idx]
+    tc, ts = window_scaling(manifest, manifest.targets, sid, series)
+    return x[:, :, idx].astype(np.float64) * ts + tc
 
 
-def target_history(manifest: Manifest, data_dir: str, n: int = 20_000) -> np.ndarray | None:
+def target_history(manifest: Manifest, data_dir: str, n: int = 20_000,
+                   series: SeriesScaling | None = None) -> np.ndarray | None:
     """Up to n train windows' inputs of the target column(s) in original units, (windows, look_back)."""
     if not all(t in manifest.features for t in manifest.targets) or not manifest.windows("train"):
         return None
-    xo = target_inputs(manifest, sample_windows(manifest, data_dir, "train", n=min(n, manifest.windows("train")))["x"])
+    w = sample_windows(manifest, data_dir, "train", n=min(n, manifest.windows("train")), with_ids=True)
+    xo = target_inputs(manifest, w["x"], w["sid"], series)
     return np.concatenate([xo[:, :, j] for j in range(xo.shape[2])])
 
 
 def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season: int = 0) -> dict:
     """Every test window (no batch is dropped), scored beside the baselines."""
-    x, y, p = collect(model, manifest, data_dir)
+    x, y, p, sid = collect(model, manifest, data_dir)
     if manifest.task == "regression":
-        return regression_report(manifest, x, y, p, history=target_history(manifest, data_dir), season=season)
+        series = load_series_scaling(manifest, data_dir)
+        return regression_report(manifest, x, y, p, history=target_history(manifest, data_dir, series=series),
+                                 season=season, sid=sid, series=series)
     return classification_report(manifest, y, p)
 
 

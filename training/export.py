@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from contract import calendar
 from contract.manifest import Manifest
+from contract.series_scaling import SERIES_SCALING_NAME, SeriesScaling
 
 SIGNATURE = "serving_default"
 
@@ -36,8 +37,26 @@ def calendar_features(time, parts) -> tf.Tensor:
 
 
 def scaling_arrays(manifest: Manifest, names) -> tuple[np.ndarray, np.ndarray]:
+    """The global (center, scale) of `names` (per-series datasets: see window_scaling)."""
     cols = [manifest.column(n) for n in names]
     return (np.array([c.center for c in cols], np.float32), np.array([c.scale for c in cols], np.float32))
+
+
+def load_series_scaling(manifest: Manifest, data_dir: str) -> SeriesScaling | None:
+    """The per-series table of a `--scale-by series` dataset (None for global scaling)."""
+    if manifest.scale_by != "series":
+        return None
+    with tf.io.gfile.GFile(posixpath.join(data_dir, SERIES_SCALING_NAME)) as f:
+        return SeriesScaling.from_json(f.read())
+
+
+def window_scaling(manifest: Manifest, names, sids=None, series: SeriesScaling | None = None):
+    """(center, scale) of `names` for windows: [k] globally, [windows, 1, k] per series (by the windows' sids)."""
+    if series is None:
+        return scaling_arrays(manifest, names)
+    center, scale = series.table(names)
+    rows = series.rows_of_ids(sids)
+    return center[rows][:, None, :], scale[rows][:, None, :]
 
 
 class RawServing(tf.Module):
@@ -45,41 +64,55 @@ class RawServing(tf.Module):
 
     With calendar features the signature also takes `time` [batch, L] (int64 ns since the
     epoch, the rows' timestamps) and `x` holds only the file's features: the calendar
-    columns are computed in the graph, as the Beam job computed them.
+    columns are computed in the graph, as the Beam job computed them. With per-series
+    scaling it also takes `series` [batch] (each window's series key) and scales and
+    unscales with that series' statistics (unknown series: the global ones).
     """
 
-    def __init__(self, model: tf.keras.Model, manifest: Manifest) -> None:
+    def __init__(self, model: tf.keras.Model, manifest: Manifest, series: SeriesScaling | None = None) -> None:
         super().__init__()
         self.model = model
-        look_back, n_features = manifest.x_shape
-        fc, fs = scaling_arrays(manifest, manifest.features)
-        self.x_center = tf.constant(fc)
-        self.x_scale = tf.constant(fs)
+        look_back, _ = manifest.x_shape
         self.regression = manifest.task == "regression"
-        tc, ts = scaling_arrays(manifest, manifest.targets)
-        self.y_center = tf.constant(tc)
-        self.y_scale = tf.constant(ts)
         self.calendar = manifest.calendar
-        x_spec = tf.TensorSpec([None, look_back, len(manifest.file_features)], tf.float32, name="x")
-        if self.calendar:
-            self.serve = tf.function(self._serve_calendar, input_signature=[
-                x_spec, tf.TensorSpec([None, look_back], tf.int64, name="time")])
+        self.per_series = series is not None
+        if series is None:
+            (fc, fs), (tc, ts) = scaling_arrays(manifest, manifest.features), scaling_arrays(manifest, manifest.targets)
+            fc, fs, tc, ts = fc[None], fs[None], tc[None], ts[None]
         else:
-            self.serve = tf.function(self._serve, input_signature=[x_spec])
+            (fc, fs), (tc, ts) = series.table(manifest.features), series.table(manifest.targets)
+            self.series_rows = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+                tf.constant(list(series.names), tf.string), tf.range(len(series.names), dtype=tf.int64)),
+                default_value=len(series.names))
+        # [rows, k] tables: one row (global) or one per series plus the global fallback
+        self.x_center, self.x_scale = tf.constant(fc, tf.float32), tf.constant(fs, tf.float32)
+        self.y_center, self.y_scale = tf.constant(tc, tf.float32), tf.constant(ts, tf.float32)
+        specs = [tf.TensorSpec([None, look_back, len(manifest.file_features)], tf.float32, name="x")]
+        if self.calendar:
+            specs.append(tf.TensorSpec([None, look_back], tf.int64, name="time"))
+        if self.per_series:
+            specs.append(tf.TensorSpec([None], tf.string, name="series"))
+        self.serve = tf.function(self._serve, input_signature=specs)
 
-    def _serve_calendar(self, x, time):
-        return self._serve(tf.concat([x, calendar_features(time, self.calendar)], axis=-1))
-
-    def _serve(self, x):
-        y = self.model((x - self.x_center) / self.x_scale, training=False)
+    def _serve(self, x, *rest):
+        rest = list(rest)
+        if self.calendar:
+            x = tf.concat([x, calendar_features(rest.pop(0), self.calendar)], axis=-1)
+        row = self.series_rows.lookup(rest.pop(0)) if self.per_series else tf.zeros(tf.shape(x)[:1], tf.int64)
+        xc, xs = tf.gather(self.x_center, row)[:, None, :], tf.gather(self.x_scale, row)[:, None, :]
+        y = self.model((x - xc) / xs, training=False)
         if self.regression:
-            y = y * self.y_scale + self.y_center
+            yc, ys = tf.gather(self.y_center, row), tf.gather(self.y_scale, row)
+            if len(y.shape) == 3:
+                yc, ys = yc[:, None, :], ys[:, None, :]
+            y = y * ys + yc
         return {"predictions": y}
 
 
-def export(model: tf.keras.Model, manifest: Manifest, export_dir: str, *, config_json: str | None = None) -> str:
+def export(model: tf.keras.Model, manifest: Manifest, export_dir: str, *, config_json: str | None = None,
+           series: SeriesScaling | None = None) -> str:
     """Write the SavedModel (and the resolved config beside it); returns export_dir."""
-    module = RawServing(model, manifest)
+    module = RawServing(model, manifest, series)
     tf.saved_model.save(module, export_dir, signatures={SIGNATURE: module.serve})
     if config_json is not None:
         with tf.io.gfile.GFile(posixpath.join(export_dir, "seqscale_config.json"), "w") as f:
@@ -90,14 +123,16 @@ def export(model: tf.keras.Model, manifest: Manifest, export_dir: str, *, config
 
 
 def load_predictor(export_dir: str):
-    """A callable (raw windows[, int64 ns times]) -> predictions in original units, from an export."""
+    """A callable (raw windows[, int64 ns times][, series keys]) -> predictions in original units."""
     loaded = tf.saved_model.load(export_dir)
     fn = loaded.signatures[SIGNATURE]
 
-    def predict(x, time=None):
+    def predict(x, time=None, series=None):
         inputs = {"x": tf.constant(x, tf.float32)}
         if time is not None:
             inputs["time"] = tf.constant(time, tf.int64)
+        if series is not None:
+            inputs["series"] = tf.constant([str(s) for s in series], tf.string)
         return fn(**inputs)["predictions"].numpy()
 
     return predict

@@ -238,13 +238,14 @@ def chief_reports(r: Run, model) -> dict:
     import tensorflow as tf
 
     from training.evaluate import evaluate, format_table, write_report
-    from training.export import export
+    from training.export import export, load_series_scaling
     from training.model import build_model
 
     plain = build_model(r.manifest, r.cfg.model, seed=r.cfg.train.seed)  # outside the strategy
     plain.set_weights(model.get_weights())
     resolved = json.dumps({**json.loads(r.cfg.to_json()), "lr_plan": r.plan.to_dict()}, indent=2)
-    export(plain, r.manifest, r.path("export"), config_json=resolved)
+    export(plain, r.manifest, r.path("export"), config_json=resolved,
+           series=load_series_scaling(r.manifest, r.cfg.data.data))
     with tf.io.gfile.GFile(r.path("config.json"), "w") as f:
         f.write(resolved)
     out = {}

@@ -8,7 +8,9 @@ from training import checks_data
 
 def test_scaling(healthy, offsets):
     _, m, s = healthy
-    assert checks_data.check_scaling(m, s).status == "PASS"
+    v = checks_data.check_scaling(m, s)  # y sits at 0, 10 and 20 in its three series, varying by ~1.5
+    assert v.status == "WARN" and "--scale-by series" in v.fix
+    assert "levels explain most of the variance of y (9" in v.evidence and "x1" not in v.evidence.split("|")[0]
     bad = load_manifest(str(offsets / "bad"))
     v = checks_data.check_scaling(bad, sample_windows(bad, str(offsets / "bad"), n=512, with_ids=True))
     assert v.status == "FAIL" and "unscaled columns with large values: x2, y" in v.evidence
@@ -63,3 +65,19 @@ def test_the_look_back_is_checked_against_the_targets_season(power, tmp_path):
     m = load_manifest(str(short))
     v = checks_data.check_learnability(m, sample_windows(m, str(short), n=1024, with_ids=True), raw=raw)
     assert v.status == "WARN" and "repeats every 24 rows" in v.evidence and "--look-back 24" in v.fix, v.evidence
+
+
+def test_per_series_scaling_passes_and_matches_the_raw_rows(tmp_path_factory):
+    """The same data with --scale-by series: no level warning, and the windows equal the raw rows
+    scaled with each series' own statistics."""
+    from tests.training.conftest import build_dataset
+    from training.export import load_series_scaling
+
+    data = build_dataset(tmp_path_factory.mktemp("per_series"), extra=("--scale-by", "series"))
+    m = load_manifest(str(data))
+    s = sample_windows(m, str(data), n=1024, with_ids=True)
+    assert checks_data.check_scaling(m, s).status == "PASS"
+    v = checks_data.check_windows(m, s, [str(data.parent / "raw.parquet")], series=load_series_scaling(m, str(data)))
+    assert v.status == "PASS" and "64 sampled windows compared with the raw rows: 0 differ, 0 not found" in v.evidence
+    v = checks_data.check_windows(m, s, [str(data.parent / "raw.parquet")])  # read as if scaled globally
+    assert v.status == "FAIL"

@@ -56,7 +56,7 @@ def test_sigmoid_head_is_flagged_by_the_doctor_and_refused_by_the_trainer(datase
     for name in ("capacity", "lr", "batch"):
         assert verdicts[name]["status"] == "WARN" and verdicts[name]["evidence"].startswith(
             "skipped: the configured head was refused"), verdicts[name]
-    assert verdicts["scaling"]["status"] == "PASS"
+    assert verdicts["scaling"]["status"] == "WARN" and "--scale-by series" in verdicts["scaling"]["fix"]  # y: 0/10/20
     train = subprocess.run([PY, "-m", "training", *args, "--job-dir", str(tmp_path / "job")],
                            capture_output=True, text=True, timeout=300, env=env)
     assert train.returncode == 2 and "sigmoid output on a regression target is refused" in train.stderr

@@ -29,7 +29,7 @@ def test_multi_step_report_against_the_raw_rows(power, multistep):
     m = load_manifest(str(multistep))
     model = build_model(m, config(multistep, "--units", "8").model, seed=0)  # untrained: any predictor will do
     report = evaluate(model, m, str(multistep))
-    x, y, p = collect(model, m, str(multistep))
+    x, y, p, _ = collect(model, m, str(multistep))
     assert report["windows"] == len(y) == m.windows("test")  # every test window, none dropped
 
     raw = pd.read_parquet(power["raw"]["good"]).set_index("date_time")["Global_active_power"]

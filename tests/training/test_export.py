@@ -43,3 +43,47 @@ def test_calendar_export_builds_the_calendar_from_raw_times(calendar_dataset, tm
     np.testing.assert_allclose(predict(raw, times), manual, rtol=1e-4, atol=1e-4)
     # the wrong times give other calendar values, hence other predictions: the times are used
     assert not np.allclose(predict(raw, times + 6 * 3_600_000_000_000), manual, rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def per_series_dataset(tmp_path_factory):
+    from tests.training.conftest import build_dataset
+
+    return build_dataset(tmp_path_factory.mktemp("per_series"), extra=("--scale-by", "series"))
+
+
+def test_per_series_export_and_evaluation_invert_with_each_series_statistics(per_series_dataset, tmp_path):
+    """Served with its series key, each window is scaled and unscaled with that series' own numbers
+    (numpy per series on the raw training rows); eval.json's original units likewise."""
+    import tensorflow as tf
+
+    from training.evaluate import collect, regression_report
+    from training.export import export, load_predictor, load_series_scaling
+    from training.model import build_model
+
+    data = per_series_dataset
+    m = load_manifest(str(data))
+    series = load_series_scaling(m, str(data))
+    raw = pd.read_parquet(data.parent / "raw.parquet")
+    train = raw[raw["t"] < m.split_boundaries.val_start]
+    stats = train.groupby("sid")[["x1", "x2", "y"]].agg(["mean", lambda v: v.std(ddof=0)])
+    model = build_model(m, config(data).model)
+    export(model, m, str(tmp_path / "export"), series=series)
+    w = next(read_windows(m, str(data), "test", shuffle=False, with_ids=True).batch(256).as_numpy_iterator())
+    keys = np.array([series.names[i] for i in series.rows_of_ids(w["sid"])])
+    mean = np.stack([[stats.loc[k, (c, "mean")] for c in ("x1", "x2", "y")] for k in keys])[:, None, :]
+    std = np.stack([[stats.loc[k, (c, "<lambda_0>")] for c in ("x1", "x2", "y")] for k in keys])[:, None, :]
+    raw_x = w["x"] * std + mean
+    manual = model(tf.constant(w["x"]), training=False).numpy() * std[:, 0, 2:] + mean[:, 0, 2:]
+    assert len(set(keys)) >= 2
+    np.testing.assert_allclose(load_predictor(str(tmp_path / "export"))(raw_x, series=keys), manual, rtol=1e-4,
+                               atol=1e-3)
+    x, y, p, sid = collect(model, m, str(data))
+    report = regression_report(m, x, y, p, sid=sid, series=series)
+    rows = series.rows_of_ids(sid)
+    yo = y[:, 0, 0] * series.scale[rows, 2] + series.center[rows, 2]
+    po = p[:, 0] * series.scale[rows, 2] + series.center[rows, 2]
+    np.testing.assert_allclose(report["model"]["original"]["rmse"], np.sqrt(np.mean((yo - po) ** 2)), rtol=1e-5)
+    last = x[:, -1, 2] * series.scale[rows, 2] + series.center[rows, 2]
+    np.testing.assert_allclose(report["baselines"]["persistence"]["original"]["rmse"],
+                               np.sqrt(np.mean((yo - last) ** 2)), rtol=1e-5)
