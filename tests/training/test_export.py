@@ -81,8 +81,8 @@ def test_per_series_export_and_evaluation_invert_with_each_series_statistics(per
     x, y, p, sid = collect(model, m, str(data))
     report = regression_report(m, x, y, p, sid=sid, series=series)
     rows = series.rows_of_ids(sid)
-    yo = y[:, 0, 0] * series.scale[rows, 2] + series.center[rows, 2]
-    po = p[:, 0] * series.scale[rows, 2] + series.center[rows, 2]
+    yo = y.reshape(len(y), -1)[:, 0] * series.scale[rows, 2] + series.center[rows, 2]
+    po = p.reshape(len(p), -1)[:, 0] * series.scale[rows, 2] + series.center[rows, 2]
     np.testing.assert_allclose(report["model"]["original"]["rmse"], np.sqrt(np.mean((yo - po) ** 2)), rtol=1e-5)
     last = x[:, -1, 2] * series.scale[rows, 2] + series.center[rows, 2]
     np.testing.assert_allclose(report["baselines"]["persistence"]["original"]["rmse"],
