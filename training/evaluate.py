@@ -40,7 +40,7 @@ def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.nd
     MASE against the in-sample seasonal naive error of `history` (train inputs of the target,
     original units, (windows, look_back)) when the target is an input. With per-series
     scaling (`series`), each window is unscaled with its series' statistics (`sid`)."""
-    tc, ts = window_scaling(manifest, manifest.targets, sid, series)
+    tc, ts = window_scaling(manifest, manifest.targets, y, sid, series)
     yo, po = fm.as_rows(y * ts + tc), fm.as_rows(p * ts + tc)
     w = manifest.window
     distances = w.target_distances
@@ -97,7 +97,7 @@ def target_inputs(manifest: Manifest, x: np.ndarray, sid: np.ndarray | None = No
     if not all(t in manifest.features for t in manifest.targets):
         return None
     idx = [manifest.features.index(t) for t in manifest.targets]
-    tc, ts = window_scaling(manifest, manifest.targets, sid, series)
+    tc, ts = window_scaling(manifest, manifest.targets, x, sid, series)
     return x[:, :, idx].astype(np.float64) * ts + tc
 
 

@@ -50,13 +50,15 @@ def load_series_scaling(manifest: Manifest, data_dir: str) -> SeriesScaling | No
         return SeriesScaling.from_json(f.read())
 
 
-def window_scaling(manifest: Manifest, names, sids=None, series: SeriesScaling | None = None):
-    """(center, scale) of `names` for windows: [k] globally, [windows, 1, k] per series (by the windows' sids)."""
+def window_scaling(manifest: Manifest, names, like: np.ndarray, sids=None, series: SeriesScaling | None = None):
+    """(center, scale) of `names` to broadcast against windows' values `like` ([W, ..., k]):
+    [k] globally, [W, 1, ..., k] per series (each window's series, by its sid)."""
     if series is None:
         return scaling_arrays(manifest, names)
     center, scale = series.table(names)
     rows = series.rows_of_ids(sids)
-    return center[rows][:, None, :], scale[rows][:, None, :]
+    shape = (len(rows), *([1] * (like.ndim - 2)), len(names))
+    return center[rows].reshape(shape), scale[rows].reshape(shape)
 
 
 class RawServing(tf.Module):
