@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from contract import calendar
-from contract.records import ENCODING, SPLITS
+from contract.records import BACKTEST, ENCODING, SPLITS
 from contract.window import WindowSpec
 
 FORMAT_VERSION = 2
@@ -242,12 +242,13 @@ class Manifest:
               counts: Mapping[str, int], units: int, encoding: Encoding,
               options: dict[str, Any] | None = None, scale_by: str = "global") -> Manifest:
         """Assemble the manifest from the job's results (summed counters, shard infos)."""
-        windows = {s: sum(i.windows for i in shards.get(s, ())) for s in SPLITS}
+        sets = SPLITS + ((BACKTEST,) if shards.get(BACKTEST) else ())  # the backtest only when written
+        windows = {s: sum(i.windows for i in shards.get(s, ())) for s in sets}
         return cls(
             format_version=FORMAT_VERSION, created=created, spec=spec, window=window, time_kind=time_kind,
             time_range=(int(time_range[0]), int(time_range[1])), step=int(step), max_gap=int(max_gap),
             split_boundaries=boundaries, scaler=scaler, columns=columns,
-            shards={s: tuple(shards.get(s, ())) for s in SPLITS},
+            shards={s: tuple(shards.get(s, ())) for s in sets},
             counts=Counts.from_flat(counts, windows=windows, units=units), encoding=encoding,
             scale_by=scale_by, options=dict(options or {}),
         )

@@ -22,6 +22,8 @@ RECORD_KEYS = (*BYTES_KEYS, COUNT)
 DTYPES = {X: "<f4", Y: "<f4", TIME: "<i8", SERIES: "<i8"}
 
 SPLITS = ("train", "val", "test")
+BACKTEST = "backtest"  # --backtest-every: windows at forecast origins over the test range
+WINDOW_SETS = (*SPLITS, BACKTEST)  # every set of windows that gets shard files
 TRAIN, VAL, TEST = 0, 1, 2  # split ids grow with time
 
 

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract.records import SPLITS, series_id
+from contract.records import BACKTEST, WINDOW_SETS, series_id
 from contract.series_scaling import SeriesScaling
 from preprocessing.clean import Unit
 from preprocessing.errors import InputError
 from preprocessing.options import JobConfig
 from preprocessing.plan import Plan
 from preprocessing.stats import Scaling
-from preprocessing.window import short_segment_gaps, unit_window_starts
+from preprocessing.window import backtest_window_starts, short_segment_gaps, unit_window_starts
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,8 @@ def deal(perm: np.ndarray, shards: int, offset: int) -> list[np.ndarray]:
 
 
 def shard_count(cfg: JobConfig, split: str) -> int:
+    if split == BACKTEST:
+        return cfg.eval_shards if cfg.backtest_every else 0
     return cfg.train_shards if split == "train" else cfg.eval_shards
 
 
@@ -113,7 +115,8 @@ def fallback_rows(unit: Unit, series: SeriesScaling | None) -> int:
 
 
 def unit_windows(unit: Unit, arrays: UnitArrays, plan: Plan, cfg: JobConfig) -> tuple[list[np.ndarray], Counter]:
-    """The unit's windows per split (in row order), and the counts of what was left out."""
+    """The unit's windows per split (in row order; a fourth list, the backtest's, with
+    --backtest-every), and the counts of what was left out."""
     spec = cfg.window
     begins = unit.segment_begins(plan.max_gap)
     per_split, dropped = unit_window_starts(
@@ -122,9 +125,13 @@ def unit_windows(unit: Unit, arrays: UnitArrays, plan: Plan, cfg: JobConfig) -> 
     counts: Counter = Counter(dropped)
     gaps = short_segment_gaps(unit.time, unit.series, unit.owned, begins, spec, step=plan.step)
     counts.update({f"short_segment_gap_steps.{k}": v for k, v in gaps.items()})
+    if cfg.backtest_every:
+        per_split.append(backtest_window_starts(
+            unit.time, unit.owned, plan.boundaries.split_of(unit.time), begins, spec, t0=plan.t_min, step=plan.step,
+            test_start=plan.boundaries.test_start, every=cfg.backtest_every))
     if cfg.task != "regression":
         check_targets(unit, spec.target_index(np.sort(np.concatenate(per_split))), arrays.y, cfg, plan.kind)
-    for split, starts in zip(SPLITS, per_split, strict=True):
+    for split, starts in zip(WINDOW_SETS, per_split, strict=False):
         counts[f"windows.{split}"] += len(starts)
     return per_split, counts
 
@@ -136,5 +143,5 @@ def permuted(per_split: list[np.ndarray], rng: np.random.Generator):
     offset, or a shard per record with --full-shuffle), and that order is what makes
     the dataset reproducible from the seed.
     """
-    for split, starts in zip(SPLITS, per_split, strict=True):
+    for split, starts in zip(WINDOW_SETS, per_split, strict=False):  # the backtest only when asked for
         yield split, starts[rng.permutation(len(starts))]

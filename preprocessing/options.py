@@ -63,6 +63,9 @@ class JobConfig:
         block_size: windows per TFRecord record.
         compression: none | gzip.
         seed: seed for the window shuffle.
+        backtest_every: also write the windows of a rolling-origin backtest, forecast origins
+            every this many steps over the test range (inputs may reach into earlier splits);
+            0: none.
         chunk_rows: rows per work unit; bounds one worker's memory.
         full_shuffle: also mix windows across work units with a Beam shuffle (costly
             on DirectRunner; meant for runners with a shuffle service such as Dataflow).
@@ -99,6 +102,7 @@ class JobConfig:
     block_size: int = 256
     compression: str = "none"
     seed: int = 42
+    backtest_every: int = 0
     chunk_rows: int = 1_000_000
     full_shuffle: bool = False
     overwrite: bool = False
@@ -190,6 +194,8 @@ def _check_config(c: JobConfig) -> None:
     for name in ("look_back", "horizon", "stride", "train_shards", "eval_shards", "block_size", "ffill_limit"):
         if getattr(c, name) < 1:
             raise SpecError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(c, name)}")
+    if c.backtest_every < 0:
+        raise SpecError(f"--backtest-every must be >= 0 (0: no backtest), got {c.backtest_every}")
     if c.chunk_rows < 10 * c.window.span:
         raise SpecError(
             f"--chunk-rows {c.chunk_rows} is too small for look_back + horizon = {c.window.span}; "
@@ -275,6 +281,8 @@ def add_arguments(p) -> None:
     a("--block-size", type=int, help="windows per TFRecord record")
     a("--compression", choices=COMPRESSIONS, help="none | gzip")
     a("--seed", type=int, help="shuffle seed")
+    a("--backtest-every", type=int, help="rolling-origin backtest: forecast origins every N steps over the test "
+      "range, inputs may reach into earlier splits (0: none)")
     a("--chunk-rows", type=int, help="rows per work unit, bounds worker memory")
     a("--full-shuffle", action="store_const", const=True, help="Beam-level shuffle of all windows (Dataflow)")
     a("--overwrite", action="store_const", const=True, help="replace an existing dataset in --output")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from contract.records import SPLITS
+from contract.records import WINDOW_SETS
 from preprocessing import cut
 from preprocessing.options import JobConfig
 from preprocessing.plan import make_plan, make_scaling, make_series_scaling
@@ -134,7 +134,7 @@ class MakeWindows(beam.PTransform):
                 | "WriteShuffledShards" >> beam.ParDo(WriteShuffledShardFn(cfg, self.staging))
             )
         else:
-            ids = [(s, i) for s in SPLITS for i in range(cut.shard_count(cfg, s))]
+            ids = [(s, i) for s in WINDOW_SETS for i in range(cut.shard_count(cfg, s))]
             results = (
                 units.pipeline
                 | "ShardIds" >> beam.Create(ids)

@@ -28,7 +28,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from contract.manifest import ShardInfo
-from contract.records import SPLITS
+from contract.records import WINDOW_SETS
 from contract.window import WindowSpec
 from preprocessing.records import encode_block_parts, frame
 from preprocessing.window import gather_windows
@@ -226,4 +226,4 @@ def write_shard(dest: str, records: Iterable[tuple[int, bytes]], *, compression:
 def shard_infos(results: Iterable[ShardResult]) -> dict[str, tuple[ShardInfo, ...]]:
     """Shard results -> the manifest's shard lists, in index order per split."""
     ordered = sorted(results)
-    return {s: tuple(r.info for r in ordered if r.split == s) for s in SPLITS}
+    return {s: tuple(r.info for r in ordered if r.split == s) for s in WINDOW_SETS}

@@ -19,7 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from contract.manifest import Encoding, Manifest
-from contract.records import SPLITS, TRAIN, shard_name
+from contract.records import SPLITS, TRAIN, WINDOW_SETS, shard_name
 from contract.series_scaling import SERIES_SCALING_NAME
 from preprocessing import cut, output, readers, shards
 from preprocessing.clean import Unit, clean_unit
@@ -190,7 +190,7 @@ class CutUnitFn(beam.DoFn):
 
     def __init__(self, cfg: JobConfig, staging: str, paths: list[str]) -> None:
         self.cfg, self.staging, self.paths = cfg, staging, paths
-        self.windows = {s: Metrics.counter(NAMESPACE, f"windows_{s}") for s in SPLITS}
+        self.windows = {s: Metrics.counter(NAMESPACE, f"windows_{s}") for s in WINDOW_SETS}
 
     def process(self, unit: Unit, plan: Plan, scaling: Scaling, series_scaling):
         cfg = self.cfg
@@ -242,7 +242,7 @@ class WriteShardFn(beam.DoFn):
     def process(self, element, units):
         cfg = self.cfg
         split, index = element
-        seed = int(np.random.SeedSequence([cfg.seed, SPLITS.index(split), index]).generate_state(1)[0])
+        seed = int(np.random.SeedSequence([cfg.seed, WINDOW_SETS.index(split), index]).generate_state(1)[0])
         records = shards.shard_records(units, split, index, np.random.default_rng(seed), cfg.window,
                                        block_size=cfg.block_size, cache=self.cache)
         yield _write(cfg, self.staging, split, index, records)
@@ -308,4 +308,4 @@ class WriteManifestFn(beam.DoFn):
         """Shards that received no windows (possible with --full-shuffle) still exist, empty."""
         have = {(r.split, r.index) for r in results}
         return [_write(self.cfg, self.staging, split, i, [])
-                for split in SPLITS for i in range(cut.shard_count(self.cfg, split)) if (split, i) not in have]
+                for split in WINDOW_SETS for i in range(cut.shard_count(self.cfg, split)) if (split, i) not in have]

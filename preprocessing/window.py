@@ -174,6 +174,36 @@ def unit_window_starts(
     return [starts[inside & (split_id == s)] for s in range(3)], counts
 
 
+def backtest_window_starts(
+    times: np.ndarray,
+    owned: np.ndarray,
+    split_of_row: np.ndarray,
+    begins: np.ndarray,
+    spec: WindowSpec,
+    *,
+    t0: int,
+    step: int,
+    test_start: int,
+    every: int,
+) -> np.ndarray:
+    """Windows of a rolling-origin backtest: forecast origins every `every` steps over the test range.
+
+    The origin is a window's last input row. Origins sit on the global time grid (t0, step)
+    every `every` steps, counted from the last grid point before test_start, so the first
+    origin forecasts the first test rows. A backtest window needs all its targets in the test
+    split, but its inputs may reach back into validation or training (what a forecaster knew
+    at that origin); it never crosses a series or a gap. Owned like every window (by the unit
+    owning its first row), so chunking neither loses nor duplicates one.
+    """
+    starts = window_starts(len(times), spec, segment_begins=begins)
+    starts = starts[owned[starts]]
+    first_origin = int(np.ceil((test_start - t0) / step)) - 1
+    k = np.rint((times[spec.last_input(starts)] - t0) / step).astype(np.int64) - first_origin
+    starts = starts[(k >= 0) & (k % every == 0)]
+    first_target = spec.last_input(starts) + int(spec.target_distances[0])
+    return starts[split_of_row[first_target] == 2]
+
+
 def short_segment_gaps(
     times: np.ndarray, series: np.ndarray, owned: np.ndarray, begins: np.ndarray, spec: WindowSpec, *, step: int
 ) -> dict[int, int]:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from contract.manifest import MANIFEST_NAME, Manifest, ManifestError
-from contract.records import SPLITS
 from training.config import DataConfig
 from training.errors import DatasetError
 from training.lr_plan import full_batches
@@ -41,9 +40,9 @@ def load_manifest(data_dir: str) -> Manifest:
         return Manifest.from_json(f.read(), source=path)
 
 
-def verify_shards(manifest: Manifest, data_dir: str, *, hashes: bool = False, splits=SPLITS) -> None:
+def verify_shards(manifest: Manifest, data_dir: str, *, hashes: bool = False, splits=None) -> None:
     """Every listed shard exists with its size (and sha256 when `hashes`), else name it."""
-    for split in splits:
+    for split in manifest.shards if splits is None else splits:
         for s in manifest.shards.get(split, ()):
             path = join(data_dir, s.file)
             if not tf.io.gfile.exists(path):

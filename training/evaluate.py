@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from contract.manifest import Manifest
+from contract.records import BACKTEST
 from contract.series_scaling import SeriesScaling
 from training import forecast_metrics as fm
 from training.data import read_windows, sample_windows
@@ -22,15 +23,16 @@ from training.export import load_series_scaling, window_scaling
 
 
 def collect(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024):
-    """(x, y_true, y_pred, series ids) over every window of a split, scaled units."""
+    """(x, y_true, y_pred, series ids, times of the last inputs) over every window of a split, scaled units."""
     ds = read_windows(manifest, data_dir, split, shuffle=False, with_ids=True).batch(batch)
-    xs, ys, ps, sids = [], [], [], []
+    xs, ys, ps, sids, ts = [], [], [], [], []
     for w in ds:
         xs.append(w["x"].numpy())
         ys.append(w["y"].numpy())
         sids.append(w["sid"].numpy())
+        ts.append(w["t"].numpy())
         ps.append(model(w["x"], training=False).numpy())
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ps), np.concatenate(sids)
+    return tuple(np.concatenate(a) for a in (xs, ys, ps, sids, ts))
 
 
 def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.ndarray, *,
@@ -112,13 +114,38 @@ def target_history(manifest: Manifest, data_dir: str, n: int = 20_000,
 
 
 def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season: int = 0) -> dict:
-    """Every test window (no batch is dropped), scored beside the baselines."""
-    x, y, p, sid = collect(model, manifest, data_dir)
-    if manifest.task == "regression":
-        series = load_series_scaling(manifest, data_dir)
-        return regression_report(manifest, x, y, p, history=target_history(manifest, data_dir, series=series),
-                                 season=season, sid=sid, series=series)
-    return classification_report(manifest, y, p)
+    """Every test window (no batch is dropped), scored beside the baselines; with backtest
+    windows in the dataset, the rolling-origin backtest too."""
+    x, y, p, sid, _ = collect(model, manifest, data_dir)
+    if manifest.task != "regression":
+        return classification_report(manifest, y, p)
+    series = load_series_scaling(manifest, data_dir)
+    history = target_history(manifest, data_dir, series=series)
+    report = regression_report(manifest, x, y, p, history=history, season=season, sid=sid, series=series)
+    if manifest.windows(BACKTEST):
+        x, y, p, sid, t = collect(model, manifest, data_dir, BACKTEST)
+        bt = regression_report(manifest, x, y, p, history=history, season=season, sid=sid, series=series)
+        report["backtest"] = {"every": int(manifest.options.get("backtest_every", 0)), **bt,
+                              "per_origin": per_origin(manifest, y, p, x, t, sid, series)}
+    return report
+
+
+def per_origin(manifest: Manifest, y, p, x, t, sid, series) -> list[dict]:
+    """Model (and persistence) RMSE per forecast origin, original units, in time order."""
+    tc, ts = window_scaling(manifest, manifest.targets, y, sid, series)
+    yo, po = fm.as_rows(y * ts + tc), fm.as_rows(p * ts + tc)
+    xo = target_inputs(manifest, x, sid, series)
+    last = None if xo is None else np.repeat(xo[:, -1:, :], yo.shape[1], axis=1).reshape(len(y), -1)
+    yo, po = yo.reshape(len(y), -1), po.reshape(len(y), -1)
+    out = []
+    for origin in np.unique(t):
+        rows = t == origin
+        row = {"origin": fm.time_label(manifest.time_kind, int(origin)), "windows": int(rows.sum()),
+               "rmse": float(np.sqrt(np.mean((yo[rows] - po[rows]) ** 2)))}
+        if last is not None:
+            row["persistence_rmse"] = float(np.sqrt(np.mean((yo[rows] - last[rows]) ** 2)))
+        out.append(row)
+    return out
 
 
 def format_table(report: dict) -> str:
@@ -141,6 +168,11 @@ def format_table(report: dict) -> str:
                 f"{s['step']}: {s['rmse']:.4f}" for s in report["model"]["per_step"]))
         s = report["model"]["scaled"]
         lines.append(f"model in scaled units: RMSE {s['rmse']:.4f}, MAE {s['mae']:.4f}")
+        bt = report.get("backtest")
+        if bt:
+            base = "; ".join(f"{k} {v['original']['rmse']:.4f}" for k, v in bt["baselines"].items())
+            lines.append(f"backtest: {len(bt['per_origin'])} origins every {bt['every']} steps, {bt['windows']:,} "
+                         f"windows: model RMSE {bt['model']['original']['rmse']:.4f} ({base})")
     else:
         lines.append(f"model accuracy {report['model']['accuracy']:.4f}")
         for k, v in report["baselines"].items():

@@ -21,6 +21,11 @@ DAY_NS = 86_400_000_000_000
 WEEK_NS = 7 * DAY_NS
 
 
+def time_label(kind: str, tick: int) -> str:
+    """A time tick as users read it: ISO-8601 for timestamps, the integer otherwise."""
+    return str(np.datetime64(tick, "ns")) if kind == "timestamp" else str(tick)
+
+
 def season_length(time_kind: str, step: int | None, given: int = 0) -> int | None:
     """Rows per season: `given`, else a day for sub-daily steps, a week for daily, a year for weekly."""
     if given:

@@ -17,7 +17,8 @@ def multistep(power, tmp_path_factory):
     out = tmp_path_factory.mktemp("multistep") / "data"
     preprocess(["--input", str(power["raw"]["good"]), "--output", str(out), "--time-column", "date_time",
                 "--features", ",".join(POWER_FEATURES), "--targets", "Global_active_power", "--look-back", str(L),
-                "--horizon", str(H), "--target-sequence", "--train-shards", "2", "--eval-shards", "2"])
+                "--horizon", str(H), "--target-sequence", "--train-shards", "2", "--eval-shards", "2",
+                "--backtest-every", "24"])
     return out
 
 
@@ -29,7 +30,7 @@ def test_multi_step_report_against_the_raw_rows(power, multistep):
     m = load_manifest(str(multistep))
     model = build_model(m, config(multistep, "--units", "8").model, seed=0)  # untrained: any predictor will do
     report = evaluate(model, m, str(multistep))
-    x, y, p, _ = collect(model, m, str(multistep))
+    x, y, p, *_ = collect(model, m, str(multistep))
     assert report["windows"] == len(y) == m.windows("test")  # every test window, none dropped
 
     raw = pd.read_parquet(power["raw"]["good"]).set_index("date_time")["Global_active_power"]
@@ -63,3 +64,36 @@ def sample_iter(m, data_dir):
     from training.data import read_windows
 
     return read_windows(m, str(data_dir), "test", shuffle=False, with_ids=True).batch(1024).as_numpy_iterator()
+
+
+def test_rolling_origin_backtest_against_the_raw_rows(power, multistep):
+    """Daily origins over the test range (the first the last hour before it, its inputs in
+    validation): per-origin RMSE of the model and of persistence from raw-row lookups."""
+    from training.data import load_manifest
+    from training.evaluate import collect, evaluate
+    from training.model import build_model
+
+    m = load_manifest(str(multistep))
+    model = build_model(m, config(multistep, "--units", "8").model, seed=0)
+    report = evaluate(model, m, str(multistep))
+    bt = report["backtest"]
+    raw = pd.read_parquet(power["raw"]["good"]).set_index("date_time")["Global_active_power"]
+    hour = pd.Timedelta(hours=1)
+    test_start = pd.Timestamp(m.split_boundaries.test_start, unit="ns")
+    origins = pd.to_datetime([o["origin"] for o in bt["per_origin"]])
+    assert bt["every"] == 24 and len(origins) > 20 and origins[0] == test_start.ceil("h") - hour
+    assert set(np.diff(origins.asi8)) == {24 * 3_600_000_000_000}
+    _, _, p, _, t = collect(model, m, str(multistep), "backtest")
+    y = m.column("Global_active_power")
+    pred = p.reshape(len(p), -1) * y.scale + y.center
+    for row, origin in zip(bt["per_origin"], origins, strict=True):
+        mine = np.flatnonzero(t == origin.value)
+        assert row["windows"] == len(mine) == 1
+        truth = raw.loc[[origin + d * hour for d in range(1, H + 1)]].to_numpy()
+        np.testing.assert_allclose(row["rmse"], np.sqrt(np.mean((truth - pred[mine[0]]) ** 2)), rtol=1e-4)
+        np.testing.assert_allclose(row["persistence_rmse"], np.sqrt(np.mean((truth - raw.loc[origin]) ** 2)),
+                                   rtol=1e-5)
+    # one window per origin, H steps each: the overall RMSE is the root mean of the per-origin squares
+    assert bt["windows"] == len(origins)
+    np.testing.assert_allclose(bt["model"]["original"]["rmse"],
+                               np.sqrt(np.mean([r["rmse"] ** 2 for r in bt["per_origin"]])), rtol=1e-5)

@@ -78,7 +78,7 @@ def test_per_series_export_and_evaluation_invert_with_each_series_statistics(per
     assert len(set(keys)) >= 2
     np.testing.assert_allclose(load_predictor(str(tmp_path / "export"))(raw_x, series=keys), manual, rtol=1e-4,
                                atol=1e-3)
-    x, y, p, sid = collect(model, m, str(data))
+    x, y, p, sid, _ = collect(model, m, str(data))
     report = regression_report(m, x, y, p, sid=sid, series=series)
     rows = series.rows_of_ids(sid)
     yo = y.reshape(len(y), -1)[:, 0] * series.scale[rows, 2] + series.center[rows, 2]
