@@ -60,6 +60,7 @@ setup(
             "seqscale-preprocess=preprocessing.__main__:main",
             "seqscale-train=training.__main__:main",
             "seqscale-doctor=training.doctor:main",
+            "seqscale-ensemble=training.ensemble:main",
         ]
     },
 )

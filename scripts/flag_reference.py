@@ -1,4 +1,4 @@
-"""Write docs/flags.md from the three argument parsers and the Dataflow Flex Template's
+"""Write docs/flags.md from the four argument parsers and the Dataflow Flex Template's
 dataflow/metadata.json from the job's parser (`python scripts/flag_reference.py`).
 
 tests/test_docs.py regenerates both and fails when a file is stale, so neither the reference
@@ -21,13 +21,14 @@ def render() -> str:
     from preprocessing.options import build_parser as preprocess_parser
     from training.config import build_parser as train_parser
     from training.doctor import build_parser as doctor_parser
+    from training.ensemble import build_parser as ensemble_parser
 
     head = ("# Flag reference\n\nGenerated from the argument parsers by `python scripts/flag_reference.py`; "
             "do not edit by hand (a test checks it is current). Defaults come from the config dataclasses "
             "(`preprocessing/options.py` `JobConfig`, `training/config.py`). A preprocessing spec file and a "
             "training `--config` file take the same names (dashes or underscores); flags win over files. "
             "seqscale-preprocess passes every flag it does not know to Beam's `PipelineOptions`.\n\n")
-    return head + "\n".join(reference(p()) for p in (preprocess_parser, train_parser, doctor_parser))
+    return head + "\n".join(reference(p()) for p in (preprocess_parser, train_parser, doctor_parser, ensemble_parser))
 
 
 def render_template_metadata() -> str:

@@ -1,0 +1,52 @@
+"""seqscale-ensemble: N trained runs averaged into one export and eval.json (numpy reference)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.training.test_train import QUIET, run_single, trainer
+from training.data import load_manifest, read_windows
+
+pytestmark = pytest.mark.slow
+
+
+def test_ensemble_export_and_report_average_the_members(dataset, tmp_path):
+    from training.export import load_predictor
+
+    members = []
+    for seed in (0, 1):
+        job = tmp_path / f"s{seed}"
+        run_single(trainer(dataset, job, "--epochs", "2", "--units", "16,8", "--seed", str(seed)))
+        members.append(str(job))
+    out = tmp_path / "ens"
+    proc = subprocess.run([sys.executable, "-m", "training.ensemble", "--data", str(dataset), "--members",
+                           ",".join(members), "--out", str(out)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **QUIET})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = load_manifest(str(dataset))
+    w = [r for r in read_windows(m, str(dataset), "test", shuffle=False, with_ids=True).batch(100_000).as_numpy_iterator()][0]
+    fc = np.array([m.column(c).center for c in m.features], np.float32)
+    fs = np.array([m.column(c).scale for c in m.features], np.float32)
+    raw = w["x"] * fs + fc
+    each = [load_predictor(os.path.join(d, "export"))(raw)[:, 0] for d in members]
+    ens = load_predictor(str(out / "export"))(raw)[:, 0]
+    assert not np.allclose(each[0], each[1], atol=1e-3)  # the seeds gave different members
+    np.testing.assert_allclose(ens, (each[0] + each[1]) / 2, rtol=1e-4, atol=1e-4)
+    y = w["y"].reshape(len(w["y"]), -1)[:, 0] * m.column("y").scale + m.column("y").center
+    report = json.loads((out / "eval.json").read_text())
+    np.testing.assert_allclose(report["model"]["original"]["rmse"], np.sqrt(np.mean((ens - y) ** 2)), rtol=1e-4)
+    assert [r["job_dir"] for r in report["members"]] == members
+    for r, p in zip(report["members"], each, strict=True):
+        np.testing.assert_allclose(r["rmse"], np.sqrt(np.mean((p - y) ** 2)), rtol=1e-4)
+    assert "members' RMSE" in proc.stdout
+
+
+def test_needs_two_members(dataset, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "training.ensemble", "--data", str(dataset), "--members",
+                           str(tmp_path / "a"), "--out", str(tmp_path / "o")], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **QUIET})
+    assert proc.returncode != 0 and "at least two job dirs" in proc.stderr

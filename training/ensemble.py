@@ -1,0 +1,99 @@
+"""`python -m training.ensemble` / `seqscale-ensemble`: average N trained runs into one export.
+
+The seed alone moves an LSTM's test error by several percent (initialization and batch
+order), often more than a setting does. Averaging the predictions of N runs that differ
+only in `--seed` removes most of that spread and usually lowers the error (measured in
+BENCHMARKS.md). Train the members as ordinary runs (`--seed 0`, `--seed 1`, ... each in its
+own job dir: in parallel on a cluster, or one after another), then:
+
+    seqscale-ensemble --data DATA --members runs/s0,runs/s1,runs/s2 --out runs/ensemble
+
+writes `runs/ensemble/export` (the same serving signature as a single run: raw rows in,
+original units out, the members' outputs averaged in scaled units inside the graph) and
+`eval.json` for the ensemble, and prints its test table beside each member's RMSE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import posixpath
+import sys
+
+import tensorflow as tf
+
+import training  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from contract.flags import SuggestingParser
+
+
+class MeanOfMembers(tf.Module):
+    """A callable model: the mean of the members' (scaled) outputs (a Module, so the export tracks them)."""
+
+    def __init__(self, members) -> None:
+        super().__init__()
+        self.members = members
+
+    def __call__(self, x, training: bool = False):  # noqa: F811 - the Keras call signature
+        return tf.add_n([m(x, training=False) for m in self.members]) / float(len(self.members))
+
+
+def load_members(job_dirs: list[str], manifest):
+    """The trained networks inside each member's export, after checking they fit `manifest`."""
+    from training.export import read_export_manifest
+
+    members = []
+    for d in job_dirs:
+        export_dir = posixpath.join(d, "export")
+        if not tf.io.gfile.exists(posixpath.join(export_dir, "saved_model.pb")):
+            raise SystemExit(f"seqscale-ensemble: {export_dir} has no SavedModel; train that member first")
+        theirs = read_export_manifest(export_dir)
+        if theirs["shards"] != json.loads(manifest.to_json())["shards"]:
+            raise SystemExit(f"seqscale-ensemble: {d} was trained on another dataset than --data "
+                             "(its manifest's shards differ); every member must use the same dataset")
+        members.append(tf.saved_model.load(export_dir).model)
+    return members
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = SuggestingParser(prog="seqscale-ensemble", description=__doc__,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="the dataset the members were trained on (local or gs://)")
+    p.add_argument("--members", required=True, help="comma-separated job dirs of the member runs (2 or more)")
+    p.add_argument("--out", required=True, help="directory for export/ and eval.json")
+    p.add_argument("--season", type=int, default=0, help="season length in steps for the seasonal baseline "
+                   "(0: inferred from the time step)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from training.data import load_manifest
+    from training.evaluate import evaluate, format_table, write_report
+    from training.export import export, load_series_scaling
+
+    dirs = [d.strip() for d in args.members.split(",") if d.strip()]
+    if len(dirs) < 2:
+        raise SystemExit("seqscale-ensemble: --members needs at least two job dirs")
+    manifest = load_manifest(args.data)
+    model = MeanOfMembers(load_members(dirs, manifest))
+    tf.io.gfile.makedirs(args.out)
+    export(model, manifest, posixpath.join(args.out, "export"), series=load_series_scaling(manifest, args.data))
+    if manifest.windows("test"):
+        report = evaluate(model, manifest, args.data, season=args.season)
+        report["members"] = []
+        for d in dirs:
+            path = posixpath.join(d, "eval.json")
+            if tf.io.gfile.exists(path):
+                with tf.io.gfile.GFile(path) as f:
+                    report["members"].append({"job_dir": d, "rmse": json.load(f)["model"].get("original", {}).get("rmse")})
+        write_report(report, posixpath.join(args.out, "eval.json"))
+        print(format_table(report))
+        rmses = [m["rmse"] for m in report["members"] if m["rmse"] is not None]
+        if rmses:
+            print(f"members' RMSE: {', '.join(f'{r:.4f}' for r in rmses)} (mean {sum(rmses) / len(rmses):.4f}); "
+                  f"ensemble {report['model']['original']['rmse']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
