@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_preprocess
 	$(BIN)/python -m benchmarks.bench_training
 	$(BIN)/python -m benchmarks.bench_doctor
+	$(BIN)/python -m benchmarks.bench_accuracy --seeds 3
 
 # Kubernetes (kustomize + k8s/render.py): one run per RUN (default: a UTC timestamp)
 #   make k8s-apply OVERLAY=gpu IMAGE=registry/seqscale-trainer:0.1.0-gpu DATA=gs://b/d JOB_DIR=gs://b/runs

@@ -1,0 +1,101 @@
+"""`python -m benchmarks.study_defaults`: which trainer settings move accuracy across the benchmark's data sets.
+
+A small, honest search: every candidate differs from the current defaults in one setting
+(look-back, width, dropout, batch, learning rate and its scaling rule, decay, patience),
+trains once per data set with the same seed, and is judged by its best validation loss
+only (scaled MSE on the validation split; the test split is never read, so the defaults
+chosen here can still be judged on it by bench_accuracy). The table shows each candidate's
+validation loss relative to the defaults per data set and their geometric mean; a setting
+worth making the default lowers it on every set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from benchmarks.accuracy_data import DATASETS, Spec
+
+CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change from the defaults
+    "defaults": ([], []),
+    "look-back 48": (["--look-back", "48"], []),
+    "look-back 12": (["--look-back", "12"], []),
+    "units 64,32": ([], ["--units", "64,32"]),
+    "units 256,128": ([], ["--units", "256,128"]),
+    "dropout 0": ([], ["--dropout", "0"]),
+    "batch 32": ([], ["--per-replica-batch-size", "32"]),
+    "batch 128": ([], ["--per-replica-batch-size", "128"]),
+    "LR 3e-3": ([], ["--base-lr", "3e-3"]),
+    "LR 3e-4": ([], ["--base-lr", "3e-4"]),
+    "LR rule linear, batch 128": ([], ["--per-replica-batch-size", "128", "--lr-scaling", "linear"]),
+    "decay plateau": ([], ["--decay", "plateau"]),
+    "decay cosine": ([], ["--decay", "cosine"]),
+    "patience 5": ([], ["--patience", "5"]),
+}
+
+
+def preprocess(spec: Spec, out: str, flags: list[str]) -> str:
+    from preprocessing.cli import run
+
+    if not os.path.exists(os.path.join(out, "metadata.json")):
+        run(["--input", spec.path, "--output", out, "--time-column", spec.time, "--features", ",".join(spec.features),
+             "--targets", spec.target, "--train-fraction", "0.7", "--val-fraction", "0.1",
+             *(["--series-column", spec.series] if spec.series else []),
+             *(["--calendar", ",".join(spec.calendar)] if spec.calendar else []), "--log-level", "warning", *flags])
+    return out
+
+
+def best_val(data: str, job: str, flags: list[str], seed: int) -> tuple[float, int, float]:
+    started = time.time()
+    cmd = [sys.executable, "-m", "training", "--data", data, "--job-dir", job, "--seed", str(seed), "--no-evaluate",
+           "--verbose", "line", "--log-level", "warning", *flags]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if done.returncode:
+        return float("nan"), 0, time.time() - started
+    with open(os.path.join(job, "history.json")) as f:
+        epochs = json.load(f)["epochs"]
+    return min(e["val_loss"] for e in epochs), len(epochs), time.time() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated names from CANDIDATES")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the results as JSON here")
+    args = p.parse_args(argv)
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    names = [n for n in args.candidates.split(",") if n]
+    sets = args.datasets.split(",")
+    results: dict[str, dict[str, dict]] = {n: {} for n in names}
+    with tempfile.TemporaryDirectory(prefix="study-defaults-") as tmp:
+        for ds in sets:
+            work = os.path.join(tmp, ds)
+            os.makedirs(work)
+            spec = DATASETS[ds](work)
+            for n in names:
+                pre, train = CANDIDATES[n]
+                data = preprocess(spec, os.path.join(work, "data-" + "-".join(pre).replace("--", "")), pre)
+                val, epochs, secs = best_val(data, os.path.join(work, "job-" + n.replace(" ", "_")), train, args.seed)
+                results[n][ds] = {"val_loss": val, "epochs": epochs, "seconds": secs}
+                print(f"[study] {ds:<16} {n:<28} best val loss {val:.4f} ({epochs} epochs, {secs:.0f} s)", flush=True)
+    print(f"\n{'candidate':<28}" + "".join(f"{d:>18}" for d in sets) + f"{'geo. mean':>12}")
+    for n in names:
+        rel = [results[n][d]["val_loss"] / results["defaults"][d]["val_loss"] for d in sets]
+        print(f"{n:<28}" + "".join(f"{r:>18.3f}" for r in rel) + f"{float(np.exp(np.mean(np.log(rel)))):>12.3f}")
+    print("best validation loss relative to the defaults (< 1: better); the test split is never read")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
