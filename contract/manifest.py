@@ -4,7 +4,8 @@ Written by the Beam job last, atomically, after every shard is complete; read by
 trainer, the doctor, the evaluation and the export. Every part is a frozen dataclass
 (no free-form dicts), each fact is stored once (the window geometry only in `window`;
 record shapes are derived from it), and `from_json` rejects unknown format versions so
-an old trainer never misreads a new dataset.
+an old trainer never misreads a new dataset (version 3 added calendar features, per-series
+scaling and backtest shards; an older seqscale refuses it by its version, not by a field).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from contract import calendar
 from contract.records import BACKTEST, ENCODING, SPLITS
 from contract.window import WindowSpec
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3 added spec.calendar, scale_by and backtest shards
+READABLE_VERSIONS = (2, 3)  # a version-2 manifest reads as version 3 with the defaults (no calendar, global)
 MANIFEST_NAME = "metadata.json"
 
 
@@ -263,9 +265,10 @@ class Manifest:
         except json.JSONDecodeError as e:
             raise ManifestError(f"{source} is not valid JSON ({e}); the dataset is incomplete, rerun preprocessing") from e
         version = d.get("format_version") if isinstance(d, dict) else None
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ManifestError(
-                f"{source} has format_version {version!r}; this seqscale reads version {FORMAT_VERSION}. "
+                f"{source} has format_version {version!r}; this seqscale reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}. "
                 "Rerun preprocessing with this version or install the matching seqscale"
             )
         try:

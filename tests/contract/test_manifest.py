@@ -70,3 +70,14 @@ def test_old_versions_unknown_fields_and_garbage_are_refused():
 def test_boundaries_split_rows_by_time():
     np.testing.assert_array_equal(Boundaries(10, 20).split_of(np.array([0, 9, 10, 19, 20, 99])), [0, 0, 1, 1, 2, 2])
     assert Counts().rows_read == 0
+
+
+def test_a_version_2_manifest_reads_with_the_version_3_defaults():
+    """Datasets written before calendar features and per-series scaling still train."""
+    d = json.loads(example().to_json())
+    del d["scale_by"], d["spec"]["calendar"], d["counts"]["rows_scaled_with_global_stats"]
+    old = Manifest.from_json(json.dumps({**d, "format_version": 2}))
+    assert old.calendar == () and old.scale_by == "global" and old.file_features == old.features
+    assert old.windows("backtest") == 0
+    with pytest.raises(ManifestError, match="format_version 4; this seqscale reads versions 2, 3"):
+        Manifest.from_json(json.dumps({**d, "format_version": 4}))

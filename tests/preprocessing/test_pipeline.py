@@ -157,7 +157,7 @@ def test_manifest_sizes_and_hashes_match_files(tmp_path):
     run(job_args(pattern, tmp_path / "out"))
     m = load_manifest(tmp_path / "out")
     raw = json.loads((tmp_path / "out" / "metadata.json").read_text())
-    assert raw["format_version"] == 2 and raw["encoding"]["name"] == "window_block_v1"
+    assert raw["format_version"] == 3 and raw["encoding"]["name"] == "window_block_v1"
     for split in m.shards.values():
         for s in split:
             data = (tmp_path / "out" / s.file).read_bytes()
