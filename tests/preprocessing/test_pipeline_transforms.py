@@ -99,7 +99,8 @@ def test_make_windows_writes_every_window_to_a_shard(tmp_path):
     staging = str(tmp_path / "staging")
     with TestPipeline() as p:
         results, counts = p | beam.Create([unit]) | MakeWindows(
-            cfg, staging, ["f0"], p | "Plan" >> beam.Create([plan]), p | "Scaling" >> beam.Create([scaling]))
+            cfg, staging, ["f0"], p | "Plan" >> beam.Create([plan]), p | "Scaling" >> beam.Create([scaling]),
+            p | "NoSeriesScaling" >> beam.Create([None]))
         per = results | beam.Map(lambda r: (r.split, r.windows)) | beam.CombinePerKey(sum)
         assert_that(per, equal_to(want), label="windows")
         files = results | beam.Map(lambda r: os.path.getsize(r.staged) == r.bytes) | beam.CombineGlobally(all)
@@ -125,7 +126,7 @@ def test_commit_dataset_writes_the_manifest_last(tmp_path):
         one = p | "Counts" >> beam.Create([{"rows_read": 50, "rows.train": 50}])
         manifest = p | beam.Create([result]) | CommitDataset(
             cfg, str(staging), one, p | "Stats" >> beam.Create([stats]), p | "Plan" >> beam.Create([plan]),
-            p | "Scaling" >> beam.Create([Scaling(stats.mean, stats.std)]))
+            p | "Scaling" >> beam.Create([Scaling(stats.mean, stats.std)]), p | "NoSeriesScaling" >> beam.Create([None]))
         assert_that(manifest | beam.Map(lambda m: (m.windows("train"), m.windows("val"), m.counts.rows_read)),
                     equal_to([(5, 0, 50)]))
     m = Manifest.from_json((tmp_path / "ds" / "metadata.json").read_text())
