@@ -30,6 +30,7 @@ CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change 
     "units 64,32": ([], ["--units", "64,32"]),
     "units 256,128": ([], ["--units", "256,128"]),
     "dropout 0": ([], ["--dropout", "0"]),
+    "dropout 0.1": ([], ["--dropout", "0.1"]),
     "batch 32": ([], ["--per-replica-batch-size", "32"]),
     "batch 128": ([], ["--per-replica-batch-size", "128"]),
     "LR 3e-3": ([], ["--base-lr", "3e-3"]),
