@@ -68,12 +68,12 @@ def best_val(data: str, job: str, flags: list[str], seed: int) -> tuple[float, i
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default=",".join(DATASETS))
-    p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated names from CANDIDATES")
+    p.add_argument("--candidates", default=";".join(CANDIDATES), help="semicolon-separated names from CANDIDATES")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the results as JSON here")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    names = [n for n in args.candidates.split(",") if n]
+    names = [n for n in args.candidates.split(";") if n]
     sets = args.datasets.split(",")
     results: dict[str, dict[str, dict]] = {n: {} for n in names}
     with tempfile.TemporaryDirectory(prefix="study-defaults-") as tmp:
