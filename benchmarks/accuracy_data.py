@@ -31,6 +31,13 @@ class Spec:
     calendar: tuple[str, ...]
     frequency: str
 
+    def preprocess_args(self, out: str, *extra: str) -> list[str]:
+        """seqscale-preprocess flags for this data set: its columns, the benchmark's split, the calendar."""
+        return ["--input", self.path, "--output", out, "--time-column", self.time, "--features",
+                ",".join(self.features), "--targets", self.target, "--train-fraction", "0.7", "--val-fraction", "0.1",
+                *(["--series-column", self.series] if self.series else []),
+                *(["--calendar", ",".join(self.calendar)] if self.calendar else []), "--log-level", "warning", *extra]
+
 
 def package_file(package: str, *parts: str) -> str:
     spec = importlib.util.find_spec(package)

@@ -100,10 +100,7 @@ def seqscale(spec: Spec, work: str, seed: int, epochs: int | None):
 
     data = os.path.join(work, "data")
     if not os.path.exists(os.path.join(data, "metadata.json")):
-        preprocess(["--input", spec.path, "--output", data, "--time-column", spec.time, "--features",
-                    ",".join(spec.features), "--targets", spec.target, "--train-fraction", "0.7", "--val-fraction",
-                    "0.1", *(["--series-column", spec.series] if spec.series else []),
-                    *(["--calendar", ",".join(spec.calendar)] if spec.calendar else []), "--log-level", "warning"])
+        preprocess(spec.preprocess_args(data))
     m = load_manifest(data)
     job = os.path.join(work, f"job-{seed}")
     started = time.time()

@@ -46,10 +46,7 @@ def preprocess(spec: Spec, out: str, flags: list[str]) -> str:
     from preprocessing.cli import run
 
     if not os.path.exists(os.path.join(out, "metadata.json")):
-        run(["--input", spec.path, "--output", out, "--time-column", spec.time, "--features", ",".join(spec.features),
-             "--targets", spec.target, "--train-fraction", "0.7", "--val-fraction", "0.1",
-             *(["--series-column", spec.series] if spec.series else []),
-             *(["--calendar", ",".join(spec.calendar)] if spec.calendar else []), "--log-level", "warning", *flags])
+        run(spec.preprocess_args(out, *flags))
     return out
 
 
