@@ -28,6 +28,20 @@ PARTS = ("hour", "dayofweek", "dayofyear", "month")
 NS_PER_DAY = 86_400 * 10**9
 
 
+PERIOD_DAYS = {"hour": 1.0, "dayofweek": 7.0, "dayofyear": 365.25, "month": 365.25}
+
+
+def uncovered(parts, train_span_ns: int) -> list[tuple[str, float]]:
+    """(part, fraction of one cycle) for each part whose cycle the training range does not cover.
+
+    A model never sees the sin/cos pairs of the uncovered phases during training, and
+    validation and test then ask it to extrapolate (a year of hourly data split 70/30 has
+    never seen October with `dayofyear`).
+    """
+    return [(p, train_span_ns / (PERIOD_DAYS[p] * NS_PER_DAY)) for p in parts
+            if train_span_ns < PERIOD_DAYS[p] * NS_PER_DAY]
+
+
 def column_names(parts) -> tuple[str, ...]:
     """The feature columns of the calendar parts, in order: hour_sin, hour_cos, ..."""
     return tuple(f"{p}_{f}" for p in parts for f in ("sin", "cos"))

@@ -30,6 +30,9 @@ def check_scaling(manifest, sample) -> Verdict:
     mean, std = np.array(mean), np.array(std)
     for name, m, s in zip(names, mean, std, strict=True):
         evidence.append(f"{name}: mean {m:+.2f} std {s:.2f}")
+    # calendar sin/cos are unscaled by design, in [-1, 1] (a short training range: calendar_note)
+    keep = np.array([n not in manifest.spec.calendar_columns for n in names])
+    names, mean, std = [n for n, k in zip(names, keep, strict=True) if k], mean[keep], std[keep]
     if manifest.scaler == "standard":
         bad = [n for n, m, s in zip(names, mean, std, strict=True) if abs(m) > 3 or not 0.05 < s < 20]
     elif manifest.scaler == "minmax":
@@ -55,12 +58,30 @@ def check_scaling(manifest, sample) -> Verdict:
                        "scale every input (drop columns from --unscaled; keep the default standard scaler) and "
                        "rerun preprocessing; statistics must come from the training range only")
     how = f"{manifest.scaler} scaling ({manifest.scale_by}) from {train_rows} training rows; "
+    short = calendar_note(manifest)
+    if short:
+        return Verdict("scaling", WARN, short + " | " + how + "; ".join(evidence),
+                       "drop those parts from --calendar (or train on at least one full cycle of them) and rerun "
+                       "preprocessing")
     levels = series_levels(manifest, sample)
     if levels:
         return Verdict("scaling", WARN, levels + " | " + how + "; ".join(evidence),
                        "rerun preprocessing with --scale-by series: each series is then scaled with its own "
                        "training statistics, and the evaluation and export undo it per series")
     return Verdict("scaling", PASS, how + "; ".join(evidence))
+
+
+def calendar_note(manifest) -> str:
+    """'' or which --calendar parts the training range does not cover one full cycle of."""
+    from contract.calendar import uncovered
+
+    span = manifest.split_boundaries.val_start - manifest.time_range[0]
+    short = uncovered(manifest.calendar, span) if manifest.time_kind == "timestamp" else []
+    if not short:
+        return ""
+    return ("the training range covers only " + ", ".join(f"{f:.0%} of a {p} cycle" for p, f in short) +
+            ": validation and test hold calendar phases the model never saw in training (it must extrapolate "
+            "those sin/cos values)")
 
 
 SERIES_SHARE = 0.8  # series levels explaining more of a column's variance call for per-series scaling

@@ -87,3 +87,14 @@ def test_per_series_export_and_evaluation_invert_with_each_series_statistics(per
     last = x[:, -1, 2] * series.scale[rows, 2] + series.center[rows, 2]
     np.testing.assert_allclose(report["baselines"]["persistence"]["original"]["rmse"],
                                np.sqrt(np.mean((yo - last) ** 2)), rtol=1e-5)
+
+
+def test_doctor_warns_when_training_does_not_cover_a_calendar_cycle(calendar_dataset):
+    """About 10 days of training rows: the week is covered, the month of the year is not."""
+    from training import checks_data
+    from training.data import sample_windows
+
+    m = load_manifest(str(calendar_dataset))
+    v = checks_data.check_scaling(m, sample_windows(m, str(calendar_dataset), n=256, with_ids=True))
+    assert v.status == "WARN" and "covers only 3% of a month cycle" in v.evidence, v.evidence
+    assert "dayofweek" not in v.evidence.split("|")[0] and "--calendar" in v.fix
