@@ -69,7 +69,7 @@ def test_plan_sgd_is_linear_plateau_runs_constant_and_steps_are_capped():
 
 
 def test_plan_schedule_and_description():
-    plan = plan_lr(TrainConfig(decay="cosine", min_lr=1e-5, warmup_epochs=1, epochs=3), replicas=1,
+    plan = plan_lr(TrainConfig(decay="cosine", min_lr=1e-5, warmup_epochs=1, epochs=3, base_lr=1e-3), replicas=1,
                    train_windows=640)
     assert plan.steps_per_epoch == 10 and plan.warmup_steps == 10
     vals = np.array([plan.lr_at(s) for s in range(plan.total_steps)])
