@@ -61,11 +61,11 @@ def test_plan_derives_every_quantity_from_config_replicas_and_windows():
 def test_plan_sgd_is_linear_plateau_runs_constant_and_steps_are_capped():
     plan = plan_lr(TrainConfig(optimizer="sgd", decay="plateau", max_steps_per_epoch=7), replicas=2,
                    train_windows=10_000)
-    assert plan.rule == "linear" and plan.peak_lr == pytest.approx(1e-3 * 128 / 64)
+    assert plan.rule == "linear" and plan.peak_lr == pytest.approx(TrainConfig.base_lr * 128 / 64)
     assert plan.decay == "constant" and plan.plateau
     assert plan.steps_per_epoch == 7
     explicit = plan_lr(TrainConfig(optimizer="sgd", lr_scaling="none"), replicas=2, train_windows=10_000)
-    assert explicit.rule == "none" and explicit.peak_lr == pytest.approx(1e-3)
+    assert explicit.rule == "none" and explicit.peak_lr == pytest.approx(TrainConfig.base_lr)
 
 
 def test_plan_schedule_and_description():
