@@ -6,6 +6,7 @@ import numpy as np
 
 from tests.training.conftest import config
 from training import checks_model
+from training.config import TrainConfig
 from training.lr_plan import plan_lr
 
 
@@ -27,7 +28,7 @@ def test_learning_rate(healthy, tmp_path):
     data, m, s = healthy
     cfg = config(data)
     plan = plan_lr(cfg.train, 1, m.windows("train"))
-    assert plan.peak_lr == 1e-3 and plan.global_batch == 64
+    assert plan.peak_lr == TrainConfig.base_lr and plan.global_batch == 64
     ok = checks_model.check_lr(m, cfg, s, plan, plot_path=str(tmp_path / "lr.png"))
     assert ok.status == "PASS", ok.evidence
     assert (tmp_path / "lr.png").stat().st_size > 1000
