@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -36,22 +37,42 @@ class SeriesScaling:
     fallback_center: np.ndarray  # [C] global, for series without training rows
     fallback_scale: np.ndarray  # [C]
 
+    # Built once per object, not per call: the job scales every work unit with the same table,
+    # and with very many series rebuilding a name index or stacking the table per unit would
+    # cost O(series) each time.
+    @cached_property
+    def _row_of_name(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.names)}
+
+    @cached_property
+    def _row_of_id(self) -> dict[int, int]:
+        return {series_id(n): i for i, n in enumerate(self.names)}
+
+    @cached_property
+    def _full(self) -> tuple[np.ndarray, np.ndarray]:
+        """[S+1, C] center and scale of every column, the global fallback as the last row."""
+        return (np.vstack([self.center.reshape(-1, len(self.columns)), self.fallback_center[None]]),
+                np.vstack([self.scale.reshape(-1, len(self.columns)), self.fallback_scale[None]]))
+
     def rows_of_names(self, names) -> np.ndarray:
         """Row of each series key in `table` (len(names) = the fallback row for unknown series)."""
-        where = {n: i for i, n in enumerate(self.names)}
-        return np.array([where.get(str(n), len(self.names)) for n in names], dtype=np.int64)
+        where, fallback = self._row_of_name, len(self.names)
+        return np.array([where.get(str(n), fallback) for n in names], dtype=np.int64)
 
     def rows_of_ids(self, sids) -> np.ndarray:
         """Row of each window's series id (the int64 hash stored in the shards)."""
-        where = {series_id(n): i for i, n in enumerate(self.names)}
-        return np.array([where.get(int(s), len(self.names)) for s in np.asarray(sids).ravel()], dtype=np.int64)
+        where, fallback = self._row_of_id, len(self.names)
+        return np.array([where.get(int(s), fallback) for s in np.asarray(sids).ravel()], dtype=np.int64)
 
     def table(self, columns) -> tuple[np.ndarray, np.ndarray]:
         """([S+1, k] center, [S+1, k] scale) of `columns`; the last row is the global fallback."""
         idx = [self.columns.index(c) for c in columns]
-        center = np.vstack([self.center[:, idx], self.fallback_center[idx][None]])
-        scale = np.vstack([self.scale[:, idx], self.fallback_scale[idx][None]])
-        return center, scale
+        return self._full[0][:, idx], self._full[1][:, idx]
+
+    def gather(self, rows: np.ndarray, columns) -> tuple[np.ndarray, np.ndarray]:
+        """([n, k] center, [n, k] scale) of `columns` at table rows `rows` (from rows_of_names/ids)."""
+        idx = [self.columns.index(c) for c in columns]
+        return self._full[0][rows][:, idx], self._full[1][rows][:, idx]
 
     def to_json(self) -> str:
         return json.dumps({

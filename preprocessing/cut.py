@@ -38,9 +38,8 @@ def unit_arrays(unit: Unit, scaling: Scaling, cfg: JobConfig, series: SeriesScal
     if series is None:
         scaled = scaling.apply(unit.values)
     else:
-        row = series.rows_of_names(unit.series_names)[unit.series]
-        center, scale = series.table(cols)
-        scaled = (unit.values - center[row]) / scale[row]
+        center, scale = series.gather(series.rows_of_names(unit.series_names)[unit.series], cols)
+        scaled = (unit.values - center) / scale
     x = scaled[:, [cols.index(c) for c in cfg.window_features]].astype(np.float32)
     y_src = scaled if cfg.task == "regression" else unit.values
     y = y_src[:, [cols.index(c) for c in cfg.targets]].astype(np.float32)
@@ -119,15 +118,14 @@ def unit_windows(unit: Unit, arrays: UnitArrays, plan: Plan, cfg: JobConfig) -> 
     --backtest-every), and the counts of what was left out."""
     spec = cfg.window
     begins = unit.segment_begins(plan.max_gap)
-    per_split, dropped = unit_window_starts(
-        unit.time, unit.owned, plan.boundaries.split_of(unit.time), begins, spec, t0=plan.t_min, step=plan.step,
-    )
+    split = plan.boundaries.split_of(unit.time)
+    per_split, dropped = unit_window_starts(unit.time, unit.owned, split, begins, spec, t0=plan.t_min, step=plan.step)
     counts: Counter = Counter(dropped)
     gaps = short_segment_gaps(unit.time, unit.series, unit.owned, begins, spec, step=plan.step)
     counts.update({f"short_segment_gap_steps.{k}": v for k, v in gaps.items()})
     if cfg.backtest_every:
         per_split.append(backtest_window_starts(
-            unit.time, unit.owned, plan.boundaries.split_of(unit.time), begins, spec, t0=plan.t_min, step=plan.step,
+            unit.time, unit.owned, split, begins, spec, t0=plan.t_min, step=plan.step,
             test_start=plan.boundaries.test_start, every=cfg.backtest_every))
     if cfg.task != "regression":
         check_targets(unit, spec.target_index(np.sort(np.concatenate(per_split))), arrays.y, cfg, plan.kind)

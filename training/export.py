@@ -55,10 +55,9 @@ def window_scaling(manifest: Manifest, names, like: np.ndarray, sids=None, serie
     [k] globally, [W, 1, ..., k] per series (each window's series, by its sid)."""
     if series is None:
         return scaling_arrays(manifest, names)
-    center, scale = series.table(names)
-    rows = series.rows_of_ids(sids)
-    shape = (len(rows), *([1] * (like.ndim - 2)), len(names))
-    return center[rows].reshape(shape), scale[rows].reshape(shape)
+    center, scale = series.gather(series.rows_of_ids(sids), names)
+    shape = (len(center), *([1] * (like.ndim - 2)), len(names))
+    return center.reshape(shape), scale.reshape(shape)
 
 
 class RawServing(tf.Module):
