@@ -242,9 +242,8 @@ def _compare_with_raw(manifest, sample, raw: list[str], n: int, series=None) -> 
         values = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in names])
         if series is None:
             return (values - [manifest.column(c).center for c in names]) / [manifest.column(c).scale for c in names]
-        center, scale = series.table(names)
-        row = series.rows_of_names(keys)
-        return (values - center[row]) / scale[row]
+        center, scale = series.gather(series.rows_of_names(keys), names)
+        return (values - center) / scale
 
     feat = scaled(manifest.features)
     if manifest.task == "regression":
