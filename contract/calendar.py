@@ -42,6 +42,12 @@ def uncovered(parts, train_span_ns: int) -> list[tuple[str, float]]:
             if train_span_ns < PERIOD_DAYS[p] * NS_PER_DAY]
 
 
+def coverage_note(parts, train_span_ns: int) -> str:
+    """'' or "the training range covers only 70% of a dayofyear cycle" (the job's log and the doctor)."""
+    short = uncovered(parts, train_span_ns)
+    return "the training range covers only " + ", ".join(f"{f:.0%} of a {p} cycle" for p, f in short) if short else ""
+
+
 def column_names(parts) -> tuple[str, ...]:
     """The feature columns of the calendar parts, in order: hour_sin, hour_cos, ..."""
     return tuple(f"{p}_{f}" for p in parts for f in ("sin", "cos"))

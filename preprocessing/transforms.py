@@ -18,7 +18,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from contract.calendar import uncovered
+from contract.calendar import coverage_note
 from contract.manifest import Encoding, Manifest
 from contract.records import SPLITS, TRAIN, WINDOW_SETS, shard_name
 from contract.series_scaling import SERIES_SCALING_NAME
@@ -281,11 +281,10 @@ class WriteManifestFn(beam.DoFn):
         if not sum(i.windows for i in infos["train"]):
             raise no_training_windows(counts, cfg)
         q = scaling_quantiles(stats)
-        short = uncovered(cfg.calendar, plan.boundaries.val_start - plan.t_min)
+        short = coverage_note(cfg.calendar, plan.boundaries.val_start - plan.t_min)
         if short:
-            log.warning("seqscale: the training range covers only %s: validation and test hold calendar phases the "
-                        "model never sees in training; drop those parts from --calendar or train on a full cycle",
-                        ", ".join(f"{f:.0%} of a {p} cycle" for p, f in short))
+            log.warning("seqscale: %s: validation and test hold calendar phases the model never sees in training; "
+                        "drop those parts from --calendar or train on a full cycle", short)
         manifest = Manifest.build(
             created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             spec=cfg.dataset_spec, window=cfg.window, time_kind=plan.kind, time_range=(plan.t_min, plan.t_max),

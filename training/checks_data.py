@@ -73,15 +73,13 @@ def check_scaling(manifest, sample) -> Verdict:
 
 def calendar_note(manifest) -> str:
     """'' or which --calendar parts the training range does not cover one full cycle of."""
-    from contract.calendar import uncovered
+    from contract.calendar import coverage_note
 
-    span = manifest.split_boundaries.val_start - manifest.time_range[0]
-    short = uncovered(manifest.calendar, span) if manifest.time_kind == "timestamp" else []
-    if not short:
+    if manifest.time_kind != "timestamp":
         return ""
-    return ("the training range covers only " + ", ".join(f"{f:.0%} of a {p} cycle" for p, f in short) +
-            ": validation and test hold calendar phases the model never saw in training (it must extrapolate "
-            "those sin/cos values)")
+    short = coverage_note(manifest.calendar, manifest.split_boundaries.val_start - manifest.time_range[0])
+    return (short + ": validation and test hold calendar phases the model never saw in training (it must "
+            "extrapolate those sin/cos values)") if short else ""
 
 
 SERIES_SHARE = 0.8  # series levels explaining more of a column's variance call for per-series scaling
