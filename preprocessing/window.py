@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.records import TEST
 from contract.window import WindowSpec
 
 
@@ -74,8 +75,18 @@ def grid_phase_ok(times: np.ndarray, *, t0: int, step: int, stride: int) -> np.n
     """
     if stride == 1:
         return np.ones(len(times), dtype=bool)
-    k = np.rint((times - t0) / step).astype(np.int64)
-    return k % stride == 0
+    return grid_index(times, t0=t0, step=step) % stride == 0
+
+
+def grid_index(times: np.ndarray, *, t0: int, step: int) -> np.ndarray:
+    """Index of each time on the global grid t0 + k·step (rounded: jittered times keep their k)."""
+    return np.rint((np.asarray(times) - t0) / step).astype(np.int64)
+
+
+def owned_starts(times: np.ndarray, owned: np.ndarray, begins: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    """First rows of the windows a work unit owns (its own first row), none across a segment."""
+    starts = window_starts(len(times), spec, segment_begins=begins)
+    return starts[owned[starts]]
 
 
 def unit_assignments(
@@ -162,8 +173,7 @@ def unit_window_starts(
     """
     seg_len = np.diff(np.append(begins, len(times)))
     short = (seg_len < spec.span) & owned[begins]
-    starts = window_starts(len(times), spec, segment_begins=begins)
-    starts = starts[owned[starts]]
+    starts = owned_starts(times, owned, begins, spec)
     starts = starts[grid_phase_ok(times[starts], t0=t0, step=step, stride=spec.stride)]
     split_id, inside = split_windows(starts, split_of_row, spec)
     counts = {
@@ -195,13 +205,12 @@ def backtest_window_starts(
     at that origin); it never crosses a series or a gap. Owned like every window (by the unit
     owning its first row), so chunking neither loses nor duplicates one.
     """
-    starts = window_starts(len(times), spec, segment_begins=begins)
-    starts = starts[owned[starts]]
+    starts = owned_starts(times, owned, begins, spec)
     first_origin = int(np.ceil((test_start - t0) / step)) - 1
-    k = np.rint((times[spec.last_input(starts)] - t0) / step).astype(np.int64) - first_origin
+    k = grid_index(times[spec.last_input(starts)], t0=t0, step=step) - first_origin
     starts = starts[(k >= 0) & (k % every == 0)]
     first_target = spec.last_input(starts) + int(spec.target_distances[0])
-    return starts[split_of_row[first_target] == 2]
+    return starts[split_of_row[first_target] == TEST]
 
 
 def short_segment_gaps(
