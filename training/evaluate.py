@@ -42,8 +42,7 @@ def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.nd
     MASE against the in-sample seasonal naive error of `history` (train inputs of the target,
     original units, (windows, look_back)) when the target is an input. With per-series
     scaling (`series`), each window is unscaled with its series' statistics (`sid`)."""
-    tc, ts = window_scaling(manifest, manifest.targets, y, sid, series)
-    yo, po = fm.as_rows(y * ts + tc), fm.as_rows(p * ts + tc)
+    yo, po, xo, last = original_units(manifest, x, y, p, sid, series)
     w = manifest.window
     distances = w.target_distances
     m = fm.season_length(manifest.time_kind, manifest.step, season)
@@ -57,9 +56,8 @@ def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.nd
     }
     predictions = {"train_mean": np.broadcast_to(np.array([manifest.column(t).mean for t in manifest.targets]),
                                                  yo.shape)}
-    xo = target_inputs(manifest, x, sid, series)
     if xo is not None:
-        predictions["persistence"] = np.repeat(xo[:, -1:, :], yo.shape[1], axis=1)
+        predictions["persistence"] = last
         positions = fm.seasonal_positions(w.look_back, distances, m) if m else None
         if positions is not None:
             predictions["seasonal_persistence"] = xo[:, positions, :]
@@ -90,6 +88,17 @@ def classification_report(manifest: Manifest, y: np.ndarray, p: np.ndarray) -> d
         "model": {"accuracy": float((pred == y).mean())},
         "baselines": {"majority_class": {"accuracy": float((y == majority).mean())}},
     }
+
+
+def original_units(manifest: Manifest, x, y, p, sid=None, series: SeriesScaling | None = None):
+    """(targets, predictions, the target's inputs, persistence) in original units: targets,
+    predictions and persistence as (windows, steps, targets) rows, the inputs as (windows,
+    look_back, targets); the last two None when a target is not an input."""
+    tc, ts = window_scaling(manifest, manifest.targets, y, sid, series)
+    yo, po = fm.as_rows(y * ts + tc), fm.as_rows(p * ts + tc)
+    xo = target_inputs(manifest, x, sid, series)
+    last = None if xo is None else np.repeat(xo[:, -1:, :], yo.shape[1], axis=1)
+    return yo, po, xo, last
 
 
 def target_inputs(manifest: Manifest, x: np.ndarray, sid: np.ndarray | None = None,
@@ -125,18 +134,17 @@ def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season
     if manifest.windows(BACKTEST):
         x, y, p, sid, t = collect(model, manifest, data_dir, BACKTEST)
         bt = regression_report(manifest, x, y, p, history=history, season=season, sid=sid, series=series)
+        yo, po, _, last = original_units(manifest, x, y, p, sid, series)
         report["backtest"] = {"every": int(manifest.options.get("backtest_every", 0)), **bt,
-                              "per_origin": per_origin(manifest, y, p, x, t, sid, series)}
+                              "per_origin": per_origin(manifest, yo, po, last, t)}
     return report
 
 
-def per_origin(manifest: Manifest, y, p, x, t, sid, series) -> list[dict]:
-    """Model (and persistence) RMSE per forecast origin, original units, in time order."""
-    tc, ts = window_scaling(manifest, manifest.targets, y, sid, series)
-    yo, po = fm.as_rows(y * ts + tc), fm.as_rows(p * ts + tc)
-    xo = target_inputs(manifest, x, sid, series)
-    last = None if xo is None else np.repeat(xo[:, -1:, :], yo.shape[1], axis=1).reshape(len(y), -1)
-    yo, po = yo.reshape(len(y), -1), po.reshape(len(y), -1)
+def per_origin(manifest: Manifest, yo, po, last, t) -> list[dict]:
+    """Model (and persistence) RMSE per forecast origin (`t`, each window's last input time),
+    from original_units' rows, in time order."""
+    yo, po = yo.reshape(len(t), -1), po.reshape(len(t), -1)
+    last = None if last is None else last.reshape(len(t), -1)
     out = []
     for origin in np.unique(t):
         rows = t == origin
