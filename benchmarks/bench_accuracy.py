@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -92,7 +93,7 @@ def classic_recipe(df: pd.DataFrame, spec: Spec, bounds, step: int, seed: int, e
     return {k: None if w is None else model.predict(w, verbose=0)[:, 0] * std[ti] + mean[ti] for k, w in tests.items()}
 
 
-def seqscale(spec: Spec, work: str, seed: int, epochs: int | None):
+def seqscale(spec: Spec, work: str, seed: int, epochs: int | None, flags: tuple[str, ...] = ()):
     """Preprocess + train with the defaults; returns (manifest, {series: predictions}, seconds)."""
     from preprocessing.cli import run as preprocess
     from training.data import load_manifest
@@ -105,7 +106,7 @@ def seqscale(spec: Spec, work: str, seed: int, epochs: int | None):
     job = os.path.join(work, f"job-{seed}")
     started = time.time()
     cmd = [sys.executable, "-m", "training", "--data", data, "--job-dir", job, "--seed", str(seed),
-           "--verbose", "line", "--log-level", "warning", *(["--epochs", str(epochs)] if epochs else [])]
+           "--verbose", "line", "--log-level", "warning", *(["--epochs", str(epochs)] if epochs else []), *flags]
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if done.returncode:
         raise SystemExit(f"seqscale training failed on {spec.name} ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -135,16 +136,16 @@ def rmse(truth: dict, pred: dict) -> float:
     return float(np.sqrt(np.mean(err**2)))
 
 
-def bench(spec: Spec, work: str, seeds: list[int], epochs: int | None) -> dict:
+def bench(spec: Spec, work: str, seeds: list[int], epochs: int | None, flags: tuple[str, ...] = ()) -> dict:
     df = pd.read_parquet(spec.path)
-    m, first, secs, ep = seqscale(spec, work, seeds[0], epochs)
+    m, first, secs, ep = seqscale(spec, work, seeds[0], epochs, flags)
     truth, last = {}, {}
     for key, g in series_frames(df, spec):
         t = g[spec.time].astype("datetime64[ns]").astype(np.int64).to_numpy()
         rows = scored_targets(t, m.split_boundaries.test_start, m.step)
         y = g[spec.target].to_numpy(np.float64)
         truth[key], last[key] = (y[rows], y[rows - 1]) if len(rows) else (None, None)
-    runs = [(first, secs, ep)] + [seqscale(spec, work, s, epochs)[1:] for s in seeds[1:]]
+    runs = [(first, secs, ep)] + [seqscale(spec, work, s, epochs, flags)[1:] for s in seeds[1:]]
     ours = [rmse(truth, r[0]) for r in runs]
     mean_of_seeds = {k: None if truth[k] is None else np.mean([r[0][k] for r in runs], axis=0) for k in truth}
     classic, classic_secs = [], []
@@ -157,7 +158,7 @@ def bench(spec: Spec, work: str, seeds: list[int], epochs: int | None) -> dict:
             "persistence": rmse(truth, last), "classic": classic, "seqscale": ours,
             "seqscale_ensemble": rmse(truth, mean_of_seeds),
             "seqscale_epochs": [r[2] for r in runs], "seqscale_seconds": [r[1] for r in runs],
-            "classic_seconds": classic_secs, "calendar": list(spec.calendar), "look_back": m.window.look_back}
+            "classic_seconds": classic_secs, "calendar": list(spec.calendar), "look_back": m.window.look_back, "train_flags": list(flags)}
 
 
 def spread(values: list[float]) -> str:
@@ -172,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
     p.add_argument("--seeds", type=int, default=1, help="training runs per model (mean and spread)")
     p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--train-flags", default="", help="extra trainer flags for seqscale's runs, e.g. '--dropout 0' "
+                   "(to measure a candidate default across seeds; the classic recipe is unchanged)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -182,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             os.makedirs(work)
             spec = DATASETS[name](work)
             started = time.time()
-            results.append(bench(spec, work, list(range(args.seeds)), 2 if args.quick else None))
+            results.append(bench(spec, work, list(range(args.seeds)), 2 if args.quick else None, tuple(shlex.split(args.train_flags))))
             print(f"[bench_accuracy] {name}: {time.time() - started:.0f} s", flush=True)
     print(f"\n{'data set':<18}{'freq':<8}{'series':>7}{'targets':>9}{'persistence':>13}  {'classic recipe':<28}"
           f"{'seqscale':<28}{'ratio':>7}{'vs persistence':>16}{'mean of seeds':>15}")
