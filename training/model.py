@@ -95,6 +95,12 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
         if cfg.dropout:
             h = tf.keras.layers.Dropout(cfg.dropout, seed=seed + 100 + i, name=f"dropout_{i}")(h)
     out = tf.keras.layers.Dense(head.units, kernel_initializer=init.GlorotUniform(seed=seed + 999), name="head_dense")(h)
+    if cfg.linear_skip:
+        # LSTNet's autoregressive component (Lai et al. 2018): the window, flattened, straight to
+        # the output. Zero-initialized so training starts from the LSTM's own head.
+        flat = tf.keras.layers.Flatten(name="skip_flatten")(inputs)
+        skip = tf.keras.layers.Dense(head.units, kernel_initializer="zeros", name="skip_dense")(flat)
+        out = tf.keras.layers.Add(name="head_sum")([out, skip])
     # The activation runs in float32 even under mixed precision (numerically safe softmax/sigmoid).
     out = tf.keras.layers.Activation(head.activation, dtype="float32", name="head")(out)
     if manifest.window.target_sequence and manifest.task == "regression":
