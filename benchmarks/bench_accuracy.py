@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
     p.add_argument("--seeds", type=int, default=1, help="training runs per model (mean and spread)")
     p.add_argument("--out", help="write the results as JSON here")
-    p.add_argument("--train-flags", default="", help="extra trainer flags for seqscale's runs, e.g. '--dropout 0' "
+    p.add_argument("--train-flags", default="", help="extra trainer flags for seqscale's runs, e.g. --train-flags='--dropout 0' "
                    "(to measure a candidate default across seeds; the classic recipe is unchanged)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
