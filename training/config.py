@@ -60,7 +60,7 @@ class ModelConfig:
         units: units per LSTM layer, first to last (the classic recipe: 128, 64).
         bidirectional: wrap each LSTM layer in Bidirectional.
         dropout: dropout between layers (never recurrent dropout, which disables cuDNN).
-        linear_skip: add a linear map of the whole input window to the head's pre-activation
+        linear_skip: add a linear map of the targets' own past (their columns of the window) to the head
             (LSTNet's autoregressive component): a network's output scale follows its inputs'
             only loosely, and smooth or strongly periodic targets want a precise linear term.
         head_activation: auto picks from the task (linear, sigmoid, softmax); others are checked.
@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bidirectional", action="store_const", const=True, help="bidirectional LSTM layers")
     g.add_argument("--dropout", type=float, help="dropout between layers")
     g.add_argument("--linear-skip", dest="linear_skip", action="store_const", const=True,
-                   help="add a linear map of the input window to the output (LSTNet's autoregressive term)")
+                   help="add a linear map of the targets' own past to the output (LSTNet's autoregressive term)")
     g.add_argument("--no-linear-skip", dest="linear_skip", action="store_const", const=False, help="LSTM head only")
     g.add_argument("--head-activation", choices=HEADS, help="auto picks from the task")
     g.add_argument("--loss", choices=LOSSES, help="auto picks from the task")

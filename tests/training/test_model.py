@@ -71,11 +71,11 @@ def test_mixed_precision_keeps_the_head_in_float32():
 
 @pytest.mark.parametrize("seq", [False, True])
 def test_linear_skip_adds_a_linear_map_of_the_window(seq):
-    """--linear-skip: zero at the start (the LSTM's own head), then exactly x.flatten() @ W + b
-    beside it (numpy reference with the LSTM head's weights zeroed)."""
+    """--linear-skip: zero at the start (the LSTM's own head), then exactly the target column's
+    window @ W + b beside it (numpy reference with the LSTM head's weights zeroed)."""
     import numpy as np
 
-    m = manifest(seq=seq)
+    m = manifest(seq=seq, targets=("b",))
     plain = build_model(m, ModelConfig(units=(8, 4)), seed=3)
     model = build_model(m, ModelConfig(units=(8, 4), linear_skip=True), seed=3)
     x = np.random.default_rng(0).normal(size=(5, 12, 2)).astype(np.float32)
@@ -86,7 +86,12 @@ def test_linear_skip_adds_a_linear_map_of_the_window(seq):
     dense.set_weights([w, b])
     head = model.get_layer("head_dense")
     head.set_weights([np.zeros_like(v) for v in head.get_weights()])
-    want = x.reshape(5, -1) @ w + b
+    want = x[:, :, 1] @ w + b  # the target b is the window's second column
     np.testing.assert_allclose(model.predict(x, verbose=0).reshape(5, -1), want, rtol=1e-5, atol=1e-5)
     for layer in lstm_layers(model):
         assert all(layer.get_config()[k] == v for k, v in CUDNN_SETTINGS.items())
+
+
+def test_linear_skip_needs_the_target_among_the_features():
+    with pytest.raises(HeadError, match="c is not among the features"):
+        build_model(manifest(targets=("c",)), ModelConfig(units=(4,), linear_skip=True))
