@@ -63,6 +63,7 @@ class ModelConfig:
         linear_skip: add a linear map of the targets' own past (their columns of the window) to the head
             (LSTNet's autoregressive component): a network's output scale follows its inputs'
             only loosely, and smooth or strongly periodic targets want a precise linear term.
+            None (default): on when every target is among the features, else off.
         head_activation: auto picks from the task (linear, sigmoid, softmax); others are checked.
         loss: auto picks from the task; regression may choose mse, huber or mae.
     """
@@ -70,7 +71,7 @@ class ModelConfig:
     units: tuple[int, ...] = (128, 64)
     bidirectional: bool = False
     dropout: float = 0.2
-    linear_skip: bool = False
+    linear_skip: bool | None = None  # None: on when every target is among the features
     head_activation: str = "auto"
     loss: str = "auto"
 
@@ -200,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bidirectional", action="store_const", const=True, help="bidirectional LSTM layers")
     g.add_argument("--dropout", type=float, help="dropout between layers")
     g.add_argument("--linear-skip", dest="linear_skip", action="store_const", const=True,
-                   help="add a linear map of the targets' own past to the output (LSTNet's autoregressive term)")
+                   help="add a linear map of the targets' own past to the output (LSTNet's autoregressive term); "
+                   "default: on when every target is among the features")
     g.add_argument("--no-linear-skip", dest="linear_skip", action="store_const", const=False, help="LSTM head only")
     g.add_argument("--head-activation", choices=HEADS, help="auto picks from the task")
     g.add_argument("--loss", choices=LOSSES, help="auto picks from the task")

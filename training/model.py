@@ -98,6 +98,14 @@ def skip_columns(manifest: Manifest) -> list[int]:
     return [manifest.features.index(t) for t in manifest.targets]
 
 
+def uses_linear_skip(manifest: Manifest, cfg: ModelConfig) -> bool:
+    """--linear-skip as set; by default on when every target is among the features (it has
+    their past to read), off otherwise."""
+    if cfg.linear_skip is None:
+        return all(t in manifest.features for t in manifest.targets)
+    return cfg.linear_skip
+
+
 def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_precision: bool = False) -> tf.keras.Model:
     """Stacked LSTM: [LSTM (return sequences) -> Dropout] x (n-1) -> LSTM -> Dropout -> Dense head."""
     head = resolve_head(manifest, cfg)
@@ -121,7 +129,7 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
         if cfg.dropout:
             h = tf.keras.layers.Dropout(cfg.dropout, seed=seed + 100 + i, name=f"dropout_{i}")(h)
     out = tf.keras.layers.Dense(head.units, kernel_initializer=init.GlorotUniform(seed=seed + 999), name="head_dense")(h)
-    if cfg.linear_skip:
+    if uses_linear_skip(manifest, cfg):
         # LSTNet's autoregressive component (Lai et al. 2018): each output gets a linear map of
         # the targets' own past (their columns of the window), beside the LSTM. Only the target
         # columns: all features x L inputs overfit a small data set (Seattle weather, 1,000

@@ -76,7 +76,7 @@ def test_linear_skip_adds_a_linear_map_of_the_window(seq):
     import numpy as np
 
     m = manifest(seq=seq, targets=("b",))
-    plain = build_model(m, ModelConfig(units=(8, 4)), seed=3)
+    plain = build_model(m, ModelConfig(units=(8, 4), linear_skip=False), seed=3)
     model = build_model(m, ModelConfig(units=(8, 4), linear_skip=True), seed=3)
     x = np.random.default_rng(0).normal(size=(5, 12, 2)).astype(np.float32)
     np.testing.assert_allclose(model.predict(x, verbose=0), plain.predict(x, verbose=0), atol=1e-6)
@@ -95,3 +95,12 @@ def test_linear_skip_adds_a_linear_map_of_the_window(seq):
 def test_linear_skip_needs_the_target_among_the_features():
     with pytest.raises(HeadError, match="c is not among the features"):
         build_model(manifest(targets=("c",)), ModelConfig(units=(4,), linear_skip=True))
+
+
+def test_linear_skip_is_on_by_default_when_the_targets_are_features():
+    def has_skip(model):
+        return any(layer.name == "skip_dense" for layer in model.layers)
+
+    assert has_skip(build_model(manifest(), ModelConfig(units=(4,))))
+    assert not has_skip(build_model(manifest(targets=("c",)), ModelConfig(units=(4,))))  # nothing to read
+    assert not has_skip(build_model(manifest(), ModelConfig(units=(4,), linear_skip=False)))
