@@ -32,11 +32,11 @@ def test_killed_runs_leave_nothing_acceptable_and_overwrite_recovers(tmp_path):
     previous = load_manifest(str(out))
     rng = random.Random(7)
 
-    def killed_run(target):
+    def killed_run(target, latest=full * 0.95):
         run = [sys.executable, "-m", "preprocessing",
                *job_args(pattern, target, "--overwrite", "--chunk-rows", "300", "--seed", str(rng.randint(0, 99)))]
         proc = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(rng.uniform(0.3, full * 0.95))
+        time.sleep(rng.uniform(0.3, max(latest, 0.4)))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         try:
@@ -47,6 +47,12 @@ def test_killed_runs_leave_nothing_acceptable_and_overwrite_recovers(tmp_path):
         return "old dataset" if m == previous else "new dataset"
 
     fresh = [killed_run(tmp_path / f"fresh{i}") for i in range(3)]  # killed into an empty directory
+    # `full` was timed once; on a loaded machine a later run can be faster and finish before
+    # every kill. Then kill earlier (up to 3 more runs) until one lands mid-run.
+    latest = full * 0.95
+    while "no dataset" not in fresh and len(fresh) < 6:
+        latest /= 2
+        fresh.append(killed_run(tmp_path / f"fresh{len(fresh)}", latest))
     assert set(fresh) <= {"no dataset", "new dataset"} and "no dataset" in fresh, fresh
     replaced = [killed_run(out) for _ in range(3)]  # killed while replacing a dataset with --overwrite
     assert set(replaced) <= {"old dataset", "new dataset", "no dataset"}, replaced
