@@ -1,4 +1,4 @@
-"""The stacked (optionally bidirectional) LSTM and a head that fits the target.
+"""The stacked (optionally bidirectional) LSTM, a linear skip from the targets' past, and a head that fits the target.
 
 LSTM layers keep the settings that let Keras use the fused cuDNN kernel on GPUs
 (activation tanh, recurrent_activation sigmoid, recurrent_dropout 0, unroll False,
@@ -107,7 +107,8 @@ def uses_linear_skip(manifest: Manifest, cfg: ModelConfig) -> bool:
 
 
 def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_precision: bool = False) -> tf.keras.Model:
-    """Stacked LSTM: [LSTM (return sequences) -> Dropout] x (n-1) -> LSTM -> Dropout -> Dense head."""
+    """Stacked LSTM: [LSTM (return sequences) -> Dropout] x (n-1) -> LSTM -> Dropout -> Dense head,
+    plus (uses_linear_skip) a Dense over the targets' columns of the window added before the activation."""
     head = resolve_head(manifest, cfg)
     look_back, n_features = manifest.x_shape
     init = tf.keras.initializers
