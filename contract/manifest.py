@@ -214,6 +214,14 @@ class Manifest:
     def y_shape(self) -> tuple[int, int]:
         return self.window.y_shape(len(self.targets))
 
+    @property
+    def target_positions(self) -> tuple[int, ...] | None:
+        """Each target's column in the windows' inputs; None when a target is not an input (its
+        past is not in the window: no persistence baseline, no linear skip)."""
+        if not all(t in self.features for t in self.targets):
+            return None
+        return tuple(self.features.index(t) for t in self.targets)
+
     def windows(self, split: str) -> int:
         return sum(s.windows for s in self.shards.get(split, ()))
 

@@ -105,17 +105,17 @@ def target_inputs(manifest: Manifest, x: np.ndarray, sid: np.ndarray | None = No
                   series: SeriesScaling | None = None) -> np.ndarray | None:
     """The target column(s) among the windows' inputs in original units, (windows, look_back,
     targets); None when a target is not an input."""
-    if not all(t in manifest.features for t in manifest.targets):
+    idx = manifest.target_positions
+    if idx is None:
         return None
-    idx = [manifest.features.index(t) for t in manifest.targets]
     tc, ts = window_scaling(manifest, manifest.targets, x, sid, series)
-    return x[:, :, idx].astype(np.float64) * ts + tc
+    return x[:, :, list(idx)].astype(np.float64) * ts + tc
 
 
 def target_history(manifest: Manifest, data_dir: str, n: int = 20_000,
                    series: SeriesScaling | None = None) -> np.ndarray | None:
     """Up to n train windows' inputs of the target column(s) in original units, (windows, look_back)."""
-    if not all(t in manifest.features for t in manifest.targets) or not manifest.windows("train"):
+    if manifest.target_positions is None or not manifest.windows("train"):
         return None
     w = sample_windows(manifest, data_dir, "train", n=min(n, manifest.windows("train")), with_ids=True)
     xo = target_inputs(manifest, w["x"], w["sid"], series)

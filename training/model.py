@@ -86,23 +86,24 @@ class TakeColumns(tf.keras.layers.Layer):
         return {**super().get_config(), "columns": self.columns}
 
 
-def skip_columns(manifest: Manifest) -> list[int]:
+def skip_columns(manifest: Manifest) -> tuple[int, ...]:
     """Positions of the targets among the window's features (the linear skip's inputs)."""
-    missing = [t for t in manifest.targets if t not in manifest.features]
-    if missing:
+    positions = manifest.target_positions
+    if positions is None:
+        missing = [t for t in manifest.targets if t not in manifest.features]
         raise HeadError(
             f"--linear-skip reads the targets' own past from the window, but {', '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} not among the features {list(manifest.features)}; "
             "add the target to --features in preprocessing, or train with --no-linear-skip"
         )
-    return [manifest.features.index(t) for t in manifest.targets]
+    return positions
 
 
 def uses_linear_skip(manifest: Manifest, cfg: ModelConfig) -> bool:
     """--linear-skip as set; by default on when every target is among the features (it has
     their past to read), off otherwise."""
     if cfg.linear_skip is None:
-        return all(t in manifest.features for t in manifest.targets)
+        return manifest.target_positions is not None
     return cfg.linear_skip
 
 
