@@ -31,3 +31,38 @@ def test_quick_run_scores_the_same_targets_as_an_independent_persistence(tmp_pat
     np.testing.assert_allclose(r["persistence"], np.sqrt(np.mean((y[scored] - y[scored - 1]) ** 2)), rtol=1e-9)
     for name in ("classic", "seqscale"):
         assert len(r[name]) == 1 and 0 < r[name][0] < 10 * r["persistence"], (name, r[name])
+
+
+def test_ratio_interval_pairs_the_same_targets_for_both_models():
+    from benchmarks.bench_accuracy import ratio_interval
+
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=500)
+    err = rng.normal(size=(3, 500))
+    # every seed's errors half the classic's on every target: any resample, paired, gives exactly 0.5
+    lo, hi = ratio_interval(truth, truth + 0.5 * err, truth + err)
+    assert lo == pytest.approx(0.5, rel=1e-12) and hi == pytest.approx(0.5, rel=1e-12)
+    # independent errors of the same size: a ratio near 1 and an interval around it
+    lo, hi = ratio_interval(truth, truth + err, truth + rng.normal(size=(3, 500)))
+    assert lo < 1 < hi and hi - lo < 0.3
+
+
+def rmse_at(p, truth, idx):
+    return np.sqrt(np.mean([(p[i] - truth[i]) ** 2 for i in idx]))
+
+
+def test_ratio_interval_matches_a_loop_over_the_same_draws():
+    from benchmarks.bench_accuracy import ratio_interval
+
+    rng = np.random.default_rng(2)
+    n, draws = 64, 200
+    truth = rng.normal(size=n)
+    ours, classic = truth + rng.normal(size=(2, n)), truth + 1.3 * rng.normal(size=(2, n))
+    block = 4  # round(64 ** (1/3))
+    starts = np.random.default_rng(0).integers(0, n - block + 1, size=(draws, n // block))
+    ratios = []
+    for row in starts:
+        idx = [s + j for s in row for j in range(block)]
+        ratios.append(np.mean([rmse_at(p, truth, idx) for p in ours]) / np.mean([rmse_at(p, truth, idx) for p in classic]))
+    want = np.percentile(ratios, [2.5, 97.5])
+    np.testing.assert_allclose(ratio_interval(truth, ours, classic, draws=draws), want, rtol=1e-12)
