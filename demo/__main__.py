@@ -34,7 +34,7 @@ def say(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
 
 
-def test_windows(data_dir: str):
+def read_test_windows(data_dir: str):
     """Every test window in time order: (manifest, raw inputs, target in kW, window times)."""
     import numpy as np
 
@@ -94,7 +94,7 @@ def print_report(data: str, job: str) -> None:
         epochs = json.load(f)["epochs"]
     with open(os.path.join(job, "eval.json")) as f:
         report = json.load(f)
-    m, x, y, t = test_windows(data)
+    m, x, y, t = read_test_windows(data)
     plot_week(os.path.join(job, "export"), m, x, y, t, os.path.join(job, "predictions.png"))
     model = report["model"]["original"]
     best = min(epochs, key=lambda e: e["val_loss"])
