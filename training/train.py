@@ -239,11 +239,13 @@ def chief_reports(r: Run, model) -> dict:
 
     from training.evaluate import evaluate, format_table, write_report
     from training.export import export, load_series_scaling
-    from training.model import build_model
+    from training.model import build_model, uses_linear_skip
 
     plain = build_model(r.manifest, r.cfg.model, seed=r.cfg.train.seed)  # outside the strategy
     plain.set_weights(model.get_weights())
-    resolved = json.dumps({**json.loads(r.cfg.to_json()), "lr_plan": r.plan.to_dict()}, indent=2)
+    ran = json.loads(r.cfg.to_json())
+    ran["model"]["linear_skip"] = uses_linear_skip(r.manifest, r.cfg.model)  # what ran, not "None: by the data"
+    resolved = json.dumps({**ran, "lr_plan": r.plan.to_dict()}, indent=2)
     export(plain, r.manifest, r.path("export"), config_json=resolved,
            series=load_series_scaling(r.manifest, r.cfg.data.data))
     with tf.io.gfile.GFile(r.path("config.json"), "w") as f:

@@ -83,9 +83,13 @@ def test_learns_and_exports_a_raw_input_model(dataset, tmp_path):
         assert (job / name).exists(), name
     report = json.loads((job / "eval.json").read_text())
     assert report["model"]["original"]["rmse"] < report["baselines"]["train_mean"]["original"]["rmse"]
+    # config.json says whether the linear skip ran (the flag's default is None: by the data)
+    ran = json.loads((job / "config.json").read_text())["model"]["linear_skip"]
+    assert ran is True and "y" in m.features
 
     # export: raw windows in, original units out == manual scaling around the trained network
     loaded = tf.saved_model.load(str(job / "export"))
+    assert any("skip_dense" in v.name for v in loaded.model.variables) is ran
     x_scaled, _, _ = next(iter(val))
     fc = np.array([m.column(c).center for c in m.features], np.float32)
     fs = np.array([m.column(c).scale for c in m.features], np.float32)
