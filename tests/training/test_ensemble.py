@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -43,6 +44,19 @@ def test_ensemble_export_and_report_average_the_members(dataset, tmp_path):
     for r, p in zip(report["members"], each, strict=True):
         np.testing.assert_allclose(r["rmse"], np.sqrt(np.mean((p - y) ** 2)), rtol=1e-4)
     assert "members' RMSE" in proc.stdout
+
+    # a member trained on another dataset (its export's manifest lists other shards) is refused by name
+    other = tmp_path / "other"
+    shutil.copytree(members[1], other)
+    path = other / "export" / "seqscale_manifest.json"
+    theirs = json.loads(path.read_text())
+    theirs["shards"]["train"][0]["sha256"] = "0" * 64
+    path.write_text(json.dumps(theirs))
+    proc = subprocess.run([sys.executable, "-m", "training.ensemble", "--data", str(dataset), "--members",
+                           f"{members[0]},{other}", "--out", str(tmp_path / "ens2")], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **QUIET})
+    assert proc.returncode != 0 and f"{other} was trained on another dataset than --data" in proc.stderr
+    assert not (tmp_path / "ens2").exists()
 
 
 def test_needs_two_members(dataset, tmp_path):
