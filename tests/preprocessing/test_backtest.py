@@ -47,10 +47,11 @@ def reference(df: pd.DataFrame, m) -> dict[str, np.ndarray]:
     return sort_windows({k: np.array(v) for k, v in out.items()})
 
 
-def test_backtest_windows_match_the_raw_rows(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--full-shuffle"]], ids=["blocks", "full-shuffle"])
+def test_backtest_windows_match_the_raw_rows(tmp_path, extra):
     df = multi_series()
     pattern = write_files(df, tmp_path / "in", 3, "parquet")
-    run(job_args(pattern, tmp_path / "out", "--backtest-every", str(K), "--chunk-rows", "300"))
+    run(job_args(pattern, tmp_path / "out", "--backtest-every", str(K), "--chunk-rows", "300", *extra))
     m = load_manifest(tmp_path / "out")
     got = sort_windows(read_split(tmp_path / "out", "backtest"))
     ref = reference(df, m)
