@@ -133,14 +133,18 @@ def seqscale(spec: Spec, work: str, seed: int, epochs: int | None, flags: tuple[
     return m, out, time.time() - started, epochs_run
 
 
-def rmse(truth: dict, pred: dict) -> float:
-    keys = [k for k in truth if truth[k] is not None]
-    err = np.concatenate([truth[k] - pred[k] for k in keys])
-    return float(np.sqrt(np.mean(err**2)))
+def scored(truth: dict) -> list:
+    """The series with scored test targets, in one order for every model's predictions."""
+    return [k for k in truth if truth[k] is not None]
 
 
 def flat(pred: dict, keys: list) -> np.ndarray:
     return np.concatenate([pred[k] for k in keys])
+
+
+def rmse(truth: dict, pred: dict) -> float:
+    keys = scored(truth)
+    return float(np.sqrt(np.mean((flat(truth, keys) - flat(pred, keys)) ** 2)))
 
 
 def ratio_interval(truth: np.ndarray, ours: np.ndarray, classic: np.ndarray, draws: int = 1000,
@@ -183,7 +187,7 @@ def bench(spec: Spec, work: str, seeds: list[int], epochs: int | None, flags: tu
         classic_preds.append(classic_recipe(df, spec, m.split_boundaries, m.step, s, epochs or 50))
         classic.append(rmse(truth, classic_preds[-1]))
         classic_secs.append(time.time() - started)
-    keys = [k for k in truth if truth[k] is not None]
+    keys = scored(truth)
     interval = ratio_interval(flat(truth, keys), np.stack([flat(r[0], keys) for r in runs]),
                               np.stack([flat(c, keys) for c in classic_preds]))
     return {"dataset": spec.name, "frequency": spec.frequency, "series": 1 if spec.series is None else df[spec.series].nunique(),

@@ -11,6 +11,7 @@ the seven hourly means, then with the demo's eighth input (the mean of each hour
 minutes, which the hourly mean hides), beside that column alone as a naive forecast.
 """
 
+import importlib.util
 import sys
 
 import numpy as np
@@ -30,8 +31,8 @@ def lags(a: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a[rows - k].reshape(len(rows), -1) for k in range(1, n + 1)], axis=1)
 
 
-def references(h, t, val_start, test_start, columns) -> dict:
-    """Test predictions of ridge (and LightGBM when installed) from `columns`; the target is the first."""
+def references(h, t, val_start, test_start, columns, trees: bool) -> dict:
+    """Test predictions of ridge (and, with `trees`, LightGBM) from `columns`; the target is the first."""
     x = h[list(columns)].to_numpy(np.float64)
     y = x[:, 0]
     rows = np.arange(48, len(x))
@@ -42,10 +43,10 @@ def references(h, t, val_start, test_start, columns) -> dict:
     f = np.concatenate([lags(z, rows, 48), hour], axis=1)
     w = np.linalg.solve(f[train].T @ f[train] + 100 * np.eye(f.shape[1]), f[train].T @ y[rows][train])
     out = {"ridge": f[test] @ w}
-    try:
-        import lightgbm as lgb
-    except ImportError:
+    if not trees:
         return out
+    import lightgbm as lgb
+
     g = np.concatenate([lags(x, rows, 24), lags(y[:, None], rows, 48)[:, 24:], hour.argmax(1)[:, None],
                         h.index.day_of_week.to_numpy()[rows, None]], axis=1)
     params = {"objective": "regression", "learning_rate": 0.02, "num_leaves": 31, "min_data_in_leaf": 50,
@@ -65,15 +66,14 @@ def main() -> int:
     truth = y[rows][test]
     persistence = float(np.sqrt(np.mean((y[rows - 1][test] - truth) ** 2)))
     print(f"{int(test.sum())} test rows, persistence RMSE {persistence:.4f} kW")
-    try:
-        import lightgbm  # noqa: F401
-    except ImportError:
+    trees = importlib.util.find_spec("lightgbm") is not None
+    if not trees:
         print("lightgbm is not installed: ridge only (pip install lightgbm for the tree reference)")
     naive = {"the last 15 minutes of the hour": h[LAST_QUARTER].to_numpy()[rows - 1][test]}
     for label, columns, out in (("the seven hourly means", FEATURES, None),
                                 ("with the last 15 minutes of each hour", DEMO_FEATURES, naive)):
         print(label)
-        for name, pred in {**references(h, t, val_start, test_start, columns), **(out or {})}.items():
+        for name, pred in {**references(h, t, val_start, test_start, columns, trees), **(out or {})}.items():
             r = float(np.sqrt(np.mean((pred - truth) ** 2)))
             print(f"  {name:<34} RMSE {r:.4f} kW, {1 - r / persistence:.1%} below persistence")
     return 0
