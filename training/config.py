@@ -24,7 +24,9 @@ SHARD_POLICIES = ("auto", "file", "data")
 VERBOSITY = ("auto", "bar", "line")
 RULES = ("sqrt", "linear", "none")  # LR scaling with the global batch (lr_plan.py)
 DECAYS = ("constant", "cosine", "plateau")
-DEFAULT_PER_REPLICA_BATCH = 64  # when neither per-replica nor global batch is set
+DEFAULT_PER_REPLICA_BATCH = 64  # when neither per-replica nor global batch is set ...
+MIN_DEFAULT_PER_REPLICA_BATCH = 16  # ... halved down to this on a small train split ...
+MIN_STEPS_PER_EPOCH = 50  # ... until an epoch has this many steps (lr_plan.default_per_replica_batch)
 
 
 class ConfigError(ValueError):
@@ -83,7 +85,8 @@ class TrainConfig:
     Attributes:
         epochs: maximum epochs (early stopping may end sooner).
         per_replica_batch: windows per replica per step (set this or global_batch; neither
-            means DEFAULT_PER_REPLICA_BATCH).
+            means DEFAULT_PER_REPLICA_BATCH, halved on a small train split so an epoch has at
+            least MIN_STEPS_PER_EPOCH steps).
         global_batch: windows per step over all replicas (set this or per_replica_batch).
         optimizer: adam (default), adamw (with weight_decay) or sgd (with momentum).
         base_lr: learning rate at the reference batch.
@@ -210,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, help="maximum epochs")
     b = g.add_mutually_exclusive_group()
     b.add_argument("--per-replica-batch-size", dest="per_replica_batch", type=int,
-                   help=f"windows per replica per step; global = this x replicas (default: {DEFAULT_PER_REPLICA_BATCH})")
+                   help=f"windows per replica per step; global = this x replicas (default: {DEFAULT_PER_REPLICA_BATCH}, "
+                   f"halved down to {MIN_DEFAULT_PER_REPLICA_BATCH} while an epoch has fewer than "
+                   f"{MIN_STEPS_PER_EPOCH} steps)")
     b.add_argument("--global-batch-size", dest="global_batch", type=int,
                    help="windows per step over all replicas; must divide by the replica count")
     g.add_argument("--optimizer", choices=OPTIMIZERS, help="adam | adamw | sgd")

@@ -26,7 +26,7 @@ def test_head(healthy):
 
 def test_learning_rate(healthy, tmp_path):
     data, m, s = healthy
-    cfg = config(data)
+    cfg = config(data, "--per-replica-batch-size", "64")  # the reference batch: peak LR = base LR
     plan = plan_lr(cfg.train, 1, m.windows("train"))
     assert plan.peak_lr == TrainConfig.base_lr and plan.global_batch == 64
     ok = checks_model.check_lr(m, cfg, s, plan, plot_path=str(tmp_path / "lr.png"))

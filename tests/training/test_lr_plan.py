@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from training.config import ConfigError, TrainConfig
-from training.lr_plan import batch_sizes, default_rule, full_batches, lr_at, plan_lr, scale_lr
+from training.lr_plan import (
+    batch_sizes,
+    default_per_replica_batch,
+    default_rule,
+    full_batches,
+    lr_at,
+    plan_lr,
+    scale_lr,
+)
 
 
 @pytest.mark.parametrize("rule,expected", [("linear", 4e-3), ("sqrt", 2e-3), ("none", 1e-3)])
@@ -47,6 +55,31 @@ def test_batch_sizes_from_either_setting():
         batch_sizes(TrainConfig(global_batch=96), 5)
 
 
+@pytest.mark.parametrize(("windows", "replicas", "per"), [
+    (24_164, 1, 64),  # household power: 377 steps at 64
+    (3_200, 1, 64),  # exactly 50 steps at 64
+    (3_199, 1, 32),  # 49 steps at 64, 99 at 32
+    (1_000, 1, 16),  # Seattle weather's size: 15 steps at 64, 31 at 32, 62 at 16
+    (100, 1, 16),  # never below 16: 6 steps (the doctor FAILs below 10)
+    (10_000, 4, 32),  # 39 global steps at 4 x 64, 78 at 4 x 32
+    (0, 1, 16),
+])
+def test_the_default_batch_gives_an_epoch_at_least_50_steps_down_to_16_per_replica(windows, replicas, per):
+    assert default_per_replica_batch(windows, replicas) == per
+    plan = plan_lr(TrainConfig(), replicas, windows)
+    assert (plan.per_replica_batch, plan.global_batch) == (per, per * replicas)
+    if windows:
+        assert plan.steps_per_epoch == windows // (per * replicas)
+    # the LR follows the batch actually used, as for a batch the user set
+    assert plan.peak_lr == pytest.approx(TrainConfig.base_lr * math.sqrt(per * replicas / 64))
+
+
+def test_a_batch_the_user_set_is_kept_on_a_small_split():
+    assert batch_sizes(TrainConfig(per_replica_batch=64), 1, 1_000) == (64, 64)
+    assert batch_sizes(TrainConfig(global_batch=128), 2, 1_000) == (64, 128)
+    assert default_per_replica_batch(None, 4) == 64
+
+
 def test_plan_derives_every_quantity_from_config_replicas_and_windows():
     t = TrainConfig(per_replica_batch=32, base_lr=1e-3, reference_batch=64, warmup_epochs=1.5, epochs=10)
     plan = plan_lr(t, replicas=8, train_windows=100_000)
@@ -69,8 +102,8 @@ def test_plan_sgd_is_linear_plateau_runs_constant_and_steps_are_capped():
 
 
 def test_plan_schedule_and_description():
-    plan = plan_lr(TrainConfig(decay="cosine", min_lr=1e-5, warmup_epochs=1, epochs=3, base_lr=1e-3), replicas=1,
-                   train_windows=640)
+    t = TrainConfig(per_replica_batch=64, decay="cosine", min_lr=1e-5, warmup_epochs=1, epochs=3, base_lr=1e-3)
+    plan = plan_lr(t, replicas=1, train_windows=640)
     assert plan.steps_per_epoch == 10 and plan.warmup_steps == 10
     vals = np.array([plan.lr_at(s) for s in range(plan.total_steps)])
     np.testing.assert_allclose(vals[:10], np.arange(1, 11) / 10 * 1e-3)
