@@ -80,10 +80,20 @@ def test_a_check_that_raises_is_its_own_fail_and_the_others_still_run(dataset, t
 
 def test_doctor_plans_the_lr_for_the_replicas_given(dataset, tmp_path):
     from tests.training.conftest import config
+    from training.data import load_manifest
     from training.doctor import run_checks
+    from training.lr_plan import default_per_replica_batch
 
-    one = run_checks(config(dataset), raw=None, out_dir=str(tmp_path / "a"), sample_size=512, only=("batch",))
-    four = run_checks(config(dataset), raw=None, out_dir=str(tmp_path / "b"), sample_size=512, only=("batch",),
-                      replicas=4)
+    fixed = config(dataset, "--per-replica-batch-size", "64")
+    one = run_checks(fixed, raw=None, out_dir=str(tmp_path / "a"), sample_size=512, only=("batch",))
+    four = run_checks(fixed, raw=None, out_dir=str(tmp_path / "b"), sample_size=512, only=("batch",), replicas=4)
     assert "global batch 64:" in one[0].evidence and "global batch 256:" in four[0].evidence
     assert json.loads((tmp_path / "b" / "doctor.json").read_text())[0]["check"] == "batch"
+    # the default batch is the trainer's: halved on this small split until an epoch has 50 steps
+    m = load_manifest(str(dataset))
+    for replicas in (1, 4):
+        per = default_per_replica_batch(m.windows("train"), replicas)
+        assert per < 64  # the split is small enough for the rule to act
+        v = run_checks(config(dataset), raw=None, out_dir=str(tmp_path / f"d{replicas}"), sample_size=512,
+                       only=("batch",), replicas=replicas)[0]
+        assert f"global batch {per * replicas}: {m.windows('train') // (per * replicas)} steps" in v.evidence
