@@ -31,6 +31,7 @@ CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change 
     "units 256,128": ([], ["--units", "256,128"]),
     "dropout 0": ([], ["--dropout", "0"]),
     "dropout 0.1": ([], ["--dropout", "0.1"]),
+    "dropout 0.2": ([], ["--dropout", "0.2"]),
     "batch 32": ([], ["--per-replica-batch-size", "32"]),
     "batch 128": ([], ["--per-replica-batch-size", "128"]),
     "batch 16": ([], ["--per-replica-batch-size", "16"]),

@@ -27,9 +27,9 @@ def test_batch_flags_are_unambiguous():
 
 def test_config_file_sections_and_flag_override():
     args = build_parser().parse_args(["--data", "d", "--job-dir", "j", "--epochs", "7"])
-    cfg = resolve(args, {"train": {"epochs": 3, "base_lr": 0.01}, "model": {"units": [16, 8]}, "dropout": 0.1})
+    cfg = resolve(args, {"train": {"epochs": 3, "base_lr": 0.01}, "model": {"units": [16, 8]}, "dropout": 0.3})
     assert cfg.train.epochs == 7 and cfg.train.base_lr == 0.01
-    assert cfg.model.units == (16, 8) and cfg.model.dropout == 0.1
+    assert cfg.model.units == (16, 8) and cfg.model.dropout == 0.3  # not the default
     with pytest.raises(ConfigError, match="unknown option"):
         resolve(args, {"learning_rate": 1})
 
