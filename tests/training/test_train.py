@@ -233,6 +233,14 @@ def test_start_up_is_quiet_and_one_line_per_epoch_in_a_pipe(dataset, tmp_path):
     out = proc.stdout + proc.stderr
     assert "oneDNN custom operations" not in out and "cudart_stub" not in out  # TensorFlow's C++ start-up lines
     assert out.count("3/3 - ") == 2 and "\x08" not in out  # --verbose auto in a pipe: one line per epoch
+    # no batch given on this small split: the default is lowered, said once, and saved with the plan
+    from training.data import load_manifest
+    from training.lr_plan import default_per_replica_batch
+
+    windows = load_manifest(str(dataset)).windows("train")
+    per = default_per_replica_batch(windows, 1)
+    assert per < 64 and out.count(f"default batch lowered from 64 to {per} per replica: the {windows} train") == 1
+    assert json.loads((tmp_path / "job" / "config.json").read_text())["lr_plan"]["per_replica_batch"] == per
 
 
 def test_without_matplotlib_the_run_still_exports_and_evaluates(dataset, tmp_path):
