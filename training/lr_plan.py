@@ -59,7 +59,7 @@ def default_per_replica_batch(train_windows: int | None, replicas: int) -> int:
     A small train split cut into batches of 64 gives an epoch of a dozen steps: too few updates
     between the validation checks that early stopping and the warmup count in epochs. On the
     benchmark's small daily set (about 1,000 train windows, 15 steps at 64) batches of 32 and
-    16 lowered the best validation loss on every seed and 8 did not (BENCHMARKS.md); large
+    16 lowered the best validation loss on every seed, 8 on one seed of two (BENCHMARKS.md); large
     splits keep 64, whose throughput they need. The same count as the doctor's batch check,
     which FAILs below 10 steps and suggests at most windows / 50 per step.
     """
