@@ -71,6 +71,18 @@ def default_per_replica_batch(train_windows: int | None, replicas: int) -> int:
     return per
 
 
+def lowered_default_note(train: TrainConfig, plan: LRPlan, train_windows: int) -> str | None:
+    """One line for the log when the plan's batch is the default lowered on a small split, else None."""
+    if train.per_replica_batch is not None or train.global_batch is not None:
+        return None
+    if plan.per_replica_batch == DEFAULT_PER_REPLICA_BATCH:
+        return None
+    at_default = train_windows // (DEFAULT_PER_REPLICA_BATCH * plan.replicas)
+    return (f"default batch lowered from {DEFAULT_PER_REPLICA_BATCH} to {plan.per_replica_batch} per replica: the "
+            f"{train_windows} train windows would give {at_default} steps per epoch at {DEFAULT_PER_REPLICA_BATCH} "
+            f"(fewer than {MIN_STEPS_PER_EPOCH}); --per-replica-batch-size sets it")
+
+
 def batch_sizes(train: TrainConfig, replicas: int, train_windows: int | None = None) -> tuple[int, int]:
     """(per-replica batch, global batch) from whichever one the user set (neither: the default
     for a train split of `train_windows`, see default_per_replica_batch)."""

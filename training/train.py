@@ -18,16 +18,8 @@ import time
 from dataclasses import dataclass
 
 from training import cluster as cluster_lib
-from training.config import (
-    DEFAULT_PER_REPLICA_BATCH,
-    MIN_STEPS_PER_EPOCH,
-    Config,
-    ConfigError,
-    build_parser,
-    load_config_file,
-    resolve,
-)
-from training.lr_plan import LRPlan, plan_lr
+from training.config import Config, ConfigError, build_parser, load_config_file, resolve
+from training.lr_plan import LRPlan, lowered_default_note, plan_lr
 
 log = logging.getLogger("seqscale.train")
 
@@ -104,13 +96,9 @@ def load_data(r: Run) -> None:
     log.info("worker %d of %d (%s); %d validation steps", c.index, c.num_workers,
              "chief" if c.is_chief else "worker", r.val_steps)
     log.info("plan: %s", r.plan.describe())
-    t = r.cfg.train
-    if t.per_replica_batch is None and t.global_batch is None and r.plan.per_replica_batch != DEFAULT_PER_REPLICA_BATCH:
-        log.info("default batch lowered from %d to %d per replica: the %d train windows would give %d steps per epoch at "
-                 "%d (fewer than %d); --per-replica-batch-size sets it", DEFAULT_PER_REPLICA_BATCH,
-                 r.plan.per_replica_batch, r.manifest.windows("train"),
-                 r.manifest.windows("train") // (DEFAULT_PER_REPLICA_BATCH * r.plan.replicas),
-                 DEFAULT_PER_REPLICA_BATCH, MIN_STEPS_PER_EPOCH)
+    note = lowered_default_note(r.cfg.train, r.plan, r.manifest.windows("train"))
+    if note:
+        log.info("%s", note)
     if not r.val_steps:
         log.warning("the val split has no windows: no validation, no early stopping")
 

@@ -13,6 +13,7 @@ from training.lr_plan import (
     default_per_replica_batch,
     default_rule,
     full_batches,
+    lowered_default_note,
     lr_at,
     plan_lr,
     scale_lr,
@@ -72,6 +73,15 @@ def test_the_default_batch_gives_an_epoch_at_least_50_steps_down_to_16_per_repli
         assert plan.steps_per_epoch == windows // (per * replicas)
     # the LR follows the batch actually used, as for a batch the user set
     assert plan.peak_lr == pytest.approx(TrainConfig.base_lr * math.sqrt(per * replicas / 64))
+
+
+def test_the_lowered_default_is_noted_only_when_the_rule_acted():
+    t = TrainConfig()
+    note = lowered_default_note(t, plan_lr(t, 1, 1_000), 1_000)
+    assert note.startswith("default batch lowered from 64 to 16 per replica: the 1000 train windows would give 15 steps")
+    assert lowered_default_note(t, plan_lr(t, 1, 24_164), 24_164) is None  # 64 kept
+    user = TrainConfig(per_replica_batch=16)  # the same batch, chosen by the user
+    assert lowered_default_note(user, plan_lr(user, 1, 1_000), 1_000) is None
 
 
 def test_a_batch_the_user_set_is_kept_on_a_small_split():
