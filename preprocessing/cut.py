@@ -89,10 +89,19 @@ def check_targets(unit: Unit, rows: np.ndarray, y: np.ndarray, cfg: JobConfig, k
         )
 
 
-def deal(perm: np.ndarray, shards: int, offset: int) -> list[np.ndarray]:
-    """Split a permutation into `shards` near-equal parts; `offset` rotates who gets extras."""
-    parts = np.array_split(perm, shards)
-    return parts[-offset % shards :] + parts[: -offset % shards] if shards else []
+def deal(perm: np.ndarray, shards: int, offset: int, *, block_size: int = 1) -> list[np.ndarray]:
+    """Split a permutation over `shards` parts; `offset` rotates who gets what.
+
+    A unit deals to as many shards as it fills blocks of `block_size` windows (at least one,
+    at most all), in near-equal parts, so a shard writer loads only the units that give it
+    about a block or more: with many small units, loads per shard stay near
+    units x (windows per unit / block) / shards instead of every unit in every shard.
+    """
+    if not shards:
+        return []
+    k = int(np.clip(len(perm) // max(block_size, 1), 1, shards))
+    parts = np.array_split(perm, k) + [perm[:0]] * (shards - k)
+    return parts[-offset % shards :] + parts[: -offset % shards]
 
 
 def shard_count(cfg: JobConfig, split: str) -> int:

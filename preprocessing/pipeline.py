@@ -1,12 +1,13 @@
 """The Beam job as named PTransforms: read -> plan -> units -> stats -> windows -> commit.
 
-Composition only: the DoFns are in transforms.py, the logic in pure modules. Elements
-are pyarrow tables or numpy work units, never one Python object per row. Materialized
-windows never pass through a Beam shuffle by default: units stage their scaled rows,
-and one writer per shard cuts its windows from them (see shards.py).
+Composition only: the DoFns are in transforms.py, the logic in pure modules. Rows travel
+through staged Arrow files and PCollections carry references to them (see staging.py), so
+no stage holds the table in memory, whatever the runner. Materialized windows never pass
+through a Beam shuffle by default: units stage their scaled rows, and one writer per shard
+cuts its windows from the units that hold them (see shards.py).
 
-    files ─ReadTables─▶ row batches ─PlanUnits─▶ plan (time range, step, split times)
-                                    └MakeUnits─▶ units ─ComputeScalingStats─▶ stats, scaling
+    files ─ReadTables─▶ rows files ─PlanUnits─▶ plan (time range, step, split times)
+                                   └MakeUnits─▶ (unit, fragments) ─ComputeScalingStats─▶ stats, scaling
     units ─MakeWindows(plan, scaling, per-series scaling)─▶ shards in staging ─CommitDataset─▶ metadata.json
 """
 
@@ -35,24 +36,24 @@ AsSingleton = beam.pvalue.AsSingleton
 
 
 class ReadTables(beam.PTransform):
-    """Input paths -> (row batches, per-file counts)."""
+    """Input paths -> (staged rows files, per-file counts)."""
 
-    def __init__(self, cfg: JobConfig, paths: list[str]) -> None:
+    def __init__(self, cfg: JobConfig, paths: list[str], staging: str) -> None:
         super().__init__()
-        self.cfg, self.paths = cfg, paths
+        self.cfg, self.paths, self.staging = cfg, paths, staging
 
     def expand(self, pbegin):
         out = (
             pbegin
             | "ListFiles" >> beam.Create(list(enumerate(self.paths)))
             | "SpreadFiles" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadTablesFn(self.cfg, self.paths)).with_outputs(ReadTablesFn.COUNTS, main="rows")
+            | "Read" >> beam.ParDo(ReadTablesFn(self.cfg, self.paths, self.staging)).with_outputs(ReadTablesFn.COUNTS, main="rows")
         )
         return out.rows, out[ReadTablesFn.COUNTS]
 
 
 class PlanUnits(beam.PTransform):
-    """Row batches -> the one Plan (a global scan of the time column, then pure planning)."""
+    """Rows files -> the one Plan (their scans of the time column merged, then pure planning)."""
 
     def __init__(self, cfg: JobConfig, paths: list[str]) -> None:
         super().__init__()
@@ -63,16 +64,17 @@ class PlanUnits(beam.PTransform):
 
 
 class MakeUnits(beam.PTransform):
-    """Row batches -> clean work units, plus their training-row stats and counts (tagged)."""
+    """Rows files -> (unit key, fragments) of the non-empty work units, plus their training-row stats
+    and counts (tagged)."""
 
-    def __init__(self, cfg: JobConfig, paths: list[str], plan) -> None:
+    def __init__(self, cfg: JobConfig, paths: list[str], plan, staging: str) -> None:
         super().__init__()
-        self.cfg, self.paths, self.plan = cfg, paths, plan
+        self.cfg, self.paths, self.plan, self.staging = cfg, paths, plan, staging
 
     def expand(self, rows):
         return (
             rows
-            | "KeyByUnit" >> beam.ParDo(KeyByUnitFn(), plan=AsSingleton(self.plan))
+            | "KeyByUnit" >> beam.ParDo(KeyByUnitFn(self.staging), plan=AsSingleton(self.plan))
             | "GroupByUnit" >> beam.GroupByKey()
             | "CleanUnits" >> beam.ParDo(CleanUnitFn(self.cfg, self.paths), plan=AsSingleton(self.plan)).with_outputs(
                 CleanUnitFn.STATS, CleanUnitFn.COUNTS, CleanUnitFn.SERIES_STATS, main="units"
@@ -171,9 +173,9 @@ class CommitDataset(beam.PTransform):
 
 def build(p: beam.Pipeline, cfg: JobConfig, paths: list[str], staging: str):
     """Attach the whole job to pipeline `p`; returns the PCollection of the one Manifest."""
-    rows, read_counts = p | "ReadTables" >> ReadTables(cfg, paths)
+    rows, read_counts = p | "ReadTables" >> ReadTables(cfg, paths, staging)
     plan = rows | "PlanUnits" >> PlanUnits(cfg, paths)
-    cleaned = rows | "MakeUnits" >> MakeUnits(cfg, paths, plan)
+    cleaned = rows | "MakeUnits" >> MakeUnits(cfg, paths, plan, staging)
     stats, scaling = cleaned[CleanUnitFn.STATS] | "ComputeScalingStats" >> ComputeScalingStats(cfg)
     series_scaling = cleaned[CleanUnitFn.SERIES_STATS] | "ComputeSeriesScaling" >> ComputeSeriesScaling(cfg, scaling)
     results, window_counts = cleaned.units | "MakeWindows" >> MakeWindows(cfg, staging, paths, plan, scaling,

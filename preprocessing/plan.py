@@ -102,14 +102,17 @@ class Plan:
 
 
 def make_plan(scan: Scan, cfg: JobConfig) -> Plan:
-    """Chunk span and bucket count so a unit holds about cfg.chunk_rows rows."""
+    """Chunk span and bucket count so a unit holds about cfg.chunk_rows rows (on average over units)."""
     step = max(1, int(scan.step))
     max_gap = parse_duration(cfg.max_gap, timestamp=scan.kind == "timestamp") if cfg.max_gap else int(step * 1.5)
     width = scan.t_max - scan.t_min + step
     # no chunk needs to be longer than the whole range (and int64 ticks must not overflow)
     span = max(step, min(cfg.chunk_rows * step, width))
-    equivalent_series = scan.rows * step / width
-    buckets = max(1, int(np.ceil(equivalent_series))) if cfg.series_column else 1
+    # Series are hashed into buckets so a (bucket, time chunk) unit holds about chunk_rows rows
+    # whatever the series count: many short series share one unit, and the unit count is about
+    # rows / chunk_rows (a chunk capped at the whole range must not make one unit per series).
+    chunks = -(-width // span)
+    buckets = max(1, int(np.ceil(scan.rows / (chunks * cfg.chunk_rows)))) if cfg.series_column else 1
     return Plan(
         kind=scan.kind, t_min=scan.t_min, t_max=scan.t_max, rows=scan.rows, step=step, max_gap=max_gap,
         span=span, buckets=buckets,

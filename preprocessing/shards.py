@@ -141,29 +141,67 @@ def shard_records(
     block_size: int,
     cache: UnitCache | None = None,
 ) -> Iterator[tuple[int, bytes]]:
-    """Records of one shard, drawn from its units in a seeded random order.
+    """Records of one shard: full blocks of windows drawn from its units in a seeded random order.
 
-    Writing one unit after the other would put one time chunk first in every shard,
-    so the start of an epoch would see only early times. Records are drawn from up
-    to `group` units at once (their rows in memory), in proportion to the windows each
-    has left; groups come in random order.
+    Writing one unit after the other would put one time chunk first in every shard, so the
+    start of an epoch would see only early times. Windows are drawn from up to `group`
+    units at once (their rows in memory), in one random order over all of them, and cut
+    into blocks of `block_size` across units (a record names each window's series and
+    time), so only the shard's last record may be short, however small its units are.
+    Groups come in random order; a short block at a group's end is carried into the next.
     """
     cache = cache or UnitCache()
     group = cache.size
     mine = sorted((u for u in units if u.counts[split][shard] > 0), key=lambda u: u.path)
     mine = [mine[i] for i in rng.permutation(len(mine))]
+    carry: list[np.ndarray] | None = None
     for g in range(0, len(mine), group):
         members = [_unit_windows(cache, u, split, shard) for u in mine[g : g + group]]
-        streams = [
-            encode_windows(m["x"], m["y"], m["t"], m["sid"], m["starts"], spec, block_size=block_size)
-            for m in members
-        ]
-        left = np.array([len(m["starts"]) for m in members], dtype=np.float64)
-        while left.sum() > 0:
-            i = int(rng.choice(len(left), p=left / left.sum()))
-            n, rec = next(streams[i])
-            left[i] -= n
-            yield n, rec
+        who = np.concatenate([np.full(len(m["starts"]), i, np.int64) for i, m in enumerate(members)])
+        pos = np.concatenate([np.arange(len(m["starts"]), dtype=np.int64) for m in members])
+        order = rng.permutation(len(who))
+        who, pos = who[order], pos[order]
+        first = 0
+        if carry is not None:
+            first = block_size - len(carry[2])
+            carry = _concat(carry, _gather(members, who[:first], pos[:first], spec))
+            if len(carry[2]) < block_size:
+                continue
+            yield len(carry[2]), frame(encode_block_parts(*carry))
+            carry = None
+        for i in range(first, len(who), block_size):
+            block = _gather(members, who[i : i + block_size], pos[i : i + block_size], spec)
+            if len(block[2]) < block_size:
+                carry = block
+                break
+            yield len(block[2]), frame(encode_block_parts(*block))
+    if carry is not None and len(carry[2]):
+        yield len(carry[2]), frame(encode_block_parts(*carry))
+
+
+def _gather(members: list[dict[str, np.ndarray]], who: np.ndarray, pos: np.ndarray,
+            spec: WindowSpec) -> list[np.ndarray]:
+    """[x, y, t, sid] of the windows (member who[k], its pos[k]-th start), in that order."""
+    n = len(who)
+    m0 = members[0]
+    y_shape = spec.y_shape(m0["y"].shape[1])
+    out = [np.empty((n, *spec.x_shape(m0["x"].shape[1])), m0["x"].dtype), np.empty((n, *y_shape), m0["y"].dtype),
+           np.empty(n, m0["t"].dtype), np.empty(n, m0["sid"].dtype)]
+    for i in np.unique(who):
+        at = np.flatnonzero(who == i)
+        m = members[i]
+        s = m["starts"][pos[at]]
+        xb, yb = gather_windows(m["x"], m["y"], s, spec)
+        last = spec.last_input(s)
+        out[0][at] = xb
+        out[1][at] = yb.reshape(len(at), *y_shape)
+        out[2][at] = m["t"][last]
+        out[3][at] = m["sid"][last]
+    return out
+
+
+def _concat(a: list[np.ndarray], b: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.concatenate([p, q]) for p, q in zip(a, b, strict=True)]
 
 
 class _HashingWriter:

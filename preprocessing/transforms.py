@@ -13,7 +13,6 @@ from collections import Counter
 
 import apache_beam as beam
 import numpy as np
-import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -22,8 +21,8 @@ from contract.calendar import coverage_note
 from contract.manifest import Encoding, Manifest
 from contract.records import SPLITS, TRAIN, WINDOW_SETS, shard_name
 from contract.series_scaling import SERIES_SCALING_NAME
-from preprocessing import cut, output, readers, shards
-from preprocessing.clean import Unit, clean_unit
+from preprocessing import cut, output, readers, shards, staging
+from preprocessing.clean import clean_unit
 from preprocessing.errors import InputError
 from preprocessing.options import JobConfig
 from preprocessing.plan import Plan, ScanAccumulator, scaling_quantiles, unit_slices
@@ -35,14 +34,19 @@ PROGRESS_SECONDS = 10  # a progress line at most this often while reading a long
 
 
 class ReadTablesFn(beam.DoFn):
-    """(file index, path) -> normalized row batches; counts rows read and dropped."""
+    """(file index, path) -> staged rows files (staging.RowsFile); counts rows read and dropped.
+
+    The normalized rows go to Arrow files in the staging area, not into the PCollection:
+    the local runner would hold every row batch in memory until the plan is known.
+    """
 
     COUNTS = "counts"
 
-    def __init__(self, cfg: JobConfig, paths: list[str]) -> None:
-        self.cfg, self.paths = cfg, paths
+    def __init__(self, cfg: JobConfig, paths: list[str], staging: str) -> None:
+        self.cfg, self.paths, self.staging = cfg, paths, staging
         self.rows_read = Metrics.counter(NAMESPACE, "rows_read")
         self.rows_dropped = Metrics.counter(NAMESPACE, "rows_dropped")
+        self.bytes_staged = Metrics.counter(NAMESPACE, "row_bytes_staged")
 
     def process(self, element):
         index, path = element
@@ -50,6 +54,7 @@ class ReadTablesFn(beam.DoFn):
         offset = 0
         kinds = set()
         started = last_report = time.time()
+        writer = staging.RowsWriter(FileSystems.join(self.staging, "rows"), index, self.cfg.chunk_rows)
         with FileSystems.open(path, compression_type=_compression_of(path)) as f:
             for batch in readers.raw_batches(f, path, self.cfg):
                 if batch.num_rows == 0:
@@ -66,8 +71,11 @@ class ReadTablesFn(beam.DoFn):
                 table, dropped = readers.apply_nan_policy(table, paths=self.paths, cfg=self.cfg)
                 counts["rows_dropped.nan_or_inf"] += dropped
                 self.rows_dropped.inc(dropped)
-                if table.num_rows:
-                    yield table
+                if table.num_rows and (done := writer.add(table)) is not None:
+                    yield done
+        if (done := writer.close()) is not None:
+            yield done
+        self.bytes_staged.inc(writer.bytes)
         counts["rows_read"] += offset
         self.rows_read.inc(offset)
         log.info("seqscale: read %s: %s rows in %.1f s", path, f"{offset:,}", time.time() - started)
@@ -78,12 +86,35 @@ class ReadTablesFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput(self.COUNTS, counts)
 
 
+class Progress:
+    """A log line at most every PROGRESS_SECONDS for a stage that works unit by unit.
+
+    The stretch between reading and the first shard used to log nothing for minutes; each
+    DoFn instance now says how many units and rows it has done and at what rate (Beam
+    counters carry the same numbers to Dataflow's UI).
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what, self.units, self.rows = what, 0, 0
+        self.started = self.last = time.time()
+
+    def tick(self, rows: int) -> None:
+        self.units += 1
+        self.rows += rows
+        now = time.time()
+        if now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            log.info("seqscale: %s %s units, %s rows (%.0f rows/s)", self.what, f"{self.units:,}",
+                     f"{self.rows:,}", self.rows / max(now - self.started, 1e-9))
+
+
 def _compression_of(path: str) -> str:
     return CompressionTypes.UNCOMPRESSED if readers.file_format(path) == "parquet" else CompressionTypes.AUTO
 
 
 class ScanTimeFn(beam.CombineFn):
-    """Global time range, row count, time kind and typical step (plan.ScanAccumulator)."""
+    """Global time range, row count, time kind and typical step (plan.ScanAccumulator), merged from
+    the scans the reader made of each staged rows file."""
 
     def __init__(self, paths: list[str]) -> None:
         self.paths = paths
@@ -91,8 +122,8 @@ class ScanTimeFn(beam.CombineFn):
     def create_accumulator(self):
         return ScanAccumulator()
 
-    def add_input(self, acc, table):
-        return acc.add(table)
+    def add_input(self, acc, rows_file):
+        return acc.merge(rows_file.scan)
 
     def merge_accumulators(self, accs):
         out = ScanAccumulator()
@@ -105,34 +136,65 @@ class ScanTimeFn(beam.CombineFn):
 
 
 class KeyByUnitFn(beam.DoFn):
-    """Row batch -> ((bucket, chunk), rows) slices, with halo copies for chunk borders."""
+    """Staged rows file -> (unit key, staging.Fragment): its rows split by unit (halo copies for chunk
+    borders) into one fragment file."""
 
-    def process(self, table, plan):
-        yield from unit_slices(table, plan)
+    def __init__(self, staging_dir: str) -> None:
+        self.staging = staging_dir
+        self.fragments = Metrics.counter(NAMESPACE, "unit_fragments")
+        self.progress = None
+
+    def setup(self):
+        self.progress = Progress("split into units:")
+
+    def process(self, rows_file, plan):
+        table = staging.read_table(rows_file.path)
+        name = rows_file.path.rstrip("/").split("/")[-1]
+        for key, fragment in staging.write_fragments(FileSystems.join(self.staging, "frags", name),
+                                                     unit_slices(table, plan)):
+            self.fragments.inc()
+            yield key, fragment
+        self.progress.tick(rows_file.rows)
+
+
+def load_unit(key, fragments, cfg: JobConfig, plan: Plan, paths: list[str]):
+    """A unit's rows from its fragments -> the clean Unit and its counts."""
+    table = staging.read_fragments(fragments)
+    return clean_unit(
+        key, table, ncols=len(cfg.columns), duplicates=cfg.duplicates, nan_policy=cfg.nan_policy,
+        ffill_limit=cfg.ffill_limit, max_gap=plan.max_gap, time_kind=plan.kind, paths=paths,
+    )
 
 
 class CleanUnitFn(beam.DoFn):
-    """Grouped rows of one unit -> a clean Unit, its training-row stats and counts."""
+    """(unit key, fragments) -> its training-row stats and counts; the main output is the
+    (key, fragments) of each non-empty unit, not its rows (the local runner would hold every
+    unit in memory until the scaling is known)."""
 
     STATS, COUNTS, SERIES_STATS = "stats", "counts", "series_stats"
 
     def __init__(self, cfg: JobConfig, paths: list[str]) -> None:
         self.cfg, self.paths = cfg, paths
         self.units = Metrics.counter(NAMESPACE, "units")
+        self.rows = Metrics.counter(NAMESPACE, "unit_rows_cleaned")
+        self.progress = None
+
+    def setup(self):
+        self.progress = Progress("cleaned")
 
     def process(self, element, plan):
-        key, tables = element
+        key, fragments = element
+        fragments = sorted(fragments)
         cfg = self.cfg
-        table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
-        unit, counts = clean_unit(
-            key, table, ncols=len(cfg.columns), duplicates=cfg.duplicates, nan_policy=cfg.nan_policy,
-            ffill_limit=cfg.ffill_limit, max_gap=plan.max_gap, time_kind=plan.kind, paths=self.paths,
-        )
+        unit, counts = load_unit(key, fragments, cfg, plan, self.paths)
         split = plan.boundaries.split_of(unit.time)
         for i, name in enumerate(SPLITS):
             counts[f"rows.{name}"] += int(((split == i) & unit.owned).sum())
         train = unit.owned & (split == TRAIN)
         self.units.inc()
+        self.rows.inc(len(unit))
+        self.progress.tick(len(unit))
+        counts["units"] += 1
         yield beam.pvalue.TaggedOutput(self.STATS, ColumnStats.of(unit.values[train], quantiles=cfg.scaler == "robust"))
         if cfg.scale_by == "series":
             for code in np.unique(unit.series[train]):
@@ -140,7 +202,7 @@ class CleanUnitFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(self.SERIES_STATS, (unit.series_names[code], ColumnStats.of(unit.values[rows])))
         yield beam.pvalue.TaggedOutput(self.COUNTS, counts)
         if len(unit):
-            yield unit
+            yield key, fragments  # references only: the cut reads the unit again
 
 
 class MergeStatsFn(beam.CombineFn):
@@ -185,16 +247,23 @@ class SumCountsFn(beam.CombineFn):
 
 
 class CutUnitFn(beam.DoFn):
-    """Unit -> its scaled rows and dealt window starts staged (or keyed records, --full-shuffle)."""
+    """(unit key, fragments) -> its scaled rows and dealt window starts staged (or keyed records, --full-shuffle)."""
 
     COUNTS = "counts"
 
     def __init__(self, cfg: JobConfig, staging: str, paths: list[str]) -> None:
         self.cfg, self.staging, self.paths = cfg, staging, paths
         self.windows = {s: Metrics.counter(NAMESPACE, f"windows_{s}") for s in WINDOW_SETS}
+        self.cut_units = Metrics.counter(NAMESPACE, "units_cut")
+        self.progress = None
 
-    def process(self, unit: Unit, plan: Plan, scaling: Scaling, series_scaling):
+    def setup(self):
+        self.progress = Progress("cut and staged")
+
+    def process(self, element, plan: Plan, scaling: Scaling, series_scaling):
         cfg = self.cfg
+        key, fragments = element
+        unit, _ = load_unit(key, fragments, cfg, plan, self.paths)  # counted by CleanUnitFn already
         a = cut.unit_arrays(unit, scaling, cfg, series_scaling)
         unit, a, overflow = cut.drop_overflow(unit, a, cfg, self.paths)
         per_split, counts = cut.unit_windows(unit, a, plan, cfg)
@@ -209,10 +278,12 @@ class CutUnitFn(beam.DoFn):
                 for n, rec in shards.encode_windows(a.x, a.y, a.t, a.sid, perm, cfg.window, block_size=cfg.block_size):
                     yield (split, int(rng.integers(n_shards))), (n, rec)
             else:
-                dealt[split] = cut.deal(perm, n_shards, int(rng.integers(n_shards)))
+                dealt[split] = cut.deal(perm, n_shards, int(rng.integers(n_shards)), block_size=cfg.block_size)
         if not cfg.full_shuffle and any(len(s) for s in per_split):
             path = FileSystems.join(self.staging, "units", f"u{unit.key[0]}_{unit.key[1]}.npz")
             yield shards.stage_unit(path, x=a.x, y=a.y, t=a.t, sid=a.sid, starts_by_split=dealt)
+        self.cut_units.inc()
+        self.progress.tick(len(unit))
         yield beam.pvalue.TaggedOutput(self.COUNTS, counts)
 
 
@@ -221,12 +292,20 @@ def _final_path(cfg: JobConfig, staging: str, split: str, index: int) -> tuple[s
     return name, FileSystems.join(staging, "final", name)
 
 
-def _write(cfg: JobConfig, staging: str, split: str, index: int, records) -> shards.ShardResult:
+def _write(cfg: JobConfig, staging: str, split: str, index: int, records, units: str = "") -> shards.ShardResult:
     name, dest = _final_path(cfg, staging, split, index)
     started = time.time()
-    windows, size, sha = shards.write_shard(dest, records, compression=cfg.compression)
-    log.info("seqscale: wrote %s: %s windows, %.1f MB in %.1f s", name, f"{windows:,}", size / 2**20,
-             time.time() - started)
+    n_records = 0
+
+    def counted():
+        nonlocal n_records
+        for rec in records:
+            n_records += 1
+            yield rec
+
+    windows, size, sha = shards.write_shard(dest, counted(), compression=cfg.compression)
+    log.info("seqscale: wrote %s: %s windows in %s records%s, %.1f MB in %.1f s", name, f"{windows:,}",
+             f"{n_records:,}", units, size / 2**20, time.time() - started)
     return shards.ShardResult(split, index, name, windows, size, sha, dest)
 
 
@@ -236,6 +315,7 @@ class WriteShardFn(beam.DoFn):
     def __init__(self, cfg: JobConfig, staging: str) -> None:
         self.cfg, self.staging = cfg, staging
         self.cache = None
+        self.unit_loads = Metrics.counter(NAMESPACE, "shard_unit_loads")
 
     def setup(self):
         self.cache = shards.UnitCache()
@@ -244,9 +324,11 @@ class WriteShardFn(beam.DoFn):
         cfg = self.cfg
         split, index = element
         seed = int(np.random.SeedSequence([cfg.seed, WINDOW_SETS.index(split), index]).generate_state(1)[0])
+        loads = sum(1 for u in units if u.counts[split][index] > 0)
+        self.unit_loads.inc(loads)
         records = shards.shard_records(units, split, index, np.random.default_rng(seed), cfg.window,
                                        block_size=cfg.block_size, cache=self.cache)
-        yield _write(cfg, self.staging, split, index, records)
+        yield _write(cfg, self.staging, split, index, records, f" from {loads:,} units")
 
 
 class WriteShuffledShardFn(beam.DoFn):
@@ -293,7 +375,7 @@ class WriteManifestFn(beam.DoFn):
                 cfg.columns, count=stats.count, mean=stats.mean, std=stats.std, minimum=stats.min,
                 maximum=stats.max, center=scaling.center, scale=scaling.scale,
                 quantiles=None if q is None else {f"q{int(p * 100)}": q[j] for j, p in enumerate(QUANTILES)}),
-            shards=infos, counts=counts, units=plan.buckets,
+            shards=infos, counts=counts, units=counts.get("units", 0),
             encoding=Encoding(block_size=cfg.block_size, compression=cfg.compression),
             options=cfg.other_options(), scale_by=cfg.scale_by,
         )

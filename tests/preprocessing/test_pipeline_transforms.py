@@ -19,8 +19,16 @@ from preprocessing.pipeline import (
 )
 from preprocessing.plan import Scan, make_plan
 from preprocessing.stats import ColumnStats, Scaling
-from preprocessing.transforms import CleanUnitFn
-from tests.preprocessing.units import HOUR, config, frame, tables, unit_of
+from preprocessing.transforms import CleanUnitFn, load_unit
+from tests.preprocessing.units import (
+    HOUR,
+    config,
+    frame,
+    rows_files,
+    tables,
+    unit_fragments,
+    unit_of,
+)
 
 
 def ticks(df):
@@ -39,31 +47,33 @@ def test_read_tables(tmp_path):
         paths.append(str(tmp_path / f"p{i}.parquet"))
         df.iloc[rows].to_parquet(paths[-1], index=False)
     with TestPipeline() as p:
-        rows, counts = p | ReadTables(cfg, paths)
-        n = rows | beam.Map(lambda t: t.num_rows) | beam.CombineGlobally(sum)
+        rows, counts = p | ReadTables(cfg, paths, str(tmp_path / "staging"))
+        n = rows | beam.Map(lambda r: r.rows) | beam.CombineGlobally(sum)
         assert_that(n, equal_to([len(df)]), label="rows")
         read = counts | beam.Map(lambda c: (c["rows_read"], c["files_read.timestamp"])) | beam.CombineGlobally(
             lambda xs: tuple(map(sum, zip(*xs, strict=True))) if xs else (0, 0))
         assert_that(read, equal_to([(len(df), 2)]), label="counts")
 
 
-def test_plan_units():
+def test_plan_units(tmp_path):
     df, cfg = frame(), config()
     with TestPipeline() as p:
-        plan = p | beam.Create(tables(df, cfg, parts=4)) | PlanUnits(cfg, ["f0", "f1", "f2", "f3"])
+        plan = p | beam.Create(rows_files(tables(df, cfg, parts=4), tmp_path)) | PlanUnits(cfg, ["f0", "f1", "f2", "f3"])
         assert_that(plan, equal_to([expected_plan(df, cfg)]))
 
 
-def test_make_units_owns_every_row_once_and_counts_train_rows():
+def test_make_units_owns_every_row_once_and_counts_train_rows(tmp_path):
     df, cfg = frame(), config()
     plan = expected_plan(df, cfg)
     train_rows = int((ticks(df) < plan.boundaries.val_start).sum())
     with TestPipeline() as p:
         plan_pc = p | "Plan" >> beam.Create([plan])
-        out = p | beam.Create(tables(df, cfg, parts=3)) | MakeUnits(cfg, ["f0", "f1", "f2"], plan_pc)
-        owned = out.units | beam.Map(lambda u: int(u.owned.sum())) | "SumOwned" >> beam.CombineGlobally(sum)
+        files = p | beam.Create(rows_files(tables(df, cfg, parts=3), tmp_path / "rows"))
+        out = files | MakeUnits(cfg, ["f0", "f1", "f2"], plan_pc, str(tmp_path))
+        units = out.units | beam.MapTuple(lambda key, frags: load_unit(key, frags, cfg, plan, ["f0", "f1", "f2"])[0])
+        owned = units | beam.Map(lambda u: int(u.owned.sum())) | "SumOwned" >> beam.CombineGlobally(sum)
         assert_that(owned, equal_to([len(df)]), label="owned")
-        sorted_ok = out.units | beam.Map(
+        sorted_ok = units | beam.Map(
             lambda u: bool(all((np.diff(u.time[u.series == s]) > 0).all() for s in np.unique(u.series))))
         assert_that(sorted_ok | "All" >> beam.CombineGlobally(all), equal_to([True]), label="sorted")
         count = out[CleanUnitFn.STATS] | beam.Map(lambda s: int(s.count)) | "SumTrain" >> beam.CombineGlobally(sum)
@@ -97,15 +107,18 @@ def test_make_windows_writes_every_window_to_a_shard(tmp_path):
     per_split, _ = cut.unit_windows(unit, cut.unit_arrays(unit, scaling, cfg), plan, cfg)
     want = sorted((s, len(w)) for s, w in zip(("train", "val", "test"), per_split, strict=True))
     staging = str(tmp_path / "staging")
+    units = unit_fragments(frame(n=120), cfg, plan, tmp_path)  # several units: their windows add up
+    assert len(units) > 1
     with TestPipeline() as p:
-        results, counts = p | beam.Create([unit]) | MakeWindows(
+        results, counts = p | beam.Create(units) | MakeWindows(
             cfg, staging, ["f0"], p | "Plan" >> beam.Create([plan]), p | "Scaling" >> beam.Create([scaling]),
             p | "NoSeriesScaling" >> beam.Create([None]))
         per = results | beam.Map(lambda r: (r.split, r.windows)) | beam.CombinePerKey(sum)
         assert_that(per, equal_to(want), label="windows")
         files = results | beam.Map(lambda r: os.path.getsize(r.staged) == r.bytes) | beam.CombineGlobally(all)
         assert_that(files, equal_to([True]), label="files")
-        assert_that(counts | beam.Map(lambda c: c["windows.train"]), equal_to([want[1][1]]), label="counts")
+        train = counts | beam.Map(lambda c: c["windows.train"]) | "SumTrain" >> beam.CombineGlobally(sum)
+        assert_that(train, equal_to([want[1][1]]), label="counts")
     assert t0 < plan.boundaries.val_start
 
 

@@ -48,3 +48,27 @@ def unit_of(df: pd.DataFrame, cfg: JobConfig, max_gap: int = int(1.5 * HOUR)):
     unit, _ = clean_unit((0, 0), table, ncols=len(cfg.columns), duplicates="fail", nan_policy="fail",
                          ffill_limit=1, max_gap=max_gap, time_kind="timestamp", paths=["f0"])
     return unit
+
+
+def rows_files(parts: list[pa.Table], directory, part_rows: int = 1_000_000) -> list:
+    """Normalized tables staged as the reader stages them (one RowsFile per table)."""
+    from preprocessing.staging import RowsWriter
+
+    out = []
+    for i, table in enumerate(parts):
+        writer = RowsWriter(str(directory), i, part_rows)
+        out += [r for r in (writer.add(table), writer.close()) if r is not None]
+    return out
+
+
+def unit_fragments(df: pd.DataFrame, cfg: JobConfig, plan, directory) -> list:
+    """(unit key, fragments) of every unit, as KeyByUnit + GroupByKey make them."""
+    from preprocessing.plan import unit_slices
+    from preprocessing.staging import read_table, write_fragments
+
+    grouped: dict = {}
+    for r in rows_files(tables(df, cfg, parts=3), directory):
+        frag_path = r.path.replace(".arrow", ".frags.arrow")
+        for key, frag in write_fragments(frag_path, unit_slices(read_table(r.path), plan)):
+            grouped.setdefault(key, []).append(frag)
+    return sorted(grouped.items())
