@@ -80,3 +80,14 @@ def test_class_ids_are_checked():
     with pytest.raises(InputError, match="target 'y' is .*needs class ids 0..1"):
         cut.check_targets(unit, np.arange(len(unit)), unit.values[:, [1]], cfg, "timestamp")
     cut.check_targets(unit, np.arange(len(unit)), np.zeros((len(unit), 1)), cfg, "timestamp")
+
+
+def test_deal_goes_to_as_many_shards_as_the_unit_fills_blocks():
+    perm = np.random.default_rng(0).permutation(1000)
+    for offset in range(8):
+        parts = cut.deal(perm, 8, offset, block_size=256)
+        assert len(parts) == 8 and sorted(np.concatenate(parts).tolist()) == list(range(1000))
+        assert sum(len(p) > 0 for p in parts) == 3  # 1000 // 256 blocks' worth
+    assert sum(len(p) > 0 for p in cut.deal(perm[:40], 8, 3, block_size=256)) == 1  # a small unit: one shard
+    assert [len(p) > 0 for p in cut.deal(perm[:40], 8, 3, block_size=256)].index(True) == 3  # the offset's
+    assert all(len(p) == 125 for p in cut.deal(perm, 8, 0, block_size=100))  # enough for all: even

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from preprocessing.cli import run
+from preprocessing.records import iter_frames
 from preprocessing.split import boundaries_from_fractions
 from tests.helpers import (
     job_args,
@@ -203,3 +204,67 @@ def test_the_default_runner_is_the_tested_engine_not_prism(tmp_path, caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert any("runner FnApiRunner" in m for m in messages)
     assert not any("Prism" in m for m in messages), [m for m in messages if "Prism" in m]
+
+
+def numpy_windows(df, *, val_start, test_start, look_back, horizon, cols=("x", "y"), target="y"):
+    """Independent numpy reference for gap-free series: global train-row scaling, every window
+    inside one series and one split (sliding_window_view over the rows sorted by series, time)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from contract.records import series_id
+
+    df = df.sort_values(["series", "ts"], kind="stable")
+    t = df["ts"].astype("datetime64[ns]").astype(np.int64).to_numpy()
+    v = df[list(cols)].to_numpy(np.float64)
+    train = v[t < val_start]
+    scaled = ((v - train.mean(axis=0)) / train.std(axis=0)).astype(np.float32)
+    codes, names = pd.factorize(df["series"])
+    split = np.searchsorted([val_start, test_start], t, side="right")
+    span = look_back + horizon
+    starts = np.arange(len(t) - span + 1)
+    last, tgt = starts + look_back - 1, starts + span - 1
+    ok = (codes[starts] == codes[tgt]) & (split[starts] == split[tgt])
+    sids = np.array([series_id(str(n)) for n in names], np.int64)[codes]
+    windows = sliding_window_view(scaled, look_back, axis=0).transpose(0, 2, 1)
+    out = {}
+    for i, name in enumerate(("train", "val", "test")):
+        s = starts[ok & (split[starts] == i)]
+        out[name] = sort_windows({"x": windows[s], "y": scaled[tgt[s - starts[0]]][:, [cols.index(target)]],
+                                  "t": t[last[s]], "sid": sids[s]})
+    return out
+
+
+def test_ten_thousand_tiny_series_match_numpy_and_pack_into_few_units(tmp_path):
+    """12,000 series of 12 rows, staggered in time (so they cross split and chunk borders): the
+    windows equal an independent numpy reference, units follow rows (not series), and records
+    hold full blocks across units."""
+    rng = np.random.default_rng(7)
+    n_series, per = 12_000, 12
+    start = rng.integers(0, 400, size=n_series)
+    k = np.tile(np.arange(per), n_series) + np.repeat(start, per)
+    df = pd.DataFrame({
+        "ts": np.datetime64("2022-01-01", "ns") + k * np.timedelta64(1, "h"),
+        "series": np.repeat([f"m{i:05d}" for i in range(n_series)], per),
+        "x": np.sin(k / 7) + rng.normal(size=len(k)) * 0.1,
+        "y": np.cos(k / 5) + np.repeat(rng.normal(size=n_series), per),
+    })
+    pattern = write_files(df, tmp_path / "in", 3, "parquet")
+    run(["--input", pattern, "--output", str(tmp_path / "out"), "--time-column", "ts", "--series-column", "series",
+         "--features", "x,y", "--targets", "y", "--look-back", "3", "--horizon", "1", "--chunk-rows", "20000",
+         "--train-shards", "4", "--eval-shards", "2"])
+    m = load_manifest(tmp_path / "out")
+    b = m.split_boundaries
+    ref = numpy_windows(df, val_start=b.val_start, test_start=b.test_start, look_back=3, horizon=1)
+    for split in ("train", "val", "test"):
+        got = sort_windows(read_split(tmp_path / "out", split))
+        assert m.windows(split) == len(ref[split]["t"]) == len(got["t"]) > 1000, split
+        np.testing.assert_array_equal(got["sid"], ref[split]["sid"])
+        np.testing.assert_array_equal(got["t"], ref[split]["t"])
+        np.testing.assert_allclose(got["x"], ref[split]["x"], atol=2e-6)
+        np.testing.assert_allclose(got["y"].reshape(len(got["t"]), -1), ref[split]["y"], atol=2e-6)
+        # full blocks across units: only each shard's last record may be short
+        records = sum(1 for s in m.shards[split] for _ in iter_frames((tmp_path / "out" / s.file).read_bytes()))
+        assert records <= sum(-(-s.windows // 256) for s in m.shards[split]), split
+    # 144,000 rows at --chunk-rows 20,000: units follow the rows (a unit per series would be 12,000+)
+    assert 7 <= m.counts.units <= 30, m.counts.units
+    assert m.counts.rows_read == len(df)

@@ -89,3 +89,15 @@ def test_unit_slices_are_compact_when_pickled():
     assert len(parts) > 10
     shipped = sum(len(pickle.dumps(p)) for p in parts)
     assert shipped < 2 * len(pickle.dumps(table)), (shipped, len(pickle.dumps(table)))
+
+
+def test_units_follow_rows_not_series():
+    """10,000 series of 200 hourly rows over the same 200 hours: about rows / chunk_rows units,
+    not one per series (the time range is shorter than a chunk)."""
+    scan = Scan(rows=2_000_000, t_min=0, t_max=199 * HOUR, kind="timestamp", step=HOUR)
+    plan = make_plan(scan, config(chunk_rows=100_000))
+    assert plan.span == 200 * HOUR and plan.buckets == 20
+    long = Scan(rows=2_000_000, t_min=0, t_max=999_999 * HOUR, kind="timestamp", step=HOUR)  # 2 long series
+    plan = make_plan(long, config(chunk_rows=100_000))
+    assert plan.span == 100_000 * HOUR and plan.buckets == 2
+    assert make_plan(scan, config(series_column=None, chunk_rows=100_000)).buckets == 1

@@ -77,3 +77,34 @@ def _manifest_json(spec, shard_infos):
                        boundaries=Boundaries(1, 1), scaler="standard", columns=(), shards=shard_infos, counts={},
                        units=1, encoding=Encoding(block_size=8))
     return m.to_json()
+
+
+def test_records_are_full_blocks_across_small_units(tmp_path):
+    """Ten units of 14 windows each in one shard: records of 16 windows mix units, only the last is short,
+    and each window's inputs, target, time and series are its own unit's."""
+    spec = WindowSpec(look_back=4, horizon=2)
+    units, arrays = staged(tmp_path, spec, n_units=10, rows=19, shard_count=1)
+    from preprocessing.records import iter_frames
+
+    sizes, got = [], []
+    for n, rec in shards.shard_records(units, "train", 0, np.random.default_rng(1), spec, block_size=16,
+                                       cache=shards.UnitCache(size=3)):
+        assert len(list(iter_frames(rec))) == 1
+        sizes.append(n)
+    assert sum(sizes) == 140 and sizes[:-1] == [16] * 8 and sizes[-1] == 12
+    out = tmp_path / "ds"
+    out.mkdir()
+    name = "train-00000-of-00001.tfrecord"
+    records = shards.shard_records(units, "train", 0, np.random.default_rng(1), spec, block_size=16)
+    windows, size, sha = shards.write_shard(str(out / name), records, compression="none")
+    result = shards.ShardResult("train", 0, name, windows, size, sha, str(out / name))
+    (out / "metadata.json").write_text(_manifest_json(spec, {"train": (result.info,)}))
+    back = read_split(out, "train")
+    for u, (x, y, t, starts) in enumerate(arrays):
+        mine = back["sid"] == u
+        ref_x, ref_y = gather_windows(x, y, starts, spec)
+        order, ref_order = np.argsort(back["t"][mine]), np.argsort(t[spec.last_input(starts)])
+        np.testing.assert_array_equal(back["x"][mine][order], ref_x[ref_order])
+        np.testing.assert_array_equal(back["y"][mine][order].reshape(len(ref_y), -1), ref_y[ref_order])
+        got.append(int(mine.sum()))
+    assert got == [14] * 10
