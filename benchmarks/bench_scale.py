@@ -131,7 +131,7 @@ def _records(path: str) -> int:
 
 def preprocess(inp: str, out: str, *extra: str) -> tuple:
     py = sys.executable
-    r = run_measured([py, "-m", "preprocessing", "--input", inp, "--output", out, "--time-column", "ts", *extra],
+    r = run_measured([py, "-m", "preprocessing", "--input", inp, "--output", out, *extra],
                      timeout=3600)
     if r.returncode != 0:
         print(r.output[-3000:])
@@ -159,10 +159,10 @@ def series_table(work: str, counts=SERIES_COUNTS, keep: tuple[int, ...] = ()) ->
     ref, outs = None, {}
     for n in counts:
         inp = many_series_table(os.path.join(work, f"series-{n}.parquet"), rows=SERIES_ROWS, series=n)
-        look_back = min(24, SERIES_ROWS // n // 5)
+        look_back = min(24, SERIES_ROWS // n * 15 // 100 - 1)  # fits the validation range of every series
         out = os.path.join(work, f"out-series-{n}")
         os.sync()
-        r, st = preprocess(inp, out, "--series-column", "series", "--features", "x,y", "--targets", "y",
+        r, st = preprocess(inp, out, "--time-column", "ts", "--series-column", "series", "--features", "x,y", "--targets", "y",
                            "--look-back", str(look_back))
         ref = ref or (r, st)
         print(row(f"{n:,} series (L={look_back})", r, st, ref), flush=True)
@@ -176,7 +176,7 @@ def series_table(work: str, counts=SERIES_COUNTS, keep: tuple[int, ...] = ()) ->
 
 def rows_table(work: str, factors=ROW_FACTORS) -> None:
     """(a): the minute table x1, x5, x10 in time, one series, look-back 60, --stride 10."""
-    from demo.household_power import FEATURES
+    from demo.household_power import FEATURES, TIME
 
     print("(a) the minute table repeated in time (one series, 7 columns, look-back 60, --stride 10)")
     print(HEADER + f"{'B/input row':>13}")
@@ -185,7 +185,7 @@ def rows_table(work: str, factors=ROW_FACTORS) -> None:
         inp = repeated_minute_table(work, f)
         out = os.path.join(work, f"out-rows-{f}")
         os.sync()
-        r, st = preprocess(inp, out, "--features", ",".join(FEATURES), "--targets", FEATURES[0], "--look-back", "60",
+        r, st = preprocess(inp, out, "--time-column", TIME, "--features", ",".join(FEATURES), "--targets", FEATURES[0], "--look-back", "60",
                            "--stride", "10", "--nan-policy", "drop")
         ref = ref or (r, st)
         with open(os.path.join(out, "metadata.json")) as fh:

@@ -34,6 +34,7 @@ from preprocessing.records import encode_block_parts, frame
 from preprocessing.window import gather_windows
 
 MAX_UNITS_IN_MEMORY = 8
+MAX_BYTES_IN_MEMORY = 256 << 20  # a shard writer's staged units in memory (at least one unit)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class StagedUnit:
 
     path: str
     counts: dict[str, tuple[int, ...]]
+    nbytes: int = 0  # the staged arrays' size in memory
 
 
 @dataclass(frozen=True, order=True)
@@ -99,14 +101,15 @@ def stage_unit(path: str, *, x, y, t, sid, starts_by_split: dict[str, list[np.nd
     np.savez(buf, **arrays)
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         f.write(buf.getbuffer())
-    return StagedUnit(path=path, counts=counts)
+    return StagedUnit(path=path, counts=counts, nbytes=sum(a.nbytes for a in arrays.values()))
 
 
 class UnitCache:
-    """The last few staged units loaded by this worker (shard writers share units)."""
+    """The last few staged units loaded by this worker (shard writers share units), at most `size`
+    units and `max_bytes` (but always the newest one)."""
 
-    def __init__(self, size: int = MAX_UNITS_IN_MEMORY) -> None:
-        self.size = size
+    def __init__(self, size: int = MAX_UNITS_IN_MEMORY, max_bytes: int = MAX_BYTES_IN_MEMORY) -> None:
+        self.size, self.max_bytes = size, max_bytes
         self._units: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
 
     def get(self, path: str) -> dict[str, np.ndarray]:
@@ -117,9 +120,25 @@ class UnitCache:
                 np.load(io.BytesIO(f.read())) as data:
             arrays = {k: data[k] for k in data.files}
         self._units[path] = arrays
-        while len(self._units) > self.size:
+        while len(self._units) > 1 and (len(self._units) > self.size or self.nbytes > self.max_bytes):
             self._units.popitem(last=False)
         return arrays
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for arrays in self._units.values() for a in arrays.values())
+
+
+def _groups(units: list[StagedUnit], size: int, max_bytes: int) -> Iterator[list[StagedUnit]]:
+    """Consecutive groups of at most `size` units and `max_bytes` (a larger unit alone)."""
+    group: list[StagedUnit] = []
+    for u in units:
+        if group and (len(group) == size or sum(g.nbytes for g in group) + u.nbytes > max_bytes):
+            yield group
+            group = []
+        group.append(u)
+    if group:
+        yield group
 
 
 def _unit_windows(cache: UnitCache, unit: StagedUnit, split: str, shard: int) -> dict[str, np.ndarray]:
@@ -144,19 +163,18 @@ def shard_records(
     """Records of one shard: full blocks of windows drawn from its units in a seeded random order.
 
     Writing one unit after the other would put one time chunk first in every shard, so the
-    start of an epoch would see only early times. Windows are drawn from up to `group`
-    units at once (their rows in memory), in one random order over all of them, and cut
+    start of an epoch would see only early times. Windows are drawn from a group of units at
+    once (up to the cache's unit count and bytes in memory), in one random order over them, and cut
     into blocks of `block_size` across units (a record names each window's series and
     time), so only the shard's last record may be short, however small its units are.
     Groups come in random order; a short block at a group's end is carried into the next.
     """
     cache = cache or UnitCache()
-    group = cache.size
     mine = sorted((u for u in units if u.counts[split][shard] > 0), key=lambda u: u.path)
     mine = [mine[i] for i in rng.permutation(len(mine))]
     carry: list[np.ndarray] | None = None
-    for g in range(0, len(mine), group):
-        members = [_unit_windows(cache, u, split, shard) for u in mine[g : g + group]]
+    for group in _groups(mine, cache.size, cache.max_bytes):
+        members = [_unit_windows(cache, u, split, shard) for u in group]
         who = np.concatenate([np.full(len(m["starts"]), i, np.int64) for i, m in enumerate(members)])
         pos = np.concatenate([np.arange(len(m["starts"]), dtype=np.int64) for m in members])
         order = rng.permutation(len(who))
