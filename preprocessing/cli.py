@@ -9,6 +9,7 @@ user's message is re-raised without the runner's wrapping.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -16,6 +17,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (
+    DirectOptions,
     PipelineOptions,
     SetupOptions,
     StandardOptions,
@@ -24,7 +26,7 @@ from apache_beam.options.pipeline_options import (
 
 from contract.flags import unknown_flags_message
 from contract.manifest import MANIFEST_NAME, Manifest
-from preprocessing import output, readers
+from preprocessing import capacity, output, readers
 from preprocessing.errors import InputError, SeqscaleError, SpecError, user_message
 from preprocessing.options import add_arguments, build_parser, load_spec_file, resolve
 from preprocessing.pipeline import build
@@ -108,12 +110,20 @@ def run(argv: list[str] | None = None) -> Manifest | None:
     cfg = resolve(args, spec)
     started = time.time()
     paths = list_inputs(cfg.input)
+    runner = options.view_as(StandardOptions).runner
+    if cfg.capacity_check and capacity.is_local(runner):
+        direct = options.view_as(DirectOptions)
+        workers = direct.direct_num_workers or os.cpu_count() or 1
+        sizes = [m.metadata_list[0].size_in_bytes for m in FileSystems.match(paths)]
+        est = capacity.check_local_run(cfg, paths, sizes, workers=workers)
+        log.info("seqscale: estimate for this local run: about %s rows, %s of memory, %s of disk",
+                 f"{est.rows:,}", capacity.gb(est.memory), capacity.gb(est.disk))
     created = output.absent(cfg.output)
     staging = None
     try:
         staging = output.prepare_output(cfg.output, overwrite=cfg.overwrite, run_id=output.new_run_id())
         log.info("seqscale: %d input files, output %s, staging %s, runner %s", len(paths), cfg.output, staging,
-                 options.view_as(StandardOptions).runner)
+                 runner)
         with beam.Pipeline(options=options) as p:
             build(p, cfg, paths, staging)
     except Exception as e:

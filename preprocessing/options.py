@@ -70,6 +70,8 @@ class JobConfig:
         full_shuffle: also mix windows across work units with a Beam shuffle (costly
             on DirectRunner; meant for runners with a shuffle service such as Dataflow).
         overwrite: replace an existing dataset in `output`.
+        capacity_check: before a local run, estimate its memory and disk from the input's size
+            and refuse one that cannot fit (see capacity.py).
     """
 
     input: tuple[str, ...]
@@ -106,6 +108,7 @@ class JobConfig:
     chunk_rows: int = 1_000_000
     full_shuffle: bool = False
     overwrite: bool = False
+    capacity_check: bool = True
 
     def __post_init__(self) -> None:
         _check_config(self)
@@ -286,6 +289,8 @@ def add_arguments(p) -> None:
     a("--chunk-rows", type=int, help="rows per work unit, bounds worker memory")
     a("--full-shuffle", action="store_const", const=True, help="Beam-level shuffle of all windows (Dataflow)")
     a("--overwrite", action="store_const", const=True, help="replace an existing dataset in --output")
+    a("--no-capacity-check", dest="capacity_check", action="store_const", const=False,
+      help="skip the estimate of a local run's memory and disk (it refuses a run that cannot fit)")
     a("--log-level", choices=LEVELS, help="debug shows Beam's and TensorFlow's logs and full tracebacks (default: info)")
 
 
