@@ -264,7 +264,11 @@ class Manifest:
         )
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=False, allow_nan=False) + "\n"
+        d = asdict(self)
+        if self.time_kind == "timestamp":  # for people reading the file; from_json ignores them
+            for name in ("val_start", "test_start"):
+                d["split_boundaries"][f"{name}_time"] = str(np.datetime64(d["split_boundaries"][name], "ns"))
+        return json.dumps(d, indent=2, sort_keys=False, allow_nan=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str, *, source: str = MANIFEST_NAME) -> Manifest:
@@ -285,7 +289,8 @@ class Manifest:
                                        "calendar": tuple(d["spec"].get("calendar", ()))})
             d["window"] = WindowSpec.from_dict(d["window"])
             d["time_range"] = tuple(d["time_range"])
-            d["split_boundaries"] = Boundaries(**d["split_boundaries"])
+            d["split_boundaries"] = Boundaries(**{k: v for k, v in d["split_boundaries"].items()
+                                                  if not k.endswith("_time")})
             d["columns"] = tuple(ColumnInfo(**c) for c in d["columns"])
             d["shards"] = {k: tuple(ShardInfo(**s) for s in v) for k, v in d["shards"].items()}
             d["counts"] = Counts(**d["counts"])

@@ -100,8 +100,9 @@ def clean_unit(
     if same.any():
         if duplicates == "fail":
             i = int(np.flatnonzero(same)[0])
+            who = f"series {names[series[i]]!r} has" if has_series else "there are"
             raise InputError(
-                f"series {names[series[i]]!r} has two rows at time {_fmt_time(time[i], time_kind)}: "
+                f"{who} two rows at time {_fmt_time(time[i], time_kind)}: "
                 f"{row_label(paths[files[i]], rows[i])} and {row_label(paths[files[i + 1]], rows[i + 1])}; "
                 "remove one, or pass --duplicates keep-last to keep the later one"
             )

@@ -48,4 +48,16 @@ def user_message(exc: BaseException) -> str | None:
         j = line.find(stop)
         if j >= 0:
             line = line[:j]
-    return line.strip().strip("'\"")
+    return _unwrap_quotes(line.strip())
+
+
+def _unwrap_quotes(line: str) -> str:
+    """Drop a quote the runner's repr left at either end, never one the message itself closes
+    (`got 'forty-eight'` keeps its closing quote: the message's own quotes come in pairs)."""
+    for q in ("'", '"'):
+        if line.count(q) % 2 == 1:
+            if line.endswith(q):
+                line = line[:-1]
+            elif line.startswith(q):
+                line = line[1:]
+    return line.strip()

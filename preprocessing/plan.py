@@ -71,7 +71,8 @@ class ScanAccumulator:
 
     def result(self, paths: list[str]) -> Scan:
         if self.rows == 0:
-            raise InputError("the input files hold no data rows; check --input and the files")
+            shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            raise InputError(f"the input files ({shown}) hold no data rows; check --input and the files")
         if len(self.kinds) > 1:
             parts = ", ".join(f"{k} in {paths[i]}" for k, i in sorted(self.kinds.items()))
             raise InputError(f"the time column has different types across files ({parts}); use one type in all files")
@@ -200,7 +201,7 @@ def unscaled_columns(cfg: JobConfig) -> set:
 def make_scaling(stats: ColumnStats, cfg: JobConfig) -> Scaling:
     """The scaling of every column; class-id targets stay as they are."""
     return scaling_from_stats(stats, cfg.columns, kind=cfg.scaler, unscaled=unscaled_columns(cfg),
-                              quantiles=scaling_quantiles(stats))
+                              quantiles=scaling_quantiles(stats), source=", ".join(cfg.input))
 
 
 def make_series_scaling(per_series: dict, scaling: Scaling, cfg: JobConfig) -> SeriesScaling:

@@ -184,6 +184,18 @@ class Scaling:
         return values * self.scale + self.center
 
 
+MAX_ABS = 1e154  # a larger value's square overflows float64, and with it the variance
+
+
+def first_too_large(values: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the first value whose square overflows float64, or None."""
+    big = np.abs(values) > MAX_ABS
+    if not big.any():
+        return None
+    r, c = np.argwhere(big)[0]
+    return int(r), int(c)
+
+
 def scaling_from_stats(
     stats: ColumnStats,
     columns: tuple[str, ...],
@@ -191,8 +203,11 @@ def scaling_from_stats(
     kind: str,
     unscaled: Iterable[str] = (),
     quantiles: np.ndarray | None = None,
+    source: str = "the input",
 ) -> Scaling:
-    """Center and scale per column; a constant column is an error unless left unscaled."""
+    """Center and scale per column; a constant column is an error unless left unscaled.
+
+    `source` names the input (its --input patterns) in the errors."""
     unscaled = set(unscaled)
     if stats.count == 0:
         raise InputError(
@@ -204,8 +219,8 @@ def scaling_from_stats(
     for i, col in enumerate(columns):
         if not (np.isfinite(stats.mean[i]) and np.isfinite(stats.m2[i])):
             raise InputError(
-                f"column {col!r}: values up to {max(abs(stats.min[i]), abs(stats.max[i])):.3g} overflow float64 "
-                "when squared; rescale that column in the input (e.g. change its units)"
+                f"column {col!r} of {source}: values up to {max(abs(stats.min[i]), abs(stats.max[i])):.3g} overflow "
+                "float64 when squared; rescale that column in the input (e.g. change its units)"
             )
         if col in unscaled:
             continue
@@ -220,7 +235,7 @@ def scaling_from_stats(
             raise ValueError(f"unknown scaler {kind!r}")
         if not s > 0:
             raise InputError(
-                f"column {col!r} has zero spread on the {stats.count} training rows "
+                f"column {col!r} of {source} has zero spread on its {stats.count:,} training rows "
                 f"(min = max = {stats.min[i]:g} or IQR 0 for robust); drop it from --features/--targets "
                 f"or pass --unscaled {col} to keep it unscaled"
             )

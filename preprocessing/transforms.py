@@ -26,7 +26,7 @@ from preprocessing.clean import clean_unit
 from preprocessing.errors import InputError
 from preprocessing.options import JobConfig
 from preprocessing.plan import Plan, ScanAccumulator, scaling_quantiles, unit_slices
-from preprocessing.stats import QUANTILES, ColumnStats, Scaling
+from preprocessing.stats import QUANTILES, ColumnStats, Scaling, first_too_large
 
 log = logging.getLogger(__name__)
 NAMESPACE = "seqscale"
@@ -195,6 +195,12 @@ class CleanUnitFn(beam.DoFn):
         self.rows.inc(len(unit))
         self.progress.tick(len(unit))
         counts["units"] += 1
+        if (big := first_too_large(np.where(train[:, None], unit.values, 0.0))) is not None:
+            i, c = big
+            raise InputError(
+                f"{unit.label(i, self.paths)}: column {cfg.columns[c]!r} is {unit.values[i, c]:g}, a training value "
+                "too large to scale (its square overflows float64); fix the value or rescale the column (e.g. "
+                "change its units)")
         yield beam.pvalue.TaggedOutput(self.STATS, ColumnStats.of(unit.values[train], quantiles=cfg.scaler == "robust"))
         if cfg.scale_by == "series":
             for code in np.unique(unit.series[train]):

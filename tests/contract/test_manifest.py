@@ -55,6 +55,18 @@ def test_json_round_trip_stores_the_window_once():
     assert "look_back" not in json.dumps({k: v for k, v in d.items() if k != "window"})
 
 
+def test_timestamp_split_boundaries_are_also_written_as_iso_times():
+    import dataclasses
+
+    m = dataclasses.replace(example(), time_kind="timestamp",
+                            split_boundaries=Boundaries(1391621219999999992, 1391700000000000000))
+    d = json.loads(m.to_json())["split_boundaries"]
+    assert d == {"val_start": 1391621219999999992, "test_start": 1391700000000000000,
+                 "val_start_time": "2014-02-05T17:26:59.999999992", "test_start_time": "2014-02-06T15:20:00.000000000"}
+    assert Manifest.from_json(m.to_json()) == m
+    assert "_time" not in json.dumps(json.loads(example().to_json())["split_boundaries"])  # integer time: none
+
+
 def test_old_versions_unknown_fields_and_garbage_are_refused():
     d = json.loads(example().to_json())
     with pytest.raises(ManifestError, match="format_version 1"):

@@ -131,7 +131,7 @@ def test_constant_feature_names_column_and_opt_out(tmp_path):
     df = frame()
     df["x2"] = 5.0
     p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
-    expect_error(tmp_path, p, r"column 'x2' has zero spread .* --unscaled x2")
+    expect_error(tmp_path, p, r"column 'x2' of .*a\.parquet has zero spread on its 1\d\d training rows .* --unscaled x2")
     run(job_args(p, tmp_path / "ok", "--unscaled", "x2"))
     assert not load_manifest(tmp_path / "ok").column("x2").scaled
 
@@ -142,7 +142,7 @@ def test_glob_matching_nothing(tmp_path):
 
 def test_header_only_files_are_counted_and_all_empty_is_an_error(tmp_path):
     write(frame().iloc[:0], str(tmp_path / "in" / "empty.csv"))
-    expect_error(tmp_path, str(tmp_path / "in" / "*.csv"), r"input files hold no data rows")
+    expect_error(tmp_path, str(tmp_path / "in" / "*.csv"), r"input files \(.*empty\.csv\) hold no data rows")
     write(frame(), str(tmp_path / "in" / "full.csv"))
     run(job_args(str(tmp_path / "in" / "*.csv"), tmp_path / "ok"))
     assert load_manifest(tmp_path / "ok").counts.empty_files == 1
@@ -269,7 +269,7 @@ def test_values_overflowing_float64_when_squared(tmp_path):
     df = frame()
     df.loc[3, "x2"] = 1e300
     p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
-    expect_error(tmp_path, p, r"column 'x2': values up to 1e\+300 overflow float64 when squared")
+    expect_error(tmp_path, p, r"a\.parquet row 4: column 'x2' is 1e\+300, a training value too large to scale")
 
 
 def test_non_ascii_and_path_like_column_names_are_just_names(tmp_path):
@@ -388,3 +388,38 @@ def test_spec_file_values_are_checked_and_converted(tmp_path):
         spec.write_text(f"input: [{p}]\noutput: {tmp_path / 'out2'}\ntime-column: ts\nfeatures: [x1]\ntargets: y\n{bad}\n")
         with pytest.raises(SeqscaleError, match=re.escape(f"{spec}: {message}")):
             run(["--spec", str(spec)])
+
+
+def test_a_duplicate_in_a_single_series_table_names_no_series(tmp_path):
+    df = frame().drop(columns=["series"])
+    write(pd.concat([df, df.iloc[[30]]]), str(tmp_path / "in" / "a.csv"))
+    expect_error(tmp_path, str(tmp_path / "in" / "a.csv"),
+                 r"^seqscale error: there are two rows at time 2021-03-02T06:00:00[.0]*: .*a\.csv row 31", series=False)
+
+
+def test_float32_overflow_error_comes_without_numpy_warnings(tmp_path):
+    import warnings
+
+    df = frame()
+    df.loc[180, "x1"] = 1e300  # validation range: scales beyond float32
+    p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        expect_error(tmp_path, p, r"a\.parquet row 181: column 'x1' is 1e\+300, which is beyond float32")
+
+
+def test_an_error_ending_in_a_quoted_value_keeps_its_closing_quote(tmp_path):
+    (tmp_path / "spec.json").write_text('{"look_back": "forty-eight"}')
+    out = subprocess.run([sys.executable, "-m", "preprocessing", "--spec", str(tmp_path / "spec.json"), "--input",
+                          "x.csv", "--output", str(tmp_path / "o"), "--time-column", "ts", "--features", "a",
+                          "--targets", "a"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().endswith("got 'forty-eight'"), out.stderr
+
+
+def test_user_message_unwraps_runner_quotes_only():
+    from preprocessing.errors import user_message
+
+    assert user_message(ValueError("seqscale error: x: got 'forty-eight'")) == "x: got 'forty-eight'"
+    assert user_message(RuntimeError("'seqscale error: x: got 7'")) == "x: got 7"
+    assert user_message(RuntimeError("\"seqscale error: x: got 'a'\" [while running 'Cut']")) == "x: got 'a'"

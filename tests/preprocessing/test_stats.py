@@ -47,10 +47,20 @@ def test_empty_one_row_and_pickle_round_trip():
 
 def test_constant_column_is_an_error_naming_it_unless_unscaled():
     s = ColumnStats.of(np.column_stack([np.arange(10.0), np.full(10, 3.0)]))
-    with pytest.raises(InputError, match=r"column 'flat' has zero spread.*--unscaled flat"):
-        scaling_from_stats(s, ("a", "flat"), kind="standard")
+    with pytest.raises(InputError, match=r"column 'flat' of data/\*\.csv has zero spread.*--unscaled flat"):
+        scaling_from_stats(s, ("a", "flat"), kind="standard", source="data/*.csv")
     sc = scaling_from_stats(s, ("a", "flat"), kind="standard", unscaled=["flat"])
     assert sc.scale[1] == 1 and sc.center[1] == 0
+
+
+def test_first_too_large_finds_the_value_whose_square_overflows():
+    from preprocessing.stats import first_too_large
+
+    v = np.zeros((5, 3))
+    assert first_too_large(v) is None
+    v[3, 2], v[4, 0] = -2e154, 1e200
+    assert first_too_large(v) == (3, 2)
+    assert np.isinf(np.float64(2e154) ** 2)
 
 
 def test_overflowing_values_are_reported():
