@@ -18,10 +18,17 @@ from training.loss_patterns import BIG_INPUT, Finding, diagnose, nan_finding, su
 from training.state import write_npz
 
 log = logging.getLogger(__name__)
+CHECK_EVERY = 32  # steps between two reads of the running loss (each read waits for the device)
 
 
 class FlatLossGuard(tf.keras.callbacks.Callback):
-    """Watch the per-epoch losses (train and validation) and the per-batch loss for NaN.
+    """Watch the per-epoch losses (train and validation) and the running loss for NaN.
+
+    The batch hook takes Keras' logs as tensors (`_supports_tf_logs`) and reads the running
+    loss only every `check_every` steps and at the epoch's last step: reading it every step
+    would make the host wait for the device after each batch (no step could run ahead, a
+    stall on a GPU). A NaN is then caught within `check_every` steps, or at the latest at
+    the end of the epoch.
 
     The reason for a stop is kept in `self.reason` (and the Finding in `self.finding`) for
     the trainer to report; warnings that do not stop the run are in `self.warnings`. On a
@@ -32,8 +39,10 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
     def __init__(self, *, baseline: float, sample_x: np.ndarray, target_mean: float, target_std: float,
                  doctor_cmd: str, checkpoint_path: str, writer: bool, steps_per_epoch: int = 0,
                  val_baseline: float | None = None, features: tuple[str, ...] = (), patience: int = 3,
-                 tolerance: float = 0.05) -> None:
+                 tolerance: float = 0.05, check_every: int = CHECK_EVERY) -> None:
         super().__init__()
+        self._supports_tf_logs = True
+        self.check_every = max(1, check_every)
         self.baseline, self.val_baseline, self.sample_x = baseline, val_baseline, sample_x
         self.target_mean, self.target_std, self.steps_per_epoch = target_mean, target_std, steps_per_epoch
         self.doctor_cmd, self.checkpoint_path, self.writer = doctor_cmd, checkpoint_path, writer
@@ -50,7 +59,7 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self.finding: Finding | None = None
         self.warnings: list[str] = []
         self._last_good: list[np.ndarray] | None = None
-        self._prev_mean = 0.0
+        self._prev_mean, self._prev_steps = 0.0, 0
 
     def explain(self, f: Finding) -> str:
         return (f"{f.seen}.\nLikely cause: {f.meaning}.\nFix: {f.fix}.\n"
@@ -68,19 +77,27 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self._pred_start = self._predict()  # after BackupAndRestore: "moved" counts from this run's start
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.batch_losses, self._prev_mean = [], 0.0
+        self.batch_losses, self._prev_mean, self._prev_steps = [], 0.0, 0
 
     def on_train_batch_end(self, batch, logs=None):
-        mean = (logs or {}).get("loss")
-        if mean is None or self.reason is not None:
+        steps = batch + 1
+        if self.reason is not None or not logs or "loss" not in logs:
             return
-        # Keras logs the running mean of the epoch; the batch's own loss is recovered from two means
-        value = (batch + 1) * mean - batch * self._prev_mean if np.isfinite(mean) else mean
-        self._prev_mean = mean
+        if steps - self._prev_steps < self.check_every and steps != self.steps_per_epoch:
+            return  # no host read of the tensor this step
+        mean = float(logs["loss"])
+        # Keras logs the running mean of the epoch; the mean loss of the steps since the last
+        # read is recovered from two running means
+        value = (steps * mean - self._prev_steps * self._prev_mean) / (steps - self._prev_steps) \
+            if np.isfinite(mean) else mean
+        self._prev_mean, self._prev_steps = mean, steps
         if np.isfinite(value):
             self.batch_losses.append(float(value))
             return
-        finding = nan_finding(self.batch_losses or self.losses, batch + 1, mean,
+        self._on_nan(steps, mean)
+
+    def _on_nan(self, steps: int, mean: float) -> None:
+        finding = nan_finding(self.batch_losses or self.losses, steps, mean,
                               inputs_finite=bool(np.isfinite(self.sample_x).all()))
         kept = ""
         if self._last_good is not None:
@@ -91,9 +108,12 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self._stop(finding, kept)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        logs = {k: float(v) for k, v in (logs or {}).items() if k in ("loss", "val_loss")}
         loss = logs.get("loss")
-        if self.reason is not None or loss is None or not np.isfinite(loss):
+        if self.reason is not None or loss is None:
+            return
+        if not np.isfinite(loss):  # after the last read of the running loss
+            self._on_nan(self.steps_per_epoch or self._prev_steps + 1, float(loss))
             return
         self._last_good = self.model.get_weights()
         self.losses.append(float(loss))

@@ -165,11 +165,11 @@ def nan_finding(batch_losses: list[float], step: int, value: float, *, inputs_fi
     best, last = min(batch_losses), batch_losses[-1]
     if last > EXPLODE * best:
         return Finding("nan_lr",
-                       f"the training loss rose from {best:.4g} to {last:.4g} before it became {value} at step {step}",
+                       f"the training loss rose from {best:.4g} to {last:.4g} before it became {value} by step {step}",
                        "the learning rate is too high (the loss exploded first, then overflowed)",
                        "lower --base-lr (the doctor's LR range test suggests one)", "lr")
     return Finding("nan_inputs",
-                   f"the training loss was steady ({last:.4g}, best {best:.4g}) right before it became {value} at step "
+                   f"the training loss was steady ({last:.4g}, best {best:.4g}) right before it became {value} by step "
                    f"{step}" + ("" if inputs_finite else "; the guard's sample of inputs holds NaN/inf"),
                    "an input window with NaN/inf or extreme values (the loss did not rise first, so not the LR)",
                    "check the shards' values (the doctor's scaling check); rerun preprocessing with --nan-policy fail",

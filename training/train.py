@@ -154,7 +154,8 @@ def compile_model(r: Run):
         metrics = ["mae"] if r.manifest.task == "regression" else ["accuracy"]
         # weighted: validation batches carry weights (0 for padding) so every window counts once
         model.compile(optimizer=make_optimizer(r.cfg, WarmupSchedule.from_plan(r.plan, factor)),
-                      loss=make_loss(head), weighted_metrics=metrics)
+                      loss=make_loss(head), weighted_metrics=metrics,
+                      steps_per_execution=r.cfg.train.steps_per_execution)
     return model, factor
 
 

@@ -50,7 +50,7 @@ def test_the_callback_stops_with_one_cause_and_the_doctor_command(tmp_path):
 def test_nan_restores_the_last_good_epoch_and_says_what_came_first(tmp_path):
     import tensorflow as tf
 
-    model, guard = started(tmp_path)
+    model, guard = started(tmp_path, check_every=1)
     guard.on_epoch_end(0, {"loss": 0.5})
     good = [w.copy() for w in model.get_weights()]
     guard.on_epoch_begin(1)
@@ -58,20 +58,59 @@ def test_nan_restores_the_last_good_epoch_and_says_what_came_first(tmp_path):
         guard.on_train_batch_end(step, {"loss": running_mean})
     model.layers[-1].kernel.assign(tf.fill([12, 1], np.nan))
     guard.on_train_batch_end(3, {"loss": float("nan")})
-    assert guard.finding.cause == "nan_inputs" and "became nan at step 4" in guard.reason
+    assert guard.finding.cause == "nan_inputs" and "became nan by step 4" in guard.reason
     assert "last good epoch are kept" in guard.reason
     np.testing.assert_array_equal(model.get_weights()[0], good[0])
     assert (tmp_path / "ck" / "last_good.npz").exists()
 
 
 def test_batch_losses_are_recovered_from_the_running_mean(tmp_path):
-    guard = tiny_guard(tmp_path)
+    guard = tiny_guard(tmp_path, check_every=1)
     guard.set_model(tiny_model())
     guard.on_epoch_begin(0)
     batches = [2.0, 1.0, 4.0, 3.0]
     for i in range(len(batches)):
         guard.on_train_batch_end(i, {"loss": float(np.mean(batches[: i + 1]))})
     np.testing.assert_allclose(guard.batch_losses, batches)
+
+
+class CountedLoss:
+    """A stand-in for Keras' loss tensor that counts how often the host reads it."""
+
+    reads = 0
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __float__(self) -> float:
+        CountedLoss.reads += 1
+        return self.value
+
+
+def test_the_batch_hook_reads_the_loss_every_n_steps_and_at_the_epoch_end(tmp_path):
+    """Keras hands the guard tensors (no per-step host sync); it reads one every 4 steps and at the
+    epoch's last step, and recovers the mean loss of the steps in between."""
+    guard = tiny_guard(tmp_path, check_every=4, steps_per_epoch=10)
+    assert guard._supports_tf_logs
+    guard.set_model(tiny_model())
+    guard.on_epoch_begin(0)
+    batches = np.arange(1.0, 11.0)
+    CountedLoss.reads = 0
+    for i in range(10):
+        guard.on_train_batch_end(i, {"loss": CountedLoss(float(np.mean(batches[: i + 1])))})
+    assert CountedLoss.reads == 3  # after steps 4, 8 and 10
+    np.testing.assert_allclose(guard.batch_losses, [2.5, 6.5, 9.5])
+
+
+def test_a_nan_after_the_last_read_is_caught_at_the_epoch_end(tmp_path):
+    model, guard = started(tmp_path, check_every=100)
+    guard.on_epoch_end(0, {"loss": 0.5})
+    guard.on_epoch_begin(1)
+    for step in range(3):
+        guard.on_train_batch_end(step, {"loss": CountedLoss(float("nan"))})
+    assert guard.reason is None
+    guard.on_epoch_end(1, {"loss": float("nan")})
+    assert guard.finding.cause.startswith("nan") and model.stop_training
 
 
 def test_a_suspiciously_low_first_epoch_is_a_warning_not_a_stop(tmp_path):
