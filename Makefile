@@ -68,6 +68,7 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_encoding
 	$(BIN)/python -m benchmarks.bench_preprocess
+	$(BIN)/python -m benchmarks.bench_scale
 	$(BIN)/python -m benchmarks.bench_training
 	$(BIN)/python -m benchmarks.bench_doctor
 	$(BIN)/python -m benchmarks.bench_accuracy --seeds 3

@@ -194,6 +194,36 @@ def rows_table(work: str, factors=ROW_FACTORS) -> None:
         shutil.rmtree(out, ignore_errors=True)
 
 
+def read_table(outs: dict[int, str], steps: int = 100, batch: int = 256) -> None:
+    """(c): the trainer's reader (windows/s) and model.fit steps/s on the 1-series and many-series outputs."""
+    import time
+
+    import tensorflow as tf
+
+    import training  # noqa: F401  (Keras 2)
+    from benchmarks.bench_preprocess import read_throughput
+    from training.config import ModelConfig
+    from training.data import batched, load_manifest, read_windows
+    from training.model import build_model
+
+    print(f"(c) the trainer reading the outputs of (b): tf.data windows/s, and model.fit steps/s "
+          f"(LSTM 128,64, batch {batch})")
+    print(f"{'output':<22}{'windows/s':>12}{'x 1 series':>12}{'steps/s':>10}{'x 1 series':>12}")
+    ref = None
+    for n, out in outs.items():
+        rate = read_throughput(out, limit=300_000)
+        m = load_manifest(out)
+        model = build_model(m, ModelConfig(), seed=0)
+        model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="mse")
+        ds = batched(read_windows(m, out, "train", shuffle=True, seed=0), batch, repeat=True)
+        model.fit(ds, epochs=1, steps_per_epoch=10, verbose=0)
+        start = time.perf_counter()
+        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+        sps = steps / (time.perf_counter() - start)
+        ref = ref or (rate, sps)
+        print(f"{f'{n:,} series':<22}{rate:>12,.0f}{rate / ref[0]:>12.2f}{sps:>10.1f}{sps / ref[1]:>12.2f}", flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--work", default=None, help="scratch directory (default: a temp dir, removed)")
@@ -203,8 +233,13 @@ def main(argv=None) -> int:
     os.makedirs(work, exist_ok=True)
     print(f"load average at start: {os.getloadavg()}")
     try:
-        if args.only in (None, "series"):
-            series_table(work)
+        if args.only in (None, "series", "read"):
+            counts = SERIES_COUNTS if args.only != "read" else (1, 10_000)
+            outs = series_table(work, counts, keep=(1, 10_000) if args.only != "series" else ())
+            if outs:
+                read_table(outs)
+            for out in outs.values():
+                shutil.rmtree(out, ignore_errors=True)
         if args.only in (None, "rows"):
             rows_table(work)
         print(f"load average at end: {os.getloadavg()}")
