@@ -26,6 +26,10 @@ def test_each_stuck_curve_names_its_cause():
     assert cause([0.664, 0.963, 0.901, 0.789]) == "oscillating"
     # Adam at LR 1e-6: the predictions moved 0.4% of the target's std in four epochs
     assert cause([1.287, 1.276, 1.273, 1.302], moved=[0.001, 0.002, 0.003, 0.004]) == "frozen"
+    # the same a few percent below the mean level (an untrained model with the linear skip starts
+    # there; measured on household power, seed 1): still frozen, not "validation stays at its mean"
+    assert cause([0.9475, 0.9524, 0.9498, 0.9627], moved=[0.001, 0.002, 0.003, 0.004], baseline=1.013,
+                 val_losses=[0.6498, 0.6489, 0.6479, 0.6470], val_baseline=0.6521) == "frozen"
     # the target shuffled against its inputs: falls to the mean level (predictions moved) and stays
     assert cause([1.104, 1.046, 1.009, 1.023, 1.031], baseline=1.022) == "mean_level"
     # Voltage unscaled: the LSTM saturates, predictions have no variance
