@@ -199,23 +199,32 @@ def shard_records(
 
 def _gather(members: list[dict[str, np.ndarray]], who: np.ndarray, pos: np.ndarray,
             spec: WindowSpec) -> list[np.ndarray]:
-    """[x, y, t, sid] of the windows (member who[k], its pos[k]-th start), in that order."""
+    """[x, y, t, sid] of the windows (member who[k], its pos[k]-th start), grouped by member.
+
+    Each member's windows are gathered straight into their slice of the block (np.take with
+    `out`, mode "clip" so numpy does not buffer): the block's bytes are written once. Within a
+    block the windows come member by member; the blocks themselves are drawn at random and
+    the reader shuffles windows again.
+    """
+    order = np.argsort(who, kind="stable")
+    who, pos = who[order], pos[order]
+    bounds = np.searchsorted(who, np.arange(len(members) + 1))
     n = len(who)
     m0 = members[0]
-    y_shape = spec.y_shape(m0["y"].shape[1])
-    out = [np.empty((n, *spec.x_shape(m0["x"].shape[1])), m0["x"].dtype), np.empty((n, *y_shape), m0["y"].dtype),
-           np.empty(n, m0["t"].dtype), np.empty(n, m0["sid"].dtype)]
-    for i in np.unique(who):
-        at = np.flatnonzero(who == i)
-        m = members[i]
-        s = m["starts"][pos[at]]
-        xb, yb = gather_windows(m["x"], m["y"], s, spec)
+    x = np.empty((n, *spec.x_shape(m0["x"].shape[1])), m0["x"].dtype)
+    y = np.empty((n, *spec.y_shape(m0["y"].shape[1])), m0["y"].dtype)
+    t, sid = np.empty(n, m0["t"].dtype), np.empty(n, m0["sid"].dtype)
+    for i, m in enumerate(members):
+        a, b = int(bounds[i]), int(bounds[i + 1])
+        if a == b:
+            continue
+        s = m["starts"][pos[a:b]]
+        np.take(m["x"], spec.input_rows(s), axis=0, out=x[a:b], mode="clip")
+        np.take(m["y"], spec.target_rows_of(s), axis=0, out=y[a:b] if spec.target_sequence else y[a:b, 0],
+                mode="clip")
         last = spec.last_input(s)
-        out[0][at] = xb
-        out[1][at] = yb.reshape(len(at), *y_shape)
-        out[2][at] = m["t"][last]
-        out[3][at] = m["sid"][last]
-    return out
+        t[a:b], sid[a:b] = m["t"][last], m["sid"][last]
+    return [x, y, t, sid]
 
 
 def _concat(a: list[np.ndarray], b: list[np.ndarray]) -> list[np.ndarray]:

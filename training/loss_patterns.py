@@ -103,17 +103,17 @@ def diagnose(losses: list[float], pred_stds: list[float], moved: list[float], *,
         rises = [b / a - 1 for a, b in zip(window, window[1:], strict=False) if a > 0]
         spread = max(window) / min(window) - 1 if min(window) > 0 else math.inf
         at_mean = min(losses) >= (1 - tolerance) * baseline
-        # predictions that barely moved mean nothing was learned, wherever the loss sits: an
-        # untrained model can start a few percent below the mean level (the linear skip)
-        if moved and moved[-1] < STILL:
-            return Finding(
-                "frozen",
-                f"the predictions barely moved since the start (by {moved[-1]:.1%} of the target's std) and the "
-                f"training loss stays at {losses[-1]:.4g} (mean level {baseline:.4g}) after {n} epochs of "
-                f"{steps_per_epoch} steps",
-                "the learning rate is too low for the optimizer and batch (or there are too few steps) to move the "
-                "weights", "raise --base-lr (the doctor's LR range test suggests one) or use a smaller "
-                "--global-batch-size", "lr,batch")
+        still = bool(moved) and moved[-1] < STILL
+        frozen = Finding(
+            "frozen",
+            f"the predictions barely moved since the start (by {moved[-1] if moved else 0:.1%} of the target's std) "
+            f"and the training loss stays at {losses[-1]:.4g} (mean level {baseline:.4g}) after {n} epochs of "
+            f"{steps_per_epoch} steps",
+            "the learning rate is too low for the optimizer and batch (or there are too few steps) to move the "
+            "weights", "raise --base-lr (the doctor's LR range test suggests one) or use a smaller "
+            "--global-batch-size", "lr,batch")
+        if at_mean and still:
+            return frozen
         if min(window) >= NEAR_MEAN * baseline and (max(rises, default=0) > RISE or spread > SPREAD):
             return Finding(
                 "oscillating",
@@ -122,6 +122,9 @@ def diagnose(losses: list[float], pred_stds: list[float], moved: list[float], *,
                 + f" (up to {max(rises, default=0):+.0%} in one epoch; best {min(losses):.4g})",
                 "the learning rate is too high: steps overshoot, so the loss cannot settle",
                 "lower --base-lr (the doctor's LR range test suggests one)", "lr")
+        if still:  # not jumping, and the predictions barely moved: frozen a few percent below the mean
+            # level too (an untrained model with the linear skip can start there)
+            return frozen
         if at_mean:
             return Finding(
                 "mean_level",
