@@ -80,7 +80,8 @@ def clean_unit(
         ("file", "ascending"),
         ("row", "ascending"),
     ]
-    table = table.sort_by(sort_keys)
+    if has_series or not _strictly_increasing(table.column("time")):  # a one-series file in time order needs none
+        table = table.sort_by(sort_keys)
     n = table.num_rows
     time = table.column("time").to_numpy()
     owned = table.column("owned").to_numpy(zero_copy_only=False)
@@ -116,6 +117,11 @@ def clean_unit(
         counts["rows_dropped.nan_unfillable"] += dropped
         counts["values_forward_filled"] += filled
     return unit, counts
+
+
+def _strictly_increasing(time: pa.ChunkedArray) -> bool:
+    t = time.to_numpy()
+    return bool((t[1:] > t[:-1]).all())
 
 
 def _repeated_times(time: np.ndarray, series: np.ndarray) -> np.ndarray:
