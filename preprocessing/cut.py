@@ -40,10 +40,12 @@ def unit_arrays(unit: Unit, scaling: Scaling, cfg: JobConfig, series: SeriesScal
     else:
         center, scale = series.gather(series.rows_of_names(unit.series_names)[unit.series], cols)
         scaled = (unit.values - center) / scale
+    # C order: picking columns leaves a Fortran-ordered array, and gathering window rows from one
+    # (np.take along rows) is ~35x slower than from rows laid out contiguously
     with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: drop_overflow names its row
-        x = scaled[:, [cols.index(c) for c in cfg.window_features]].astype(np.float32)
+        x = np.ascontiguousarray(scaled[:, [cols.index(c) for c in cfg.window_features]], dtype=np.float32)
         y_src = scaled if cfg.task == "regression" else unit.values
-        y = y_src[:, [cols.index(c) for c in cfg.targets]].astype(np.float32)
+        y = np.ascontiguousarray(y_src[:, [cols.index(c) for c in cfg.targets]], dtype=np.float32)
     sid = np.array([series_id(n) for n in unit.series_names], dtype=np.int64)[unit.series]
     return UnitArrays(x=x, y=y, t=unit.time, sid=sid)
 

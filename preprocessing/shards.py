@@ -118,7 +118,7 @@ class UnitCache:
             return self._units[path]
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f, \
                 np.load(io.BytesIO(f.read())) as data:
-            arrays = {k: data[k] for k in data.files}
+            arrays = {k: np.ascontiguousarray(data[k]) for k in data.files}  # rows gathered by np.take
         self._units[path] = arrays
         while len(self._units) > 1 and (len(self._units) > self.size or self.nbytes > self.max_bytes):
             self._units.popitem(last=False)
