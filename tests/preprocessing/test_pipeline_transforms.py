@@ -146,3 +146,28 @@ def test_commit_dataset_writes_the_manifest_last(tmp_path):
     assert sorted(os.listdir(tmp_path / "ds")) == ["metadata.json", "test-00000-of-00001.tfrecord",
                                                    "train-00000-of-00001.tfrecord", "val-00000-of-00001.tfrecord"]
     assert m.window == cfg.window and m.shards["train"][0].sha256 == sha
+
+
+def test_unit_stages_log_progress_and_count_for_dataflows_ui(tmp_path, caplog):
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from preprocessing import transforms
+
+    progress = transforms.Progress("cleaned")
+    progress.last -= transforms.PROGRESS_SECONDS + 1  # as if the last line was 11 s ago
+    caplog.set_level("INFO")
+    progress.tick(5000)
+    progress.tick(5000)  # within 10 s of that line: no second one
+    lines = [r.getMessage() for r in caplog.records if "cleaned" in r.getMessage()]
+    assert len(lines) == 1 and "1 units, 5,000 rows" in lines[0] and "rows/s" in lines[0]
+
+    df, cfg = frame(), config()
+    plan = expected_plan(df, cfg)
+    p = TestPipeline()
+    files = p | beam.Create(rows_files(tables(df, cfg, parts=3), tmp_path / "rows"))
+    _ = files | MakeUnits(cfg, ["f0", "f1", "f2"], p | "Plan" >> beam.Create([plan]), str(tmp_path))
+    result = p.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query(MetricsFilter())["counters"]}
+    assert counters["units"] == len(unit_fragments(df, cfg, plan, tmp_path / "ref"))
+    assert counters["unit_rows_cleaned"] >= len(df) and counters["unit_fragments"] >= counters["units"]
