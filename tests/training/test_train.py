@@ -254,3 +254,15 @@ def test_without_matplotlib_the_run_still_exports_and_evaluates(dataset, tmp_pat
     assert (job / "export" / "saved_model.pb").exists() and (job / "eval.json").exists()
     assert not (job / "loss.png").exists()
     assert "loss.png not written: matplotlib is not installed (pip install 'seqscale[train]')" in proc.stderr
+
+
+def test_steps_per_execution_runs_on_two_workers(dataset, tmp_path):
+    """--steps-per-execution (Keras' steps_per_execution) under MultiWorkerMirroredStrategy: every epoch
+    takes its steps, the guard's batch hook still sees the epoch's last step, config.json records it."""
+    job = tmp_path / "job"
+    code, out = run_workers(2, trainer(dataset, job, "--epochs", "2", "--max-steps-per-epoch", "10", "--units", "8",
+                                       "--steps-per-execution", "5", "--no-evaluate", "--patience", "0"))
+    assert code == 0, out[-3000:]
+    assert len(history(job)) == 2
+    with open(job / "config.json") as f:
+        assert json.load(f)["train"]["steps_per_execution"] == 5
