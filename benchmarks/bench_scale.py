@@ -209,9 +209,7 @@ def read_table(outs: dict[int, str], steps: int = 100, batch: int = 256) -> None
     print(f"(c) the trainer reading the outputs of (b): tf.data windows/s, and model.fit steps/s "
           f"(LSTM 128,64, batch {batch})")
     print(f"{'output':<22}{'windows/s':>12}{'x 1 series':>12}{'steps/s':>10}{'x 1 series':>12}")
-    ref = None
-    for n, out in outs.items():
-        rate = read_throughput(out, limit=300_000)
+    def steps_per_second(out: str) -> float:
         m = load_manifest(out)
         model = build_model(m, ModelConfig(), seed=0)
         model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="mse")
@@ -219,7 +217,18 @@ def read_table(outs: dict[int, str], steps: int = 100, batch: int = 256) -> None
         model.fit(ds, epochs=1, steps_per_epoch=10, verbose=0)
         start = time.perf_counter()
         model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
-        sps = steps / (time.perf_counter() - start)
+        return steps / (time.perf_counter() - start)
+
+    # interleaved repeats, medians: single runs of either vary by a third on this shared machine
+    reads: dict[int, list[float]] = {n: [] for n in outs}
+    fits: dict[int, list[float]] = {n: [] for n in outs}
+    for _ in range(3):
+        for n, out in outs.items():
+            reads[n].append(read_throughput(out, limit=300_000))
+            fits[n].append(steps_per_second(out))
+    ref = None
+    for n in outs:
+        rate, sps = float(np.median(reads[n])), float(np.median(fits[n]))
         ref = ref or (rate, sps)
         print(f"{f'{n:,} series':<22}{rate:>12,.0f}{rate / ref[0]:>12.2f}{sps:>10.1f}{sps / ref[1]:>12.2f}", flush=True)
 
