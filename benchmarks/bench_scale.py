@@ -222,9 +222,9 @@ def read_table(outs: dict[int, str], steps: int = 100, batch: int = 256) -> None
     # interleaved repeats, medians: single runs of either vary by a third on this shared machine
     reads: dict[int, list[float]] = {n: [] for n in outs}
     fits: dict[int, list[float]] = {n: [] for n in outs}
-    for _ in range(3):
+    for _ in range(5):
         for n, out in outs.items():
-            reads[n].append(read_throughput(out, limit=300_000))
+            reads[n].append(read_throughput(out, limit=600_000))
             fits[n].append(steps_per_second(out))
     ref = None
     for n in outs:
