@@ -80,7 +80,7 @@ def clean_unit(
         ("file", "ascending"),
         ("row", "ascending"),
     ]
-    if has_series or not _strictly_increasing(table.column("time")):  # a one-series file in time order needs none
+    if not _in_order(table, has_series):  # input already sorted by series and time needs no sort
         table = table.sort_by(sort_keys)
     n = table.num_rows
     time = table.column("time").to_numpy()
@@ -119,9 +119,19 @@ def clean_unit(
     return unit, counts
 
 
-def _strictly_increasing(time: pa.ChunkedArray) -> bool:
-    t = time.to_numpy()
-    return bool((t[1:] > t[:-1]).all())
+def _in_order(table: pa.Table, has_series: bool) -> bool:
+    """Whether the rows are already sorted by (series, time) with no time repeated in a series
+    (then the file and row tie-breakers cannot matter): an O(n) check that saves the sort."""
+    t = table.column("time").to_numpy()
+    later = t[1:] > t[:-1]
+    if not has_series:
+        return bool(later.all())
+    enc = table.column("series").combine_chunks().dictionary_encode()
+    names = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False), dtype=str)
+    if len(names) > 1 and not (names[1:] > names[:-1]).all():  # first-appearance order is not sorted order
+        return False
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    return bool(((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & later)).all())
 
 
 def _repeated_times(time: np.ndarray, series: np.ndarray) -> np.ndarray:
