@@ -155,7 +155,14 @@ def row(name: str, r, st: dict, ref) -> str:
 def series_table(work: str, counts=SERIES_COUNTS, keep: tuple[int, ...] = ()) -> dict[int, str]:
     """(b): the same 2M rows as 1, 100, 10,000 and 100,000 series."""
     print(f"(b) {SERIES_ROWS:,} generated rows as N series (2 columns, hourly, sorted by series)")
-    print(HEADER)
+    # the job's fixed cost (interpreter, imports, pipeline start-up and stages), from the same job
+    # on 1,000 rows: what remains per window is what follows the rows and the series count
+    tiny = many_series_table(os.path.join(work, "tiny.parquet"), rows=1_000, series=1)
+    fixed, _ = preprocess(tiny, os.path.join(work, "out-tiny"), "--time-column", "ts", "--series-column", "series",
+                          "--features", "x,y", "--targets", "y", "--look-back", "24")
+    shutil.rmtree(os.path.join(work, "out-tiny"), ignore_errors=True)
+    print(f"the same job on 1,000 rows (its fixed cost): {fixed.seconds:.1f} s")
+    print(HEADER + f"{'x ref above fixed':>19}")
     ref, outs = None, {}
     for n in counts:
         inp = many_series_table(os.path.join(work, f"series-{n}.parquet"), rows=SERIES_ROWS, series=n)
@@ -165,7 +172,8 @@ def series_table(work: str, counts=SERIES_COUNTS, keep: tuple[int, ...] = ()) ->
         r, st = preprocess(inp, out, "--time-column", "ts", "--series-column", "series", "--features", "x,y", "--targets", "y",
                            "--look-back", str(look_back))
         ref = ref or (r, st)
-        print(row(f"{n:,} series (L={look_back})", r, st, ref), flush=True)
+        above = ((r.seconds - fixed.seconds) / st["windows"]) / ((ref[0].seconds - fixed.seconds) / ref[1]["windows"])
+        print(row(f"{n:,} series (L={look_back})", r, st, ref) + f"{above:>19.2f}", flush=True)
         if n in keep:
             outs[n] = out
         else:
