@@ -19,13 +19,12 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np
 
-from benchmarks.measure import run_measured
+from benchmarks.measure import run_measured, scratch
 
 SERIES_COUNTS = (1, 100, 10_000, 100_000)
 SERIES_ROWS = 2_000_000
@@ -246,10 +245,8 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=None, help="scratch directory (default: a temp dir, removed)")
     p.add_argument("--only", choices=("rows", "series", "read"), help="run one table only")
     args = p.parse_args(argv)
-    work = args.work or tempfile.mkdtemp(prefix="seqscale-scale-")
-    os.makedirs(work, exist_ok=True)
-    print(f"load average at start: {os.getloadavg()}")
-    try:
+    with scratch(args.work, "seqscale-scale-") as work:
+        print(f"load average at start: {os.getloadavg()}")
         if args.only in (None, "series", "read"):
             counts = SERIES_COUNTS if args.only != "read" else (1, 10_000)
             outs = series_table(work, counts, keep=(1, 10_000) if args.only != "series" else ())
@@ -260,10 +257,7 @@ def main(argv=None) -> int:
         if args.only in (None, "rows"):
             rows_table(work)
         print(f"load average at end: {os.getloadavg()}")
-        return 0
-    finally:
-        if args.work is None:
-            shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ memory the machine actually needed, not one process's share.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -68,3 +71,15 @@ def run_measured(cmd: list[str], *, env: dict | None = None, timeout: float = 18
         stop.set()
         t.join()
     return Measured(time.perf_counter() - start, peak / 1024, proc.returncode, out)
+
+
+@contextlib.contextmanager
+def scratch(work: str | None, prefix: str):
+    """`work` as given (kept afterwards), or a temporary directory removed afterwards."""
+    path = work or tempfile.mkdtemp(prefix=prefix)
+    os.makedirs(path, exist_ok=True)
+    try:
+        yield path
+    finally:
+        if work is None:
+            shutil.rmtree(path, ignore_errors=True)
