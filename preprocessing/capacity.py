@@ -10,6 +10,7 @@ Pure except `machine()` (what this machine has) and `sample_rows` (reads a few f
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ def estimate(cfg: JobConfig, rows: int, *, workers: int) -> Estimate:
     cols = len(cfg.columns)
     unit_rows = min(rows, cfg.chunk_rows) + spec.halo_rows
     memory = workers * (BASE_BYTES + unit_rows * (UNIT_ROW_BYTES + UNIT_COLUMN_BYTES * cols))
-    window_bytes = 4 * (spec.look_back * len(cfg.window_features) + spec.target_rows * len(cfg.targets)) + 16
+    # float32 inputs and targets, plus the window's int64 time and series id
+    window_bytes = 4 * (math.prod(spec.x_shape(len(cfg.window_features))) + math.prod(spec.y_shape(len(cfg.targets)))) + 16
     disk = rows * (STAGED_ROW_BYTES + STAGED_COLUMN_BYTES * cols) + rows // spec.stride * window_bytes
     return Estimate(rows=rows, unit_rows=unit_rows, workers=workers, memory=memory, disk=disk)
 

@@ -80,13 +80,14 @@ def clean_unit(
         ("file", "ascending"),
         ("row", "ascending"),
     ]
-    if not _in_order(table, has_series):  # input already sorted by series and time needs no sort
+    enc = _series_encoding(table) if has_series else None
+    if not _in_order(table, enc):  # input already sorted by series and time needs no sort
         table = table.sort_by(sort_keys)
+        enc = _series_encoding(table) if has_series else None
     n = table.num_rows
     time = table.column("time").to_numpy()
     owned = table.column("owned").to_numpy(zero_copy_only=False)
-    if has_series:
-        enc = table.column("series").combine_chunks().dictionary_encode()
+    if enc is not None:
         names = [str(s) for s in enc.dictionary.to_pylist()]
         # dictionary order follows first appearance, which is sorted order here
         series = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
@@ -119,14 +120,18 @@ def clean_unit(
     return unit, counts
 
 
-def _in_order(table: pa.Table, has_series: bool) -> bool:
+def _series_encoding(table: pa.Table) -> pa.DictionaryArray:
+    return table.column("series").combine_chunks().dictionary_encode()
+
+
+def _in_order(table: pa.Table, enc: pa.DictionaryArray | None) -> bool:
     """Whether the rows are already sorted by (series, time) with no time repeated in a series
-    (then the file and row tie-breakers cannot matter): an O(n) check that saves the sort."""
+    (then the file and row tie-breakers cannot matter): an O(n) check that saves the sort.
+    `enc` is the series column's dictionary encoding (None: one series)."""
     t = table.column("time").to_numpy()
     later = t[1:] > t[:-1]
-    if not has_series:
+    if enc is None:
         return bool(later.all())
-    enc = table.column("series").combine_chunks().dictionary_encode()
     names = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False), dtype=str)
     if len(names) > 1 and not (names[1:] > names[:-1]).all():  # first-appearance order is not sorted order
         return False

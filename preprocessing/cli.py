@@ -36,23 +36,25 @@ log = logging.getLogger(__name__)
 DEFAULT_RUNNER = "FnApiRunner"
 
 
-def list_inputs(patterns: tuple[str, ...]) -> list[str]:
-    """Expand patterns (globs, gs://) into a sorted list; a pattern matching nothing is an error."""
-    out: list[str] = []
+def list_inputs(patterns: tuple[str, ...]) -> tuple[list[str], list[int]]:
+    """Expand patterns (globs, gs://) into a sorted list of files and their sizes in bytes (one
+    listing serves both); a pattern matching nothing is an error."""
+    out: list[tuple[str, int]] = []
     for pattern in patterns:
         try:
             matched = FileSystems.match([pattern])[0].metadata_list
         except Exception as e:  # noqa: BLE001 - Beam raises BeamIOError for no match
             raise InputError(f"--input {pattern!r} matches no file ({e}); check the path or glob") from e
-        files = sorted(m.path for m in matched if not m.path.endswith("/"))
+        files = sorted((m.path, m.size_in_bytes) for m in matched if not m.path.endswith("/"))
         if not files:
             raise InputError(f"--input {pattern!r} matches no file; check the path or glob")
-        for f in files:
+        for f, _ in files:
             readers.file_format(f)
         out.extend(files)
-    if len(set(out)) != len(out):
+    paths = [p for p, _ in out]
+    if len(set(paths)) != len(paths):
         raise InputError("--input patterns match the same file more than once; give each file once")
-    return out
+    return paths, [size for _, size in out]
 
 
 class SeqscaleOptions(PipelineOptions):
@@ -109,12 +111,11 @@ def run(argv: list[str] | None = None) -> Manifest | None:
     spec = load_spec_file(args.spec, read_text) if args.spec else None
     cfg = resolve(args, spec)
     started = time.time()
-    paths = list_inputs(cfg.input)
+    paths, sizes = list_inputs(cfg.input)
     runner = options.view_as(StandardOptions).runner
     if cfg.capacity_check and capacity.is_local(runner):
         direct = options.view_as(DirectOptions)
         workers = direct.direct_num_workers or os.cpu_count() or 1
-        sizes = [m.metadata_list[0].size_in_bytes for m in FileSystems.match(paths)]
         est = capacity.check_local_run(cfg, paths, sizes, workers=workers)
         log.info("seqscale: estimate for this local run: about %s rows, %s of memory, %s of disk",
                  f"{est.rows:,}", capacity.gb(est.memory), capacity.gb(est.disk))

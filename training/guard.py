@@ -113,10 +113,10 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         if self.reason is not None or loss is None:
             return
         if not np.isfinite(loss):  # after the last read of the running loss
-            self._on_nan(self.steps_per_epoch or self._prev_steps + 1, float(loss))
+            self._on_nan(self.steps_per_epoch or self._prev_steps + 1, loss)
             return
         self._last_good = self.model.get_weights()
-        self.losses.append(float(loss))
+        self.losses.append(loss)
         if logs.get("val_loss") is not None:
             self.val_losses.append(float(logs["val_loss"]))
         pred = self._predict()

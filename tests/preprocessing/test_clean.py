@@ -3,7 +3,7 @@
 import numpy as np
 import pyarrow as pa
 
-from preprocessing.clean import _in_order, clean_unit
+from preprocessing.clean import _in_order, _series_encoding, clean_unit
 from tests.preprocessing.units import config, frame, tables
 
 
@@ -18,7 +18,7 @@ def test_sorted_and_shuffled_rows_give_the_same_unit():
     cfg = config()
     [shuffled] = [t.replace_schema_metadata(None) for t in tables(frame(series=("b", "a", "c")), cfg, parts=1)]
     ordered = shuffled.sort_by([("series", "ascending"), ("time", "ascending")])
-    assert _in_order(ordered, True) and not _in_order(shuffled, True)
+    assert _in_order(ordered, _series_encoding(ordered)) and not _in_order(shuffled, _series_encoding(shuffled))
     a, b = unit_from(ordered), unit_from(shuffled)
     assert a.series_names == b.series_names == ["a", "b", "c"]
     for name in ("time", "series", "values", "file", "row"):
@@ -26,10 +26,13 @@ def test_sorted_and_shuffled_rows_give_the_same_unit():
 
 
 def test_in_order_needs_sorted_series_names_and_times_that_grow():
+    def in_order(table):
+        return _in_order(table, _series_encoding(table) if "series" in table.column_names else None)
+
     t = pa.array(np.array([1, 2, 1, 2], np.int64))
-    assert _in_order(pa.table({"time": t, "series": ["a", "a", "b", "b"]}), True)
-    assert not _in_order(pa.table({"time": t, "series": ["b", "b", "a", "a"]}), True)  # series out of order
-    assert not _in_order(pa.table({"time": pa.array(np.array([1, 1, 2, 3], np.int64)),
-                                   "series": ["a", "a", "a", "a"]}), True)  # a repeated time
-    assert _in_order(pa.table({"time": pa.array(np.arange(5, dtype=np.int64))}), False)
-    assert not _in_order(pa.table({"time": pa.array(np.array([0, 2, 1], np.int64))}), False)
+    assert in_order(pa.table({"time": t, "series": ["a", "a", "b", "b"]}))
+    assert not in_order(pa.table({"time": t, "series": ["b", "b", "a", "a"]}))  # series out of order
+    assert not in_order(pa.table({"time": pa.array(np.array([1, 1, 2, 3], np.int64)),
+                                  "series": ["a", "a", "a", "a"]}))  # a repeated time
+    assert in_order(pa.table({"time": pa.array(np.arange(5, dtype=np.int64))}))
+    assert not in_order(pa.table({"time": pa.array(np.array([0, 2, 1], np.int64))}))
