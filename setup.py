@@ -52,7 +52,8 @@ setup(
     version="0.1.0",
     description="Beam preprocessing and multi-worker stacked-LSTM training for large time series",
     python_requires=">=3.10,<3.13",
-    packages=find_packages(include=["contract", "contract.*", "preprocessing", "preprocessing.*", "training", "training.*"]),
+    packages=find_packages(include=["contract", "contract.*", "evaluation", "evaluation.*", "preprocessing",
+                                    "preprocessing.*", "prediction", "prediction.*", "training", "training.*"]),
     install_requires=REQUIRED,
     extras_require={"preprocess": PREPROCESS, "train": TRAIN, "dev": sorted(set(PREPROCESS + TRAIN + DEV))},
     entry_points={

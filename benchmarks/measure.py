@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +24,7 @@ class Measured:
     peak_rss_mb: float
     returncode: int
     output: str
+    cpu_seconds: float = 0.0  # user + system time of the command and the children it waited for
 
 
 def _children(pid: int) -> list[int]:
@@ -50,6 +52,7 @@ def _rss_kb(pid: int) -> int:
 
 
 def run_measured(cmd: list[str], *, env: dict | None = None, timeout: float = 1800) -> Measured:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})})
@@ -70,7 +73,10 @@ def run_measured(cmd: list[str], *, env: dict | None = None, timeout: float = 18
     finally:
         stop.set()
         t.join()
-    return Measured(time.perf_counter() - start, peak / 1024, proc.returncode, out)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Measured(seconds, peak / 1024, proc.returncode, out, cpu)
 
 
 @contextlib.contextmanager

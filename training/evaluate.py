@@ -1,10 +1,9 @@
-"""Test-split evaluation beside baselines computed on the same windows.
+"""Test-split evaluation beside baselines computed on the same windows, batch by batch.
 
-A model is only useful if it beats the trivial forecasts: persistence (the target's last
-observed value, when the target is also an input), the seasonal naive forecast (the same
-time one season before) and the training mean. Metrics are reported in scaled units (what
-the loss sees) and in original units (what users read), with MASE and, for a target
-sequence, per horizon step (forecast_metrics.py).
+The model and each baseline (evaluation/report.py) are scored per batch into mergeable
+accumulators (evaluation/accumulators.py), so memory does not grow with the test split.
+Metrics are reported in scaled units (what the loss sees) and in original units (what users
+read), with MASE and, for a target sequence, per horizon step.
 """
 
 from __future__ import annotations
@@ -17,77 +16,47 @@ import tensorflow as tf
 from contract.manifest import Manifest
 from contract.records import BACKTEST
 from contract.series_scaling import SeriesScaling
-from training import forecast_metrics as fm
+from evaluation import metrics as fm
+from evaluation import report as er
+from evaluation.accumulators import ClassificationAccumulator, RegressionAccumulator
 from training.data import read_windows, sample_windows
 from training.export import load_series_scaling, window_scaling
 
 
-def collect(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024):
-    """(x, y_true, y_pred, series ids, times of the last inputs) over every window of a split, scaled units."""
+def batches(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024):
+    """(x, y_true, y_pred, series ids, times of the last inputs) per batch of a split, scaled units."""
     ds = read_windows(manifest, data_dir, split, shuffle=False, with_ids=True).batch(batch)
-    xs, ys, ps, sids, ts = [], [], [], [], []
     for w in ds:
-        xs.append(w["x"].numpy())
-        ys.append(w["y"].numpy())
-        sids.append(w["sid"].numpy())
-        ts.append(w["t"].numpy())
-        ps.append(model(w["x"], training=False).numpy())
-    return tuple(np.concatenate(a) for a in (xs, ys, ps, sids, ts))
+        yield w["x"].numpy(), w["y"].numpy(), model(w["x"], training=False).numpy(), w["sid"].numpy(), w["t"].numpy()
+
+
+def collect(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024):
+    """Every window of a split at once (tests and small splits only: evaluation streams)."""
+    parts = list(batches(model, manifest, data_dir, split, batch))
+    return tuple(np.concatenate(a) for a in zip(*parts, strict=True))
+
+
+def add_batch(acc: RegressionAccumulator, plan: er.Plan, manifest: Manifest, x, y, p, sid=None,
+              series: SeriesScaling | None = None, t=None) -> RegressionAccumulator:
+    """Score one batch of scaled windows: model and baselines in original units, model in scaled units."""
+    yo, po, xo, _ = original_units(manifest, x, y, p, sid, series)
+    return acc.add(yo, po, er.baselines(plan, yo, xo), y_scaled=fm.as_rows(y), p_scaled=fm.as_rows(p), origins=t)
 
 
 def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.ndarray, *,
                       history: np.ndarray | None = None, season: int = 0, sid: np.ndarray | None = None,
                       series: SeriesScaling | None = None) -> dict:
-    """Model and baselines in scaled and original units; per horizon step for a target sequence;
-    MASE against the in-sample seasonal naive error of `history` (train inputs of the target,
-    original units, (windows, look_back)) when the target is an input. With per-series
-    scaling (`series`), each window is unscaled with its series' statistics (`sid`)."""
-    yo, po, xo, last = original_units(manifest, x, y, p, sid, series)
-    w = manifest.window
-    distances = w.target_distances
-    m = fm.season_length(manifest.time_kind, manifest.step, season)
-    scale_season = m if history is not None and m and history.shape[1] > m else 1
-    scale = fm.mase_scale(history, scale_season) if history is not None else None
-    report = {
-        "windows": int(len(y)),
-        "model": {"scaled": fm.metrics(y, p), "original": fm.metrics(yo, po, scale)},
-        "baselines": {},
-        "mase_scale": {"season": scale_season, "mae": scale} if scale else None,
-    }
-    predictions = {"train_mean": np.broadcast_to(np.array([manifest.column(t).mean for t in manifest.targets]),
-                                                 yo.shape)}
-    if xo is not None:
-        predictions["persistence"] = last
-        positions = fm.seasonal_positions(w.look_back, distances, m) if m else None
-        if positions is not None:
-            predictions["seasonal_persistence"] = xo[:, positions, :]
-            report["season"] = m
-    for name, pred in predictions.items():
-        report["baselines"][name] = {"original": fm.metrics(yo, pred, scale)}
-    if len(distances) > 1:
-        report["model"]["per_step"] = fm.per_step(yo, po, distances, scale)
-        for name, pred in predictions.items():
-            report["baselines"][name]["per_step"] = fm.per_step(yo, pred, distances, scale)
-    rm = report["model"]["original"]["rmse"]
-    for b in report["baselines"].values():
-        b["model_rmse_vs_baseline"] = rm / b["original"]["rmse"] if b["original"]["rmse"] else None
-    return report
+    """The report of one batch of windows (see evaluate for a split). MASE against the in-sample
+    seasonal naive error of `history` (train inputs of the target, original units, (windows,
+    look_back)); with per-series scaling (`series`), each window is unscaled with its series'
+    statistics (`sid`)."""
+    plan = er.plan(manifest, history=history, season=season)
+    acc = add_batch(RegressionAccumulator(plan.steps), plan, manifest, x, y, p, sid, series)
+    return er.regression_result(acc, plan, manifest.time_kind)
 
 
 def classification_report(manifest: Manifest, y: np.ndarray, p: np.ndarray) -> dict:
-    y = y.reshape(len(y), -1)[:, 0].astype(np.int64)
-    if manifest.task == "binary":
-        pred = (p.reshape(len(p)) >= 0.5).astype(np.int64)
-        prior = manifest.column(manifest.targets[0]).mean
-        majority = int(prior >= 0.5)
-    else:
-        pred = p.argmax(axis=-1)
-        majority = 0
-    return {
-        "windows": int(len(y)),
-        "model": {"accuracy": float((pred == y).mean())},
-        "baselines": {"majority_class": {"accuracy": float((y == majority).mean())}},
-    }
+    return ClassificationAccumulator().add(y, *er.classification_predictions(manifest, p)).result()
 
 
 def original_units(manifest: Manifest, x, y, p, sid=None, series: SeriesScaling | None = None):
@@ -122,38 +91,30 @@ def target_history(manifest: Manifest, data_dir: str, n: int = 20_000,
     return np.concatenate([xo[:, :, j] for j in range(xo.shape[2])])
 
 
-def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season: int = 0) -> dict:
+def score_split(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str, plan: er.Plan,
+                series: SeriesScaling | None, *, per_origin: bool = False, batch: int = 1024) -> dict:
+    """One pass over a split, batch by batch: memory holds one batch and the accumulator."""
+    acc = RegressionAccumulator(plan.steps, per_origin=per_origin)
+    for x, y, p, sid, t in batches(model, manifest, data_dir, split, batch):
+        add_batch(acc, plan, manifest, x, y, p, sid, series, t if per_origin else None)
+    return er.regression_result(acc, plan, manifest.time_kind)
+
+
+def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season: int = 0, batch: int = 1024) -> dict:
     """Every test window (no batch is dropped), scored beside the baselines; with backtest
     windows in the dataset, the rolling-origin backtest too."""
-    x, y, p, sid, _ = collect(model, manifest, data_dir)
     if manifest.task != "regression":
-        return classification_report(manifest, y, p)
+        acc = ClassificationAccumulator()
+        for _, y, p, _, _ in batches(model, manifest, data_dir, batch=batch):
+            acc.add(y, *er.classification_predictions(manifest, p))
+        return acc.result()
     series = load_series_scaling(manifest, data_dir)
-    history = target_history(manifest, data_dir, series=series)
-    report = regression_report(manifest, x, y, p, history=history, season=season, sid=sid, series=series)
+    plan = er.plan(manifest, history=target_history(manifest, data_dir, series=series), season=season)
+    report = score_split(model, manifest, data_dir, "test", plan, series, batch=batch)
     if manifest.windows(BACKTEST):
-        x, y, p, sid, t = collect(model, manifest, data_dir, BACKTEST)
-        bt = regression_report(manifest, x, y, p, history=history, season=season, sid=sid, series=series)
-        yo, po, _, last = original_units(manifest, x, y, p, sid, series)
-        report["backtest"] = {"every": int(manifest.options.get("backtest_every", 0)), **bt,
-                              "per_origin": per_origin(manifest, yo, po, last, t)}
+        bt = score_split(model, manifest, data_dir, BACKTEST, plan, series, per_origin=True, batch=batch)
+        report["backtest"] = {"every": int(manifest.options.get("backtest_every", 0)), **bt}
     return report
-
-
-def per_origin(manifest: Manifest, yo, po, last, t) -> list[dict]:
-    """Model (and persistence) RMSE per forecast origin (`t`, each window's last input time),
-    from original_units' rows, in time order."""
-    yo, po = yo.reshape(len(t), -1), po.reshape(len(t), -1)
-    last = None if last is None else last.reshape(len(t), -1)
-    out = []
-    for origin in np.unique(t):
-        rows = t == origin
-        row = {"origin": fm.time_label(manifest.time_kind, int(origin)), "windows": int(rows.sum()),
-               "rmse": float(np.sqrt(np.mean((yo[rows] - po[rows]) ** 2)))}
-        if last is not None:
-            row["persistence_rmse"] = float(np.sqrt(np.mean((yo[rows] - last[rows]) ** 2)))
-        out.append(row)
-    return out
 
 
 def format_table(report: dict) -> str:

@@ -97,3 +97,39 @@ def test_rolling_origin_backtest_against_the_raw_rows(power, multistep):
     assert bt["windows"] == len(origins)
     np.testing.assert_allclose(bt["model"]["original"]["rmse"],
                                np.sqrt(np.mean([r["rmse"] ** 2 for r in bt["per_origin"]])), rtol=1e-5)
+
+
+def test_streamed_report_equals_numpy_over_the_whole_split(power, multistep):
+    """Batches of 7 windows, merged: the same report as one pass, and numpy's means over the
+    collected split (the report the trainer wrote before it streamed)."""
+    from evaluation import metrics as fm
+    from training.data import load_manifest
+    from training.evaluate import collect, evaluate, original_units, target_history
+    from training.model import build_model
+
+    m = load_manifest(str(multistep))
+    model = build_model(m, config(multistep, "--units", "8").model, seed=0)
+    streamed = evaluate(model, m, str(multistep), batch=7)
+    whole = evaluate(model, m, str(multistep), batch=100_000)
+    assert m.windows("test") > 7 * 10
+    assert json_close(streamed, whole, 1e-9)
+    x, y, p, sid, _ = collect(model, m, str(multistep))
+    yo, po, xo, last = original_units(m, x, y, p)
+    history = target_history(m, str(multistep))
+    scale = np.mean(np.abs(history[:, 24:] - history[:, :-24]))
+    for got, want in ((streamed["model"]["scaled"], fm.metrics(y, p)),
+                      (streamed["model"]["original"], fm.metrics(yo, po, scale)),
+                      (streamed["baselines"]["persistence"]["original"], fm.metrics(yo, last, scale)),
+                      (streamed["baselines"]["seasonal_persistence"]["original"],
+                       fm.metrics(yo, xo[:, [L - 24 + h - 1 for h in range(1, H + 1)], :], scale))):
+        assert got == pytest.approx(want, rel=1e-6)
+
+
+def json_close(a, b, rel):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(json_close(a[k], b[k], rel) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(json_close(x, y, rel) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return a == pytest.approx(b, rel=rel)
+    return a == b

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from contract.window import WindowSpec
-from training import forecast_metrics as fm
+from evaluation import metrics as fm
 
 HOUR = 3_600_000_000_000
 

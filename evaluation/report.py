@@ -1,0 +1,104 @@
+"""The eval.json report: which baselines a dataset gets, their forecasts per batch, and the report
+read from a RegressionAccumulator. Shared by the trainer's evaluation and seqscale-predict's
+score mode, so both write the same numbers for the same windows.
+
+A model is only useful if it beats the trivial forecasts: persistence (the target's last
+observed value, when the target is also an input), the seasonal naive forecast (the same
+time one season before, from the window's own inputs) and the training mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from contract.manifest import Manifest
+from evaluation import metrics as fm
+from evaluation.accumulators import ClassificationAccumulator, RegressionAccumulator
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a dataset's report holds, fixed before the first batch.
+
+    season: rows per season (None when unknown); positions: the input row holding each target
+    row's seasonal naive value (None when a window does not reach back a season); mase: the
+    in-sample seasonal naive MAE and its season (None without target history).
+    """
+
+    distances: tuple[int, ...]
+    season: int | None
+    positions: tuple[int, ...] | None
+    train_mean: tuple[float, ...]
+    mase: float | None
+    mase_season: int
+
+    @property
+    def steps(self) -> int:
+        return len(self.distances)
+
+
+def plan(manifest: Manifest, *, history: np.ndarray | None = None, season: int = 0) -> Plan:
+    """The report's plan: `history` is (windows, look_back) training inputs of the target in
+    original units (for MASE), `season` the user's --season (0: from the data's step)."""
+    w = manifest.window
+    distances = tuple(int(d) for d in w.target_distances)
+    m = fm.season_length(manifest.time_kind, manifest.step, season)
+    scale_season = m if history is not None and m and history.shape[1] > m else 1
+    scale = fm.mase_scale(history, scale_season) if history is not None else None
+    positions = None
+    if m and manifest.target_positions is not None:
+        found = fm.seasonal_positions(w.look_back, np.array(distances), m)
+        positions = tuple(found) if found is not None else None
+    return Plan(distances, m, positions, tuple(float(manifest.column(t).mean) for t in manifest.targets),
+                scale, scale_season)
+
+
+def baselines(p: Plan, y: np.ndarray, xo: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Each baseline's forecast for a batch: `y` the targets as (windows, rows, targets), `xo`
+    the target's inputs (windows, look_back, targets) in original units, None when the target
+    is not an input."""
+    out = {"train_mean": np.broadcast_to(np.array(p.train_mean), y.shape)}
+    if xo is not None:
+        out["persistence"] = np.repeat(xo[:, -1:, :], y.shape[1], axis=1)
+        if p.positions is not None:
+            out["seasonal_persistence"] = xo[:, list(p.positions), :]
+    return out
+
+
+def regression_result(acc: RegressionAccumulator, p: Plan, time_kind: str = "int") -> dict:
+    """The report of every window added to `acc`: model (scaled and original units), each
+    baseline, per step for a target sequence, per origin when accumulated."""
+    scale = p.mase
+    report = {
+        "windows": int(acc.windows),
+        "model": {"scaled": acc.scaled.metrics(), "original": acc.model.metrics(scale)},
+        "baselines": {},
+        "mase_scale": {"season": p.mase_season, "mae": scale} if scale else None,
+    }
+    if "seasonal_persistence" in acc.baselines:
+        report["season"] = p.season
+    for name, sums in acc.baselines.items():
+        report["baselines"][name] = {"original": sums.metrics(scale)}
+    if p.steps > 1:
+        report["model"]["per_step"] = acc.model.per_step(p.distances, scale)
+        for name, sums in acc.baselines.items():
+            report["baselines"][name]["per_step"] = sums.per_step(p.distances, scale)
+    rm = report["model"]["original"]["rmse"]
+    for b in report["baselines"].values():
+        b["model_rmse_vs_baseline"] = rm / b["original"]["rmse"] if b["original"]["rmse"] else None
+    if acc.origins is not None:
+        report["per_origin"] = acc.origins.result(time_kind)
+    return report
+
+
+def classification_predictions(manifest: Manifest, p: np.ndarray) -> tuple[np.ndarray, int]:
+    """(predicted class per window, the majority class) for a binary or multiclass model's outputs."""
+    if manifest.task == "binary":
+        return (p.reshape(len(p)) >= 0.5).astype(np.int64), int(manifest.column(manifest.targets[0]).mean >= 0.5)
+    return p.argmax(axis=-1), 0
+
+
+__all__ = ["ClassificationAccumulator", "Plan", "RegressionAccumulator", "baselines", "classification_predictions",
+           "plan", "regression_result"]
