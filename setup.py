@@ -6,6 +6,8 @@ environments and neither should carry the other's 2 GB:
   a Flex Template). No TensorFlow: Beam's worker start-up would otherwise pip-install it on
   every Dataflow VM.
 - `seqscale[train]`: the trainer and the doctor (the trainer image). No Beam.
+- `seqscale[predict]`: seqscale-predict, the forecasting Beam job: Beam and TensorFlow (it
+  serves the export with `tf.saved_model.load`), no tf-keras, no plotting.
 - `seqscale[dev]`: both, plus tests and the demo data (`make install`).
 
 This file is also the `--setup_file` Beam stages to remote workers, so it must not import
@@ -36,6 +38,9 @@ TRAIN = [
     "pyarrow>=17,<26",  # the doctor's --raw comparison reads the source files
 ]
 
+# The forecasting job's workers load the SavedModel: TensorFlow, without Keras or plotting.
+PREDICT = [*PREPROCESS, "tensorflow==2.21.*"]
+
 DEV = [
     "pytest==9.2.*",
     "pytest-timeout==2.4.*",
@@ -55,10 +60,12 @@ setup(
     packages=find_packages(include=["contract", "contract.*", "evaluation", "evaluation.*", "preprocessing",
                                     "preprocessing.*", "prediction", "prediction.*", "training", "training.*"]),
     install_requires=REQUIRED,
-    extras_require={"preprocess": PREPROCESS, "train": TRAIN, "dev": sorted(set(PREPROCESS + TRAIN + DEV))},
+    extras_require={"preprocess": PREPROCESS, "train": TRAIN, "predict": PREDICT,
+                    "dev": sorted(set(PREPROCESS + TRAIN + DEV))},
     entry_points={
         "console_scripts": [
             "seqscale-preprocess=preprocessing.__main__:main",
+            "seqscale-predict=prediction.__main__:main",
             "seqscale-train=training.__main__:main",
             "seqscale-doctor=training.doctor:main",
             "seqscale-ensemble=training.ensemble:main",

@@ -40,17 +40,18 @@ def _list(pattern: str) -> list[str]:
         return []
 
 
-def prepare_output(output: str, *, overwrite: bool, run_id: str) -> str:
+def prepare_output(output: str, *, overwrite: bool, run_id: str, marker: str = MANIFEST_NAME) -> str:
     """Refuse an existing dataset unless --overwrite; prove the location is writable.
 
     Returns the staging directory of this run. The old dataset (if any) stays valid
     until the commit step replaces it.
     """
-    if _exists(FileSystems.join(output, MANIFEST_NAME)) and not overwrite:
+    if _exists(FileSystems.join(output, marker)) and not overwrite:
         raise OutputError(
-            f"{output} already holds a dataset (metadata.json); pass --overwrite to replace it or choose another --output"
+            f"{output} already holds {'a dataset' if marker == MANIFEST_NAME else 'an output'} ({marker}); "
+            "pass --overwrite to replace it or choose another --output"
         )
-    leftovers = [p for p in _list(FileSystems.join(output, "*")) if not p.rstrip("/").endswith(MANIFEST_NAME)]
+    leftovers = [p for p in _list(FileSystems.join(output, "*")) if not p.rstrip("/").endswith(marker)]
     if leftovers and not overwrite:
         raise OutputError(
             f"{output} is not empty ({len(leftovers)} files, e.g. {leftovers[0]}); pass --overwrite to replace "
@@ -67,16 +68,18 @@ def prepare_output(output: str, *, overwrite: bool, run_id: str) -> str:
     return staging
 
 
-def commit(output: str, staging: str, moves: list[tuple[str, str]], manifest_json: str) -> None:
+def commit(output: str, staging: str, moves: list[tuple[str, str]], manifest_json: str, *,
+           marker: str = MANIFEST_NAME) -> None:
     """Move finished shards into `output`, remove an old dataset, write metadata.json last.
 
-    `moves` are (staged path, final file name) pairs.
+    `moves` are (staged path, final file name) pairs; `marker` is the file written last
+    (metadata.json for a dataset, predictions.json for seqscale-predict's output).
 
     Readers see the old dataset, no dataset (no metadata.json), or the new one: the old
     manifest is deleted before anything of the old dataset is touched, and the new one
     is written (to a temporary name, then renamed) after every shard is in place.
     """
-    old_manifest = FileSystems.join(output, MANIFEST_NAME)
+    old_manifest = FileSystems.join(output, marker)
     if _exists(old_manifest):
         FileSystems.delete([old_manifest])
     src = [staged for staged, _ in moves]
@@ -92,7 +95,7 @@ def commit(output: str, staging: str, moves: list[tuple[str, str]], manifest_jso
         FileSystems.delete(stale)
     if src:
         FileSystems.rename(src, dst)
-    tmp = FileSystems.join(output, f".{MANIFEST_NAME}.tmp")
+    tmp = FileSystems.join(output, f".{marker}.tmp")
     with FileSystems.create(tmp, mime_type="application/json") as f:
         f.write(manifest_json.encode())
     FileSystems.rename([tmp], [old_manifest])

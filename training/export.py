@@ -120,6 +120,9 @@ def export(model: tf.keras.Model, manifest: Manifest, export_dir: str, *, config
             f.write(config_json)
     with tf.io.gfile.GFile(posixpath.join(export_dir, "seqscale_manifest.json"), "w") as f:
         f.write(manifest.to_json())
+    if series is not None:  # seqscale-predict tells the series the model knows from the ones it does not
+        with tf.io.gfile.GFile(posixpath.join(export_dir, SERIES_SCALING_NAME), "w") as f:
+            f.write(series.to_json())
     return export_dir
 
 

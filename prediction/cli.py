@@ -1,0 +1,138 @@
+"""`seqscale-predict`: flags -> PredictConfig, the export's manifest -> reading options, run the job.
+
+Built like seqscale-preprocess (Beam's examples): our flags with `parse_known_args(argv)`, the
+rest checked against Beam's options and handed to `PipelineOptions` explicitly; the output is
+invisible until predictions.json is written; on failure the staging area is removed and the
+user's message re-raised without the runner's wrapping.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    SetupOptions,
+    StandardOptions,
+    _BeamArgumentParser,
+)
+
+from contract.flags import unknown_flags_message
+from contract.manifest import Manifest
+from contract.series_scaling import SERIES_SCALING_NAME, SeriesScaling
+from prediction.options import build_parser, reading_config, resolve
+from prediction.pipeline import RESULT_NAME, build, export_identity
+from preprocessing import output
+from preprocessing.errors import InputError, SeqscaleError, SpecError, user_message
+
+log = logging.getLogger(__name__)
+DEFAULT_RUNNER = "FnApiRunner"
+EXPORT_MANIFEST = "seqscale_manifest.json"
+
+
+def beam_parser():
+    """Beam's own pipeline options (seqscale's are parsed by build_parser)."""
+    parser = _BeamArgumentParser(prog="seqscale-predict", allow_abbrev=False)
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__() if not c.__module__.startswith(
+            ("preprocessing", "prediction"))}.values():
+        cls._add_argparse_args(parser)
+    return parser
+
+
+def check_flags(rest: list[str]) -> None:
+    """What is not seqscale-predict's must be Beam's: a mistyped flag names the closest one."""
+    parser = beam_parser()
+    _, unknown = parser.parse_known_args(rest)
+    if unknown:
+        known = [o for a in parser._actions for o in a.option_strings]
+        known += [o for a in build_parser()._actions for o in a.option_strings]
+        raise SpecError(unknown_flags_message(unknown, known, "seqscale-predict"))
+
+
+def read_text(path: str) -> str:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read().decode()
+
+
+def load_export(export_dir: str) -> tuple[Manifest, str, SeriesScaling | None]:
+    """The export's manifest (and its text, for the identity hash) and per-series table."""
+    path = FileSystems.join(export_dir, EXPORT_MANIFEST)
+    if not FileSystems.exists(path):
+        raise InputError(f"--export {export_dir} has no {EXPORT_MANIFEST}; pass the trainer's export directory "
+                         "(<job-dir>/export), written by seqscale-train")
+    text = read_text(path)
+    m = Manifest.from_json(text, source=path)
+    series = None
+    if m.scale_by == "series":
+        table = FileSystems.join(export_dir, SERIES_SCALING_NAME)
+        if not FileSystems.exists(table):
+            raise InputError(f"--export {export_dir} was trained with --scale-by series but has no "
+                             f"{SERIES_SCALING_NAME}; export it again with this version of seqscale-train")
+        series = SeriesScaling.from_json(read_text(table))
+    if m.task != "regression":
+        raise SpecError(f"--export {export_dir} is a {m.task} model; seqscale-predict forecasts regression models")
+    return m, text, series
+
+
+def with_default_runner(argv: list[str]) -> list[str]:
+    if any(a == "--runner" or a.startswith("--runner=") for a in argv):
+        return argv
+    return [*argv, "--runner", DEFAULT_RUNNER]
+
+
+def run(argv: list[str] | None = None) -> dict | None:
+    """Parse flags, build and run the pipeline. Returns predictions.json's content when run locally."""
+    from preprocessing.cli import (
+        list_inputs,  # the same listing and errors as the preprocessing job
+    )
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(build_parser().format_help() + "\nBeam pipeline options:\n" + beam_parser().format_help())
+        raise SystemExit(0)
+    args, rest = build_parser().parse_known_args(with_default_runner(argv))
+    check_flags(rest)
+    options = PipelineOptions(rest)
+    options.view_as(SetupOptions).save_main_session = False
+    FileSystems.set_options(options)
+    cfg = resolve(args)
+    started = time.time()
+    m, text, series = load_export(cfg.export)
+    reading = reading_config(m, cfg)
+    paths, _ = list_inputs(cfg.input)
+    created = output.absent(cfg.output)
+    staging = None
+    try:
+        staging = output.prepare_output(cfg.output, overwrite=cfg.overwrite, run_id=output.new_run_id(),
+                                        marker=RESULT_NAME)
+        log.info("seqscale: forecasting %d input files with %s, output %s, runner %s", len(paths), cfg.export,
+                 cfg.output, options.view_as(StandardOptions).runner)
+        with beam.Pipeline(options=options) as p:
+            build(p, cfg, reading, m, paths, staging, export_identity(cfg.export, text), series)
+    except Exception as e:
+        if staging:
+            output.discard(staging)
+        if created:
+            output.remove_if_empty(cfg.output)
+        if isinstance(e, SeqscaleError):
+            raise
+        msg = user_message(e)
+        if msg is None:
+            raise
+        raise InputError(msg) from e
+    path = FileSystems.join(cfg.output, RESULT_NAME)
+    if not FileSystems.exists(path):
+        return None
+    import json
+
+    result = json.loads(read_text(path))
+    c = result["counts"]
+    log.info("seqscale: %s series forecast (%s rows), %s skipped %s, from %s rows in %.1f s: %s",
+             f"{c['series_forecast']:,}", f"{c['forecast_rows']:,}", f"{c['series_skipped']:,}",
+             result["skipped"] or "", f"{c.get('rows_read', 0):,}", time.time() - started, cfg.output)
+    return result
