@@ -24,6 +24,9 @@ from contract.window import WindowSpec
 FORMAT_VERSION = 3  # 3 added spec.calendar, scale_by and backtest shards
 READABLE_VERSIONS = (2, 3)  # a version-2 manifest reads as version 3 with the defaults (no calendar, global)
 MANIFEST_NAME = "metadata.json"
+# beside a trainer's export: the dataset's manifest, and what its score mode needs of the training data
+EXPORT_MANIFEST_NAME = "seqscale_manifest.json"
+EXPORT_EVALUATION_NAME = "seqscale_evaluation.json"
 
 
 class ManifestError(ValueError):

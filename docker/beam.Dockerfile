@@ -2,6 +2,7 @@
 #
 #   docker build -f docker/beam.Dockerfile --target worker -t REGISTRY/seqscale-beam:0.1.0 .
 #   docker build -f docker/beam.Dockerfile --target flex   -t REGISTRY/seqscale-flex:0.1.0 .
+#   docker build -f docker/beam.Dockerfile --target predict-worker -t REGISTRY/seqscale-predict:0.1.0 .
 #
 # `worker` is Beam's own SDK container (the Python and Beam of constraints.txt) plus
 # seqscale[preprocess]: no TensorFlow, and nothing is pip-installed when a worker VM starts
@@ -21,6 +22,8 @@ FROM ${BEAM_IMAGE} AS sdist
 WORKDIR /src
 COPY setup.py pyproject.toml README.md ./
 COPY contract/ contract/
+COPY evaluation/ evaluation/
+COPY prediction/ prediction/
 COPY preprocessing/ preprocessing/
 COPY training/ training/
 RUN python setup.py --quiet sdist --dist-dir /dist
@@ -41,6 +44,20 @@ RUN python -m pip install --no-deps /tmp/dist/seqscale-*.tar.gz && rm -rf /tmp/d
 RUN useradd --uid 1000 --user-group --create-home --shell /usr/sbin/nologin seqscale
 USER 1000:1000
 # Beam's boot starts the SDK harness (the base image's ENTRYPOINT, kept)
+
+# seqscale-predict's workers: the same, plus TensorFlow to serve the export (seqscale[predict]:
+# no tf-keras, no plotting). Run the job with --sdk_container_image = this image.
+FROM ${BEAM_IMAGE} AS predict-worker
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /opt/seqscale
+COPY setup.py constraints.txt ./
+RUN python -m pip install -c constraints.txt '.[predict]' && python -m pip uninstall --yes seqscale
+COPY --from=sdist /dist/ /tmp/dist/
+RUN python -m pip install --no-deps /tmp/dist/seqscale-*.tar.gz && rm -rf /tmp/dist
+RUN useradd --uid 1000 --user-group --create-home --shell /usr/sbin/nologin seqscale
+USER 1000:1000
 
 FROM worker AS flex
 COPY --from=launcher /opt/google/dataflow/python_template_launcher /opt/google/dataflow/python_template_launcher

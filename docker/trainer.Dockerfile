@@ -16,6 +16,8 @@ FROM ${BASE_IMAGE} AS wheel
 WORKDIR /src
 COPY setup.py pyproject.toml README.md ./
 COPY contract/ contract/
+COPY evaluation/ evaluation/
+COPY prediction/ prediction/
 COPY preprocessing/ preprocessing/
 COPY training/ training/
 RUN python -m pip wheel --no-deps --wheel-dir /dist .

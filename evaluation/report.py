@@ -39,20 +39,32 @@ class Plan:
         return len(self.distances)
 
 
-def plan(manifest: Manifest, *, history: np.ndarray | None = None, season: int = 0) -> Plan:
+def plan(manifest: Manifest, *, history: np.ndarray | None = None, season: int = 0,
+         mase: dict | None = None) -> Plan:
     """The report's plan: `history` is (windows, look_back) training inputs of the target in
-    original units (for MASE), `season` the user's --season (0: from the data's step)."""
+    original units (for MASE), `season` the user's --season (0: from the data's step). `mase`
+    ({"mae", "season"}, as `to_dict` wrote it beside the export) replaces `history` where the
+    training data is not at hand (seqscale-predict)."""
     w = manifest.window
     distances = tuple(int(d) for d in w.target_distances)
     m = fm.season_length(manifest.time_kind, manifest.step, season)
-    scale_season = m if history is not None and m and history.shape[1] > m else 1
-    scale = fm.mase_scale(history, scale_season) if history is not None else None
+    if mase is not None:
+        scale, scale_season = mase.get("mae"), int(mase.get("season", 1))
+    else:
+        scale_season = m if history is not None and m and history.shape[1] > m else 1
+        scale = fm.mase_scale(history, scale_season) if history is not None else None
     positions = None
     if m and manifest.target_positions is not None:
         found = fm.seasonal_positions(w.look_back, np.array(distances), m)
         positions = tuple(found) if found is not None else None
     return Plan(distances, m, positions, tuple(float(manifest.column(t).mean) for t in manifest.targets),
                 scale, scale_season)
+
+
+def to_dict(p: Plan, season: int = 0) -> dict:
+    """What a scorer without the training data needs to rebuild the plan: the user's --season
+    and the MASE scale (written beside the export as seqscale_evaluation.json)."""
+    return {"season": int(season), "mase": {"mae": p.mase, "season": p.mase_season}}
 
 
 def baselines(p: Plan, y: np.ndarray, xo: np.ndarray | None) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ user's message re-raised without the runner's wrapping.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -23,16 +24,17 @@ from apache_beam.options.pipeline_options import (
 )
 
 from contract.flags import unknown_flags_message
-from contract.manifest import Manifest
+from contract.manifest import EXPORT_EVALUATION_NAME, EXPORT_MANIFEST_NAME, Manifest
 from contract.series_scaling import SERIES_SCALING_NAME, SeriesScaling
 from prediction.options import build_parser, reading_config, resolve
-from prediction.pipeline import RESULT_NAME, build, export_identity
+from prediction.pipeline import RESULT_NAME, build, build_score, export_identity
 from preprocessing import output
 from preprocessing.errors import InputError, SeqscaleError, SpecError, user_message
 
 log = logging.getLogger(__name__)
 DEFAULT_RUNNER = "FnApiRunner"
-EXPORT_MANIFEST = "seqscale_manifest.json"
+EXPORT_MANIFEST = EXPORT_MANIFEST_NAME
+EVALUATION_NAME = EXPORT_EVALUATION_NAME
 
 
 def beam_parser():
@@ -57,6 +59,12 @@ def check_flags(rest: list[str]) -> None:
 def read_text(path: str) -> str:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         return f.read().decode()
+
+
+def load_evaluation(export_dir: str) -> dict | None:
+    """The training data's season and MASE scale, written beside the export by the trainer."""
+    path = FileSystems.join(export_dir, EVALUATION_NAME)
+    return json.loads(read_text(path)) if FileSystems.exists(path) else None
 
 
 def load_export(export_dir: str) -> tuple[Manifest, str, SeriesScaling | None]:
@@ -110,10 +118,14 @@ def run(argv: list[str] | None = None) -> dict | None:
     try:
         staging = output.prepare_output(cfg.output, overwrite=cfg.overwrite, run_id=output.new_run_id(),
                                         marker=RESULT_NAME)
-        log.info("seqscale: forecasting %d input files with %s, output %s, runner %s", len(paths), cfg.export,
-                 cfg.output, options.view_as(StandardOptions).runner)
+        log.info("seqscale: %s mode on %d input files with %s, output %s, runner %s", cfg.mode, len(paths),
+                 cfg.export, cfg.output, options.view_as(StandardOptions).runner)
         with beam.Pipeline(options=options) as p:
-            build(p, cfg, reading, m, paths, staging, export_identity(cfg.export, text), series)
+            if cfg.mode == "score":
+                build_score(p, cfg, reading, m, paths, staging, export_identity(cfg.export, text), series,
+                            load_evaluation(cfg.export))
+            else:
+                build(p, cfg, reading, m, paths, staging, export_identity(cfg.export, text), series)
     except Exception as e:
         if staging:
             output.discard(staging)
@@ -128,10 +140,14 @@ def run(argv: list[str] | None = None) -> dict | None:
     path = FileSystems.join(cfg.output, RESULT_NAME)
     if not FileSystems.exists(path):
         return None
-    import json
-
     result = json.loads(read_text(path))
     c = result["counts"]
+    if cfg.mode == "score":
+        rep = result["report"]
+        log.info("seqscale: scored %s windows (%s forecast rows) in %.1f s: model RMSE %.6g, MAE %.6g: %s",
+                 f"{c['windows_scored']:,}", f"{c['forecast_rows']:,}", time.time() - started,
+                 rep["model"]["original"]["rmse"], rep["model"]["original"]["mae"], cfg.output)
+        return result
     log.info("seqscale: %s series forecast (%s rows), %s skipped %s, from %s rows in %.1f s: %s",
              f"{c['series_forecast']:,}", f"{c['forecast_rows']:,}", f"{c['series_skipped']:,}",
              result["skipped"] or "", f"{c.get('rows_read', 0):,}", time.time() - started, cfg.output)

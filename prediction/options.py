@@ -31,6 +31,10 @@ class PredictConfig:
             predictions.json, written last.
         batch_size: windows per model call.
         overwrite: replace an existing prediction output in `output`.
+        split: score mode: the windows of this split of the training data's boundaries
+            (val | test), wholly inside it, as the preprocessing job cut them.
+        start, end: score mode: every window whose targets lie in [start, end) (either may be
+            open); its inputs may come before `start`.
     """
 
     export: str
@@ -38,12 +42,23 @@ class PredictConfig:
     output: str
     batch_size: int = 1024
     overwrite: bool = False
+    split: str | None = None
+    start: str | None = None
+    end: str | None = None
+
+    @property
+    def mode(self) -> str:
+        return "score" if self.split or self.start or self.end else "forecast"
 
     def __post_init__(self) -> None:
         if not self.input:
             raise SpecError("no --input given; pass one or more file patterns (CSV or Parquet)")
         if self.batch_size < 1:
             raise SpecError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.split and (self.start or self.end):
+            raise SpecError("give --split or --from/--to, not both")
+        if self.split not in (None, "val", "test"):
+            raise SpecError(f"--split {self.split!r} is unknown; use val or test")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +78,10 @@ def add_arguments(p) -> None:
     a("--input", action="append", help="file pattern, local or gs://; repeat or comma-separate")
     a("--output", help="output directory, local or gs://")
     a("--batch-size", type=int, help="windows per model call")
+    a("--split", choices=("val", "test"), help="score mode: the windows of this split of the training data "
+      "(the trainer's eval.json for test), with actuals and the report")
+    a("--from", dest="start", help="score mode: windows whose targets lie at or after this time (ISO-8601 or ticks)")
+    a("--to", dest="end", help="score mode: ... and before this time")
     a("--overwrite", action="store_const", const=True, help="replace an existing prediction output in --output")
     a("--log-level", choices=LEVELS, help="debug shows Beam's and TensorFlow's logs and full tracebacks")
 
@@ -72,7 +91,8 @@ def resolve(args: argparse.Namespace) -> PredictConfig:
         if not getattr(args, flag):
             raise SpecError(f"--{flag} is required (see seqscale-predict --help)")
     inputs = tuple(s.strip() for item in args.input for s in item.split(",") if s.strip())
-    given = {k: v for k, v in (("batch_size", args.batch_size), ("overwrite", args.overwrite)) if v is not None}
+    given = {k: getattr(args, k) for k in ("batch_size", "overwrite", "split", "start", "end")
+             if getattr(args, k) is not None}
     return PredictConfig(export=args.export, input=inputs, output=args.output, **given)
 
 
@@ -80,11 +100,11 @@ def reading_config(m: Manifest, cfg: PredictConfig) -> JobConfig:
     """The preprocessing job's reading and cleaning options for this export's rows.
 
     Forecast inputs need the model's input columns only: a target that is not an input is not
-    read (future rows do not have it). The calendar columns are computed by the export from
-    the times, so the reader does not compute them.
+    read (future rows do not have it); score mode reads the targets too. The calendar columns
+    are computed by the export from the times, so the reader does not compute them.
     """
     features = m.file_features
-    targets = tuple(t for t in m.targets if t in features) or features[:1]
+    targets = m.targets if cfg.mode == "score" else tuple(t for t in m.targets if t in features) or features[:1]
     o = m.options
     return JobConfig(input=cfg.input, output=cfg.output, time_column=m.time_column, features=features,
                      targets=targets, series_column=m.series_column, time_format=o.get("time_format"),

@@ -11,6 +11,7 @@ never every row. Blocks of windows are arrays; the model is loaded once per work
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -32,12 +33,19 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from contract.manifest import Manifest
 from contract.series_scaling import SeriesScaling
-from prediction import tails
+from evaluation import metrics as fm
+from evaluation import report as er
+from evaluation.accumulators import RegressionAccumulator
+from prediction import score, tails
 from prediction.inference import Block, ExportModelHandler, as_rows
 from prediction.options import PredictConfig
 from preprocessing import output, readers
-from preprocessing.errors import InputError
+from preprocessing.errors import InputError, SpecError
 from preprocessing.options import JobConfig
+from preprocessing.pipeline import PlanUnits, ReadTables
+from preprocessing.plan import Plan
+from preprocessing.split import parse_time
+from preprocessing.transforms import KeyByUnitFn, load_unit
 
 log = logging.getLogger(__name__)
 NAMESPACE = "seqscale_predict"
@@ -228,8 +236,9 @@ class CommitFn(beam.DoFn):
 
     def __init__(self, cfg: PredictConfig, m: Manifest, staging: str, export_info: dict, paths: list[str]) -> None:
         self.cfg, self.m, self.staging, self.export_info, self.paths = cfg, m, staging, export_info, paths
+        self.range_info = None
 
-    def process(self, _, files, counts, skipped, forecast):
+    def process(self, _, files, counts, skipped, forecast, report=None):
         moves, rows, names = [], Counter(), Counter()
         for kind, path, n in sorted(files):
             names[kind] += 1
@@ -237,7 +246,7 @@ class CommitFn(beam.DoFn):
             rows[kind] += n
         result = {
             "format_version": FORMAT_VERSION,
-            "mode": "forecast",
+            "mode": self.cfg.mode,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "export": self.export_info,
             "input": self.paths,
@@ -245,12 +254,16 @@ class CommitFn(beam.DoFn):
             "horizon": self.m.window.horizon,
             "target_sequence": self.m.window.target_sequence,
             "targets": list(self.m.targets),
-            "counts": {**dict(sorted(counts.items())), "series_forecast": int(forecast),
-                       "forecast_rows": int(rows["forecasts"]), "series_skipped": int(sum(skipped.values()))},
-            "skipped": dict(sorted(skipped.items())),
+            "counts": {**dict(sorted(counts.items())), "forecast_rows": int(rows["forecasts"]),
+                       **({"series_forecast": int(forecast), "series_skipped": int(sum(skipped.values()))}
+                          if self.cfg.mode == "forecast" else {"windows_scored": int(forecast)})},
+            **({"skipped": dict(sorted(skipped.items()))} if self.cfg.mode == "forecast" else {}),
             "files": {"forecasts": [n for _, n in moves if n.startswith("forecasts")],
                       "skipped": [n for _, n in moves if n.startswith("skipped")]},
         }
+        if report is not None:
+            result["range"] = self.range_info
+            result["report"] = report
         output.commit(self.cfg.output, self.staging, moves, json.dumps(result, indent=2), marker=RESULT_NAME)
         yield result
 
@@ -315,3 +328,114 @@ def build(p: beam.Pipeline, cfg: PredictConfig, reading: JobConfig, m: Manifest,
             | "CommitPredictions" >> beam.ParDo(CommitFn(cfg, m, staging, export_info, paths),
                                                 beam.pvalue.AsList(files), beam.pvalue.AsSingleton(counts),
                                                 beam.pvalue.AsSingleton(reasons), beam.pvalue.AsSingleton(forecast)))
+
+
+# ---------------------------------------------------------------- score mode
+
+
+def score_plan(plan: Plan, m: Manifest) -> Plan:
+    """The job's unit plan on the model's time grid: the export's step and gap tolerance, and
+    halos sized by them (chunking still follows this input's time range)."""
+    if plan.kind != m.time_kind:
+        raise InputError(f"the input's time column holds {plan.kind} values, but the model was trained on "
+                         f"{m.time_kind} times; give the times as the training data had them")
+    ffill = m.options.get("nan_policy") == "ffill"
+    return dataclasses.replace(plan, step=m.step, max_gap=m.max_gap, halo_after=m.window.halo_rows * m.max_gap,
+                               halo_before=int(m.options.get("ffill_limit", 10)) * m.max_gap if ffill else 0)
+
+
+class CutBlocksFn(beam.DoFn):
+    """(unit key, fragments) -> Blocks of the unit's scored windows (raw inputs, actual targets)."""
+
+    COUNTS = "counts"
+
+    def __init__(self, cfg: JobConfig, m: Manifest, rng: score.Range, paths: list[str], known, batch: int) -> None:
+        self.cfg, self.m, self.rng, self.paths, self.known, self.batch = cfg, m, rng, paths, known, batch
+        self.windows = Metrics.counter(NAMESPACE, "windows_scored")
+
+    def process(self, element, plan):
+        key, fragments = element
+        unit, counts = load_unit(key, sorted(fragments), self.cfg, plan, self.paths)
+        blocks, more = score.unit_blocks(unit, self.m, self.rng, file_columns=self.cfg.file_columns,
+                                         paths=self.paths, known=self.known, batch=self.batch)
+        counts.update(more)
+        self.windows.inc(more["windows_scored"])
+        yield from blocks
+        yield beam.pvalue.TaggedOutput(self.COUNTS, counts)
+
+
+class ScoreFn(beam.CombineFn):
+    """PredictionResults -> the eval.json report (evaluation's accumulators, merged across workers)."""
+
+    def __init__(self, plan, m: Manifest, series: SeriesScaling | None) -> None:
+        self.plan, self.m, self.series = plan, m, series
+
+    def create_accumulator(self):
+        return RegressionAccumulator(self.plan.steps)
+
+    def add_input(self, acc, result):
+        return score.score_block(acc, self.plan, self.m, result.example, result.inference, self.series)
+
+    def merge_accumulators(self, accs):
+        accs = iter(accs)
+        first = next(accs)
+        for a in accs:
+            first.merge(a)
+        return first
+
+    def extract_output(self, acc):
+        return er.regression_result(acc, self.plan, self.m.time_kind)
+
+
+def score_range(cfg: PredictConfig, m: Manifest) -> tuple[score.Range, dict]:
+    """The scored range in ticks, and how predictions.json names it."""
+    b = m.split_boundaries
+    if cfg.split == "test":
+        return score.Range(b.test_start, None, whole=True), {"split": "test", "from": label(m, b.test_start)}
+    if cfg.split == "val":
+        return (score.Range(b.val_start, b.test_start, whole=True),
+                {"split": "val", "from": label(m, b.val_start), "to": label(m, b.test_start)})
+    start = parse_time(cfg.start, kind=m.time_kind) if cfg.start else None
+    end = parse_time(cfg.end, kind=m.time_kind) if cfg.end else None
+    if start is not None and end is not None and end <= start:
+        raise SpecError(f"--to {cfg.end} is not after --from {cfg.start}")
+    return score.Range(start, end), {"from": cfg.start, "to": cfg.end}
+
+
+def label(m: Manifest, tick: int) -> str:
+    return fm.time_label(m.time_kind, int(tick))
+
+
+def build_score(p: beam.Pipeline, cfg: PredictConfig, reading: JobConfig, m: Manifest, paths: list[str],
+                staging: str, export_info: dict, series: SeriesScaling | None, evaluation: dict | None):
+    """The score pipeline: the preprocessing job's reading, units and windows; forecasts with actuals
+    as Parquet; the report computed with the evaluation accumulators."""
+    rng, range_info = score_range(cfg, m)
+    known = frozenset(series.names) if series is not None else None
+    plan = er.plan(m, season=int((evaluation or {}).get("season", 0)), mase=(evaluation or {}).get("mase"))
+    rows, read_counts = p | "ReadTables" >> ReadTables(reading, paths, staging)
+    unit_plan = rows | "PlanUnits" >> PlanUnits(reading, paths) | "ModelGrid" >> beam.Map(score_plan, m)
+    cut = (rows
+           | "KeyByUnit" >> beam.ParDo(KeyByUnitFn(staging), plan=beam.pvalue.AsSingleton(unit_plan))
+           | "GroupByUnit" >> beam.GroupByKey()
+           | "CutBlocks" >> beam.ParDo(CutBlocksFn(reading, m, rng, paths, known, cfg.batch_size),
+                                       plan=beam.pvalue.AsSingleton(unit_plan)).with_outputs(
+               CutBlocksFn.COUNTS, main="blocks"))
+    results = cut.blocks | "RunInference" >> RunInference(ExportModelHandler(
+        cfg.export, calendar=bool(m.calendar), per_series=m.scale_by == "series"))
+    files = (results
+             | "ToTables" >> beam.Map(lambda r: forecast_table(r.example, r.inference, m))
+             | "WriteForecasts" >> beam.ParDo(WriteParquetFn(FileSystems.join(staging, "files"), "forecasts")))
+    report = results | "Score" >> beam.CombineGlobally(ScoreFn(plan, m, series))
+    windows = (cut[CutBlocksFn.COUNTS]
+               | "Windows" >> beam.Map(lambda c: c.get("windows_scored", 0))
+               | "SumWindows" >> beam.CombineGlobally(sum))
+    counts = ((read_counts, cut[CutBlocksFn.COUNTS]) | "FlattenCounts" >> beam.Flatten()
+              | "SumCounts" >> beam.CombineGlobally(SumCountsFn()))
+    commit = CommitFn(cfg, m, staging, export_info, paths)
+    commit.range_info = range_info
+    return (p
+            | "Once" >> beam.Create([None])
+            | "CommitPredictions" >> beam.ParDo(commit, beam.pvalue.AsList(files), beam.pvalue.AsSingleton(counts),
+                                                {}, beam.pvalue.AsSingleton(windows),
+                                                beam.pvalue.AsSingleton(report)))

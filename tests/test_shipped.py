@@ -174,7 +174,8 @@ def test_base_images_match_the_pinned_versions():
 
 
 def test_images_install_with_constraints_dependencies_before_code_and_run_as_non_root():
-    for name, stage in (("trainer.Dockerfile", "trainer"), ("beam.Dockerfile", "worker")):
+    for name, stage in (("trainer.Dockerfile", "trainer"), ("beam.Dockerfile", "worker"),
+                        ("beam.Dockerfile", "predict-worker")):
         lines = parse(ROOT / "docker" / name)[stage].lines
         runs = [arg for op, arg in lines if op == "RUN" and "pip install" in arg]
         assert "-c constraints.txt" in runs[0] and "--no-deps" in runs[1], runs

@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from evaluation import report as er
     from training.data import load_manifest
-    from training.evaluate import evaluate, format_table, write_report
+    from training.evaluate import evaluate, evaluation_plan, format_table, write_report
     from training.export import export, load_series_scaling
 
     dirs = [d.strip() for d in args.members.split(",") if d.strip()]
@@ -77,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     manifest = load_manifest(args.data)
     model = MeanOfMembers(load_members(dirs, manifest))
     tf.io.gfile.makedirs(args.out)
-    export(model, manifest, posixpath.join(args.out, "export"), series=load_series_scaling(manifest, args.data))
+    series = load_series_scaling(manifest, args.data)
+    plan = evaluation_plan(manifest, args.data, series, season=args.season)
+    export(model, manifest, posixpath.join(args.out, "export"), series=series,
+           evaluation=er.to_dict(plan, args.season))
     if manifest.windows("test"):
-        report = evaluate(model, manifest, args.data, season=args.season)
+        report = evaluate(model, manifest, args.data, season=args.season, plan=plan)
         report["members"] = []
         for d in dirs:
             path = posixpath.join(d, "eval.json")

@@ -100,7 +100,13 @@ def score_split(model: tf.keras.Model, manifest: Manifest, data_dir: str, split:
     return er.regression_result(acc, plan, manifest.time_kind)
 
 
-def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season: int = 0, batch: int = 1024) -> dict:
+def evaluation_plan(manifest: Manifest, data_dir: str, series: SeriesScaling | None, *, season: int = 0) -> er.Plan:
+    """The report's plan from the dataset: its baselines, and MASE from a sample of train windows."""
+    return er.plan(manifest, history=target_history(manifest, data_dir, series=series), season=season)
+
+
+def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season: int = 0, batch: int = 1024,
+             plan: er.Plan | None = None) -> dict:
     """Every test window (no batch is dropped), scored beside the baselines; with backtest
     windows in the dataset, the rolling-origin backtest too."""
     if manifest.task != "regression":
@@ -109,7 +115,7 @@ def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season
             acc.add(y, *er.classification_predictions(manifest, p))
         return acc.result()
     series = load_series_scaling(manifest, data_dir)
-    plan = er.plan(manifest, history=target_history(manifest, data_dir, series=series), season=season)
+    plan = plan or evaluation_plan(manifest, data_dir, series, season=season)
     report = score_split(model, manifest, data_dir, "test", plan, series, batch=batch)
     if manifest.windows(BACKTEST):
         bt = score_split(model, manifest, data_dir, BACKTEST, plan, series, per_origin=True, batch=batch)

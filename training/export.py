@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from contract import calendar
-from contract.manifest import Manifest
+from contract.manifest import EXPORT_EVALUATION_NAME, EXPORT_MANIFEST_NAME, Manifest
 from contract.series_scaling import SERIES_SCALING_NAME, SeriesScaling
 
 SIGNATURE = "serving_default"
@@ -111,15 +111,21 @@ class RawServing(tf.Module):
 
 
 def export(model: tf.keras.Model, manifest: Manifest, export_dir: str, *, config_json: str | None = None,
-           series: SeriesScaling | None = None) -> str:
-    """Write the SavedModel (and the resolved config beside it); returns export_dir."""
+           series: SeriesScaling | None = None, evaluation: dict | None = None) -> str:
+    """Write the SavedModel (and the resolved config beside it); returns export_dir.
+
+    `evaluation` (evaluation.report.to_dict: the season and the training MASE scale) lets
+    seqscale-predict's score mode report as eval.json does without the training data."""
     module = RawServing(model, manifest, series)
     tf.saved_model.save(module, export_dir, signatures={SIGNATURE: module.serve})
     if config_json is not None:
         with tf.io.gfile.GFile(posixpath.join(export_dir, "seqscale_config.json"), "w") as f:
             f.write(config_json)
-    with tf.io.gfile.GFile(posixpath.join(export_dir, "seqscale_manifest.json"), "w") as f:
+    with tf.io.gfile.GFile(posixpath.join(export_dir, EXPORT_MANIFEST_NAME), "w") as f:
         f.write(manifest.to_json())
+    if evaluation is not None:
+        with tf.io.gfile.GFile(posixpath.join(export_dir, EXPORT_EVALUATION_NAME), "w") as f:
+            f.write(json.dumps(evaluation, indent=2))
     if series is not None:  # seqscale-predict tells the series the model knows from the ones it does not
         with tf.io.gfile.GFile(posixpath.join(export_dir, SERIES_SCALING_NAME), "w") as f:
             f.write(series.to_json())
@@ -143,5 +149,5 @@ def load_predictor(export_dir: str):
 
 
 def read_export_manifest(export_dir: str) -> dict:
-    with tf.io.gfile.GFile(posixpath.join(export_dir, "seqscale_manifest.json")) as f:
+    with tf.io.gfile.GFile(posixpath.join(export_dir, EXPORT_MANIFEST_NAME)) as f:
         return json.load(f)

@@ -241,7 +241,8 @@ def chief_reports(r: Run, model) -> dict:
     """Export (raw windows in, original units out), config.json with the plan, eval.json."""
     import tensorflow as tf
 
-    from training.evaluate import evaluate, format_table, write_report
+    from evaluation import report as er
+    from training.evaluate import evaluate, evaluation_plan, format_table, write_report
     from training.export import export, load_series_scaling
     from training.model import build_model, uses_linear_skip
 
@@ -250,13 +251,15 @@ def chief_reports(r: Run, model) -> dict:
     ran = json.loads(r.cfg.to_json())
     ran["model"]["linear_skip"] = uses_linear_skip(r.manifest, r.cfg.model)  # what ran, not "None: by the data"
     resolved = json.dumps({**ran, "lr_plan": r.plan.to_dict()}, indent=2)
-    export(plain, r.manifest, r.path("export"), config_json=resolved,
-           series=load_series_scaling(r.manifest, r.cfg.data.data))
+    series = load_series_scaling(r.manifest, r.cfg.data.data)
+    plan = evaluation_plan(r.manifest, r.cfg.data.data, series, season=r.cfg.runtime.season)
+    export(plain, r.manifest, r.path("export"), config_json=resolved, series=series,
+           evaluation=er.to_dict(plan, r.cfg.runtime.season))
     with tf.io.gfile.GFile(r.path("config.json"), "w") as f:
         f.write(resolved)
     out = {}
     if r.cfg.runtime.evaluate and r.manifest.windows("test"):
-        report = evaluate(plain, r.manifest, r.cfg.data.data, season=r.cfg.runtime.season)
+        report = evaluate(plain, r.manifest, r.cfg.data.data, season=r.cfg.runtime.season, plan=plan)
         write_report(report, r.path("eval.json"))
         out["eval"] = report
         print(format_table(report), flush=True)

@@ -16,15 +16,21 @@ from tests.training.conftest import build_dataset, config
 L = 16
 
 
-def make_export(directory, extra=()):
+def make_export(directory, extra=(), model_flags=()):
+    """A dataset of the sines table and an (untrained: any predictor will do) model's export,
+    written as the trainer writes it."""
+    from evaluation import report as er
     from training.data import load_manifest
+    from training.evaluate import evaluation_plan
     from training.export import export, load_series_scaling
     from training.model import build_model
 
     data = build_dataset(directory, extra=extra)
     m = load_manifest(str(data))
-    export(build_model(m, config(data).model, seed=0), m, str(directory / "export"),
-           series=load_series_scaling(m, str(data)))
+    series = load_series_scaling(m, str(data))
+    model = build_model(m, config(data, *model_flags).model, seed=0)
+    export(model, m, str(directory / "export"), series=series,
+           evaluation=er.to_dict(evaluation_plan(m, str(data), series)))
     return directory / "export", pd.read_parquet(directory / "raw.parquet")
 
 
