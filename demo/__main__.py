@@ -11,7 +11,9 @@ directly with pandas (the package's own loader needs sklearn). Steps:
   3. the doctor on that data with the training flags (every check should pass);
   4. train with 2 local worker processes (MultiWorkerMirroredStrategy over loopback);
   5. report test RMSE/MAE in kW beside persistence (last hour), seasonal persistence
-     (same hour yesterday) and the training mean, and plot loss curves and a test week.
+     (same hour yesterday) and the training mean, and plot loss curves and a test week;
+  6. seqscale-predict on the export: score the test split again as a Beam job, then forecast
+     the hour after the end of the data from the raw rows.
 """
 
 from __future__ import annotations
@@ -117,6 +119,29 @@ def print_report(data: str, job: str) -> None:
     print(f"  export (raw inputs -> kW): {os.path.join(job, 'export')}")
 
 
+def forecast_with_predict(raw: str, job: str, out: str) -> None:
+    """seqscale-predict on the export: the test split scored again as a Beam job (it must agree
+    with eval.json), then the hour after the end of the data forecast from the raw rows."""
+    import pandas as pd
+
+    from prediction.cli import run as predict
+
+    export = os.path.join(job, "export")
+    t = time.time()
+    scored = predict(["--export", export, "--input", raw, "--output", os.path.join(out, "scored"), "--split", "test",
+                      "--log-level", "warning"])
+    with open(os.path.join(job, "eval.json")) as f:
+        trainer = json.load(f)["model"]["original"]["rmse"]
+    say(f"seqscale-predict --split test ({time.time() - t:.1f} s): {scored['counts']['windows_scored']:,} windows, "
+        f"RMSE {scored['report']['model']['original']['rmse']:.4f} kW (eval.json: {trainer:.4f})")
+    t = time.time()
+    forecasts = os.path.join(out, "forecasts")
+    result = predict(["--export", export, "--input", raw, "--output", forecasts, "--log-level", "warning"])
+    table = pd.concat(pd.read_parquet(os.path.join(forecasts, f)) for f in result["files"]["forecasts"])
+    say(f"seqscale-predict ({time.time() - t:.1f} s): the next hour after the data, {forecasts}/")
+    print(table.drop(columns="series").to_string(index=False))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="demo-out", help="working directory (replaced)")
@@ -162,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"training took {time.time() - t:.0f} s")
 
     print_report(data, job)
+    forecast_with_predict(raw, job, args.out)
     say(f"done in {time.time() - started:.0f} s")
     return 0
 

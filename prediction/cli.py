@@ -26,6 +26,7 @@ from apache_beam.options.pipeline_options import (
 from contract.flags import unknown_flags_message
 from contract.manifest import EXPORT_EVALUATION_NAME, EXPORT_MANIFEST_NAME, Manifest
 from contract.series_scaling import SERIES_SCALING_NAME, SeriesScaling
+from prediction.inference import quiet_resource_warning
 from prediction.options import build_parser, reading_config, resolve
 from prediction.pipeline import RESULT_NAME, build, build_score, export_identity
 from preprocessing import output
@@ -109,6 +110,7 @@ def run(argv: list[str] | None = None) -> dict | None:
     options.view_as(SetupOptions).save_main_session = False
     FileSystems.set_options(options)
     cfg = resolve(args)
+    quiet_resource_warning()
     started = time.time()
     m, text, series = load_export(cfg.export)
     reading = reading_config(m, cfg)
@@ -148,7 +150,9 @@ def run(argv: list[str] | None = None) -> dict | None:
                  f"{c['windows_scored']:,}", f"{c['forecast_rows']:,}", time.time() - started,
                  rep["model"]["original"]["rmse"], rep["model"]["original"]["mae"], cfg.output)
         return result
-    log.info("seqscale: %s series forecast (%s rows), %s skipped %s, from %s rows in %.1f s: %s",
+    skipped = ", ".join(f"{n:,} {reason}" for reason, n in result["skipped"].items())
+    log.info("seqscale: %s series forecast (%s rows), %s skipped%s, from %s rows in %.1f s: %s",
              f"{c['series_forecast']:,}", f"{c['forecast_rows']:,}", f"{c['series_skipped']:,}",
-             result["skipped"] or "", f"{c.get('rows_read', 0):,}", time.time() - started, cfg.output)
+             f" ({skipped}; see skipped-*.parquet)" if skipped else "", f"{c.get('rows_read', 0):,}",
+             time.time() - started, cfg.output)
     return result

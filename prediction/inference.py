@@ -12,6 +12,7 @@ Python object is made per window.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,21 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 SIGNATURE = "serving_default"
+
+
+class _NoTorchResourceWarning(logging.Filter):
+    """Beam 2.77's RunInference imports `resource` together with its model manager, which needs
+    torch; without torch it logs "Resource module is not available for current platform" on
+    every model load and batch, on Linux, where `resource` works. Drop that line only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Resource module is not available")
+
+
+def quiet_resource_warning() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(f, _NoTorchResourceWarning) for f in root.filters):
+        root.addFilter(_NoTorchResourceWarning())
 
 
 @dataclass
@@ -63,6 +79,7 @@ class ExportModelHandler(ModelHandler[Block, PredictionResult, Any]):
     def load_model(self):
         import tensorflow as tf
 
+        quiet_resource_warning()  # in the worker process, where RunInference logs it
         return LoadedExport(tf.saved_model.load(self.export_dir))
 
     def run_inference(self, batch: Sequence[Block], model, inference_args: dict[str, Any] | None = None

@@ -1,4 +1,4 @@
-"""Write docs/flags.md from the four argument parsers and the Dataflow Flex Template's
+"""Write docs/flags.md from the five argument parsers and the Dataflow Flex Template's
 dataflow/metadata.json from the job's parser (`python scripts/flag_reference.py`).
 
 tests/test_docs.py regenerates both and fails when a file is stale, so neither the reference
@@ -18,6 +18,7 @@ TEMPLATE_METADATA = os.path.join(ROOT, "dataflow", "metadata.json")
 def render() -> str:
     sys.path.insert(0, ROOT)
     from contract.flags import reference
+    from prediction.options import build_parser as predict_parser
     from preprocessing.options import build_parser as preprocess_parser
     from training.config import build_parser as train_parser
     from training.doctor import build_parser as doctor_parser
@@ -28,7 +29,8 @@ def render() -> str:
             "(`preprocessing/options.py` `JobConfig`, `training/config.py`). A preprocessing spec file and a "
             "training `--config` file take the same names (dashes or underscores); flags win over files. "
             "seqscale-preprocess passes every flag it does not know to Beam's `PipelineOptions`.\n\n")
-    return head + "\n".join(reference(p()) for p in (preprocess_parser, train_parser, doctor_parser, ensemble_parser))
+    return head + "\n".join(reference(p()) for p in (preprocess_parser, train_parser, doctor_parser, ensemble_parser,
+                                                   predict_parser))
 
 
 def render_template_metadata() -> str:

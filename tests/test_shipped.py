@@ -6,6 +6,7 @@ pipeline proto, pickled DoFns executed in another process that has only what wor
 The installs are not restated here: tests/dockerfile.py executes the Dockerfiles' own lines.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -98,6 +99,31 @@ def wait_for_port(port, proc, timeout=60):
     pytest.fail(f"the worker pool did not listen on {port} within {timeout} s")
 
 
+@contextlib.contextmanager
+def worker_pool(image, tmp_path):
+    """Beam's worker pool in the image's venv; yields its port. It starts each SDK worker as
+    `python` from PATH: it must be the image's."""
+    port = free_port()
+    cwd = tmp_path / "worker-cwd"
+    cwd.mkdir()
+    with open(tmp_path / "pool.log", "w") as log:
+        pool = subprocess.Popen([str(image.python), "-m", "apache_beam.runners.worker.worker_pool_main",
+                                 f"--service_port={port}"], cwd=str(cwd), stdout=log, stderr=subprocess.STDOUT,
+                                env={"PATH": f"{image.venv / 'bin'}:{os.environ['PATH']}", "HOME": str(cwd),
+                                     **QUIET}, start_new_session=True)
+    try:
+        wait_for_port(port, pool)
+        yield port
+    finally:
+        os.killpg(pool.pid, signal.SIGKILL)
+        pool.wait(timeout=30)
+
+
+def portable_flags(port):
+    return ["--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "EXTERNAL",
+            "--environment_config", f"localhost:{port}"]
+
+
 def test_worker_image_has_the_job_and_no_tensorflow(worker_image, tmp_path):
     ok, where = imports(worker_image.python, "preprocessing.transforms", tmp_path)
     assert ok and where.startswith(str(worker_image.venv)), where
@@ -118,24 +144,9 @@ def test_portable_run_on_the_worker_image_equals_the_direct_run(worker_image, tm
         return time.time() - t0, proc.stderr
 
     direct_seconds, _ = job(direct)
-    # Beam's worker pool starts each SDK worker as `python` from PATH: it must be the image's
-    port = free_port()
-    cwd = tmp_path / "worker-cwd"
-    cwd.mkdir()
-    with open(tmp_path / "pool.log", "w") as log:
-        pool = subprocess.Popen([str(worker_image.python), "-m", "apache_beam.runners.worker.worker_pool_main",
-                                 f"--service_port={port}"], cwd=str(cwd), stdout=log, stderr=subprocess.STDOUT,
-                                env={"PATH": f"{worker_image.venv / 'bin'}:{os.environ['PATH']}", "HOME": str(cwd)},
-                                start_new_session=True)
-    try:
-        wait_for_port(port, pool)
+    with worker_pool(worker_image, tmp_path) as port:
         # bounded: a worker that cannot import what the job needs makes the job wait, not fail
-        portable_seconds, stderr = job(portable, "--runner", "PortableRunner", "--job_endpoint", "embed",
-                                       "--environment_type", "EXTERNAL", "--environment_config", f"localhost:{port}",
-                                       timeout=240)
-    finally:
-        os.killpg(pool.pid, signal.SIGKILL)
-        pool.wait(timeout=30)
+        portable_seconds, stderr = job(portable, *portable_flags(port), timeout=240)
     pool_log = (tmp_path / "pool.log").read_text()
     assert "Starting worker" in pool_log, pool_log[-2000:]  # the DoFns ran in the image's Python
     assert "runner PortableRunner" in stderr and " rows read, " in stderr  # the summary reaches the launcher
@@ -148,6 +159,59 @@ def test_portable_run_on_the_worker_image_equals_the_direct_run(worker_image, tm
         m["options"].pop("output")
     assert a == b
     print(f"\ndirect {direct_seconds:.1f} s, portable on the worker image {portable_seconds:.1f} s")
+
+
+# ------------------------------------------------------------------ the seqscale-predict worker image
+
+
+@pytest.fixture(scope="module")
+def predict_image(tmp_path_factory):
+    return Build(ROOT / "docker" / "beam.Dockerfile", "predict-worker", tmp_path_factory.mktemp("predict-image"))
+
+
+def test_predict_image_serves_the_export_without_keras(predict_image, tmp_path):
+    ok, where = imports(predict_image.python, "prediction.pipeline", tmp_path)
+    assert ok and where.startswith(str(predict_image.venv)), where
+    assert imports(predict_image.python, "tensorflow", tmp_path)[0]
+    for module in ("tf_keras", "matplotlib"):
+        assert imports(predict_image.python, module, tmp_path) == (
+            False, f"ModuleNotFoundError: No module named '{module}'"), module
+
+
+def test_portable_predict_on_the_predict_image_equals_the_direct_run(predict_image, tmp_path):
+    """Forecast and score mode with the DoFns and the model in the image's Python (the Dataflow path)."""
+    import pandas as pd
+
+    from tests.prediction.test_forecast import make_export
+
+    export, _ = make_export(tmp_path / "e", ("--scale-by", "series"))
+    raw = tmp_path / "e" / "raw.parquet"
+
+    def predict(out, *extra, timeout=300):
+        proc = subprocess.run([sys.executable, "-m", "prediction", "--export", str(export), "--input", str(raw),
+                               "--output", str(out), *extra], capture_output=True, text=True, timeout=timeout,
+                              cwd=str(ROOT), env={**os.environ, **QUIET})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads((out / "predictions.json").read_text())
+
+    def table(out, result):
+        return pd.concat(pd.read_parquet(out / f) for f in result["files"]["forecasts"]).sort_values(
+            ["series", "origin_time"]).reset_index(drop=True)
+
+    runs = {}
+    for mode, extra in (("forecast", ()), ("score", ("--split", "test"))):
+        runs[("direct", mode)] = predict(tmp_path / f"direct-{mode}", *extra)
+    with worker_pool(predict_image, tmp_path) as port:
+        for mode, extra in (("forecast", ()), ("score", ("--split", "test"))):
+            runs[("portable", mode)] = predict(tmp_path / f"portable-{mode}", *extra, *portable_flags(port),
+                                               timeout=300)
+    assert "Starting worker" in (tmp_path / "pool.log").read_text()
+    for mode in ("forecast", "score"):
+        a, b = runs[("direct", mode)], runs[("portable", mode)]
+        pd.testing.assert_frame_equal(table(tmp_path / f"direct-{mode}", a), table(tmp_path / f"portable-{mode}", b))
+        assert a["counts"] == b["counts"]
+    assert runs[("portable", "score")]["report"]["model"]["original"]["rmse"] == pytest.approx(
+        runs[("direct", "score")]["report"]["model"]["original"]["rmse"], rel=1e-9)
 
 
 # ------------------------------------------------------------------ what the images are built from
