@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
@@ -88,6 +89,29 @@ def load_export(export_dir: str) -> tuple[Manifest, str, SeriesScaling | None]:
     return m, text, series
 
 
+# The preprocessing job's readers suggest its own flags; here those options come from the export,
+# so the advice names the export's setting and what would change it.
+_ADVICE = (
+    (re.compile(r"fix the input or pass --nan-policy drop \(drop such rows\) or --nan-policy ffill \(carry the last "
+                r"value forward\)"),
+     "fix the input: the model's dataset was made with --nan-policy fail, which seqscale-predict applies too "
+     "(to accept such rows, preprocess and train with --nan-policy drop or ffill)"),
+    (re.compile(r"fix the value or mark it missing \(empty\) and choose --nan-policy"),
+     "fix the value (the export's --nan-policy decides what an empty value does)"),
+    (re.compile(r"not ISO-8601; pass --time-format"),
+     "not ISO-8601, and the export's dataset was made without --time-format; give the times as the training "
+     "data had them"),
+    (re.compile(r"remove one, or pass --duplicates keep-last to keep the later one"),
+     "remove one (the model's dataset was made with --duplicates fail, which seqscale-predict applies too)"),
+)
+
+
+def predict_advice(message: str) -> str:
+    for pattern, advice in _ADVICE:
+        message = pattern.sub(advice, message)
+    return message
+
+
 def with_default_runner(argv: list[str]) -> list[str]:
     if any(a == "--runner" or a.startswith("--runner=") for a in argv):
         return argv
@@ -133,12 +157,12 @@ def run(argv: list[str] | None = None) -> dict | None:
             output.discard(staging)
         if created:
             output.remove_if_empty(cfg.output)
-        if isinstance(e, SeqscaleError):
-            raise
         msg = user_message(e)
         if msg is None:
             raise
-        raise InputError(msg) from e
+        if isinstance(e, SeqscaleError) and predict_advice(msg) == msg:
+            raise
+        raise (type(e) if isinstance(e, SeqscaleError) else InputError)(predict_advice(msg)) from e
     path = FileSystems.join(cfg.output, RESULT_NAME)
     if not FileSystems.exists(path):
         return None
