@@ -30,7 +30,7 @@ include docker/base-images.env
 
 .PHONY: install lint test test-fast demo bench soak train-local clean audit docs \
 	k8s-render k8s-apply k8s-logs k8s-delete preprocess-dataflow \
-	images trainer-image beam-image flex-image pin-images flex-template flex-run
+	images trainer-image beam-image predict-image predict-dataflow flex-image pin-images flex-template flex-run
 
 $(STAMP): setup.py constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_encoding
 	$(BIN)/python -m benchmarks.bench_preprocess
 	$(BIN)/python -m benchmarks.bench_scale
+	$(BIN)/python -m benchmarks.bench_predict
 	$(BIN)/python -m benchmarks.bench_training
 	$(BIN)/python -m benchmarks.bench_doctor
 	$(BIN)/python -m benchmarks.bench_accuracy --seeds 3
@@ -111,8 +112,20 @@ preprocess-dataflow: $(STAMP)
 	  --temp_location gs://$(BUCKET)/tmp --staging_location gs://$(BUCKET)/staging \
 	  $(if $(BEAM_WORKER_IMAGE),--sdk_container_image $(BEAM_WORKER_IMAGE),--setup_file ./setup.py) $(ARGS)
 
+# seqscale-predict on Dataflow. Its workers load the export with TensorFlow, which --setup_file
+# would not install (it installs the package without extras): they run the predict-worker image.
+#   make predict-dataflow PROJECT=p BUCKET=b PREDICT_WORKER_IMAGE=REGISTRY/seqscale-predict:TAG \
+#        EXPORT=gs://b/runs/exp1/export INPUT='gs://b/latest/*.parquet' OUTPUT=gs://b/forecasts [ARGS='--split test']
+predict-dataflow: $(STAMP)
+	@test -n "$(PROJECT)" -a -n "$(BUCKET)" -a -n "$(EXPORT)" -a -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "set PROJECT, BUCKET, EXPORT, INPUT and OUTPUT"; exit 2; }
+	@test -n "$(PREDICT_WORKER_IMAGE)" || { echo "set PREDICT_WORKER_IMAGE=REGISTRY/seqscale-predict:$(TAG) (make predict-image): workers need TensorFlow"; exit 2; }
+	$(BIN)/python -m prediction --export $(EXPORT) --input '$(INPUT)' --output $(OUTPUT) \
+	  --runner DataflowRunner --project $(PROJECT) --region $(REGION) \
+	  --temp_location gs://$(BUCKET)/tmp --staging_location gs://$(BUCKET)/staging \
+	  --sdk_container_image $(PREDICT_WORKER_IMAGE) $(ARGS)
+
 # Images (need a Docker engine; base images from docker/base-images.env). Push them yourself.
-images: trainer-image beam-image
+images: trainer-image beam-image predict-image
 
 trainer-image:
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY=... (e.g. europe-docker.pkg.dev/PROJECT/REPO)"; exit 2; }
@@ -121,6 +134,10 @@ trainer-image:
 beam-image:
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY=..."; exit 2; }
 	docker build -f docker/beam.Dockerfile --target worker --build-arg BEAM_IMAGE=$(BEAM_IMAGE) -t $(REGISTRY)/seqscale-beam:$(TAG) .
+
+predict-image:
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY=..."; exit 2; }
+	docker build -f docker/beam.Dockerfile --target predict-worker --build-arg BEAM_IMAGE=$(BEAM_IMAGE) -t $(REGISTRY)/seqscale-predict:$(TAG) .
 
 flex-image:
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY=..."; exit 2; }

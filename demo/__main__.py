@@ -127,6 +127,7 @@ def forecast_with_predict(raw: str, job: str, out: str) -> None:
     from prediction.cli import run as predict
 
     export = os.path.join(job, "export")
+    logging.getLogger("preprocessing").setLevel(logging.WARNING)  # predict's score mode reads with its readers
     t = time.time()
     scored = predict(["--export", export, "--input", raw, "--output", os.path.join(out, "scored"), "--split", "test",
                       "--log-level", "warning"])

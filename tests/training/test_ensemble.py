@@ -45,6 +45,15 @@ def test_ensemble_export_and_report_average_the_members(dataset, tmp_path):
         np.testing.assert_allclose(r["rmse"], np.sqrt(np.mean((p - y) ** 2)), rtol=1e-4)
     assert "members' RMSE" in proc.stdout
 
+    # seqscale-predict's score mode on the ensemble's export reproduces its eval.json
+    from prediction.cli import run as predict
+
+    scored = predict(["--export", str(out / "export"), "--input", str(dataset.parent / "raw.parquet"),
+                      "--output", str(tmp_path / "scored"), "--split", "test"])["report"]
+    assert scored["windows"] == report["windows"]
+    for k in ("rmse", "mae", "mase"):
+        np.testing.assert_allclose(scored["model"]["original"][k], report["model"]["original"][k], rtol=1e-4)
+
     # a member trained on another dataset (its export's manifest lists other shards) is refused by name
     other = tmp_path / "other"
     shutil.copytree(members[1], other)
