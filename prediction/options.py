@@ -17,6 +17,8 @@ from contract.manifest import Manifest
 from preprocessing.errors import SpecError
 from preprocessing.options import JobConfig
 
+SPLITS = ("val", "test", "backtest")
+
 
 @dataclass(frozen=True)
 class PredictConfig:
@@ -32,7 +34,8 @@ class PredictConfig:
         batch_size: windows per model call.
         overwrite: replace an existing prediction output in `output`.
         split: score mode: the windows of this split of the training data's boundaries
-            (val | test), wholly inside it, as the preprocessing job cut them.
+            (val | test), wholly inside it, as the preprocessing job cut them; backtest: the
+            dataset's rolling-origin backtest windows (--backtest-every), scored per origin.
         start, end: score mode: every window whose targets lie in [start, end) (either may be
             open); its inputs may come before `start`.
     """
@@ -57,8 +60,8 @@ class PredictConfig:
             raise SpecError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.split and (self.start or self.end):
             raise SpecError("give --split or --from/--to, not both")
-        if self.split not in (None, "val", "test"):
-            raise SpecError(f"--split {self.split!r} is unknown; use val or test")
+        if self.split not in (None, *SPLITS):
+            raise SpecError(f"--split {self.split!r} is unknown; use one of {', '.join(SPLITS)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,8 +81,8 @@ def add_arguments(p) -> None:
     a("--input", action="append", help="file pattern, local or gs://; repeat or comma-separate")
     a("--output", help="output directory, local or gs://")
     a("--batch-size", type=int, help="windows per model call")
-    a("--split", choices=("val", "test"), help="score mode: the windows of this split of the training data "
-      "(the trainer's eval.json for test), with actuals and the report")
+    a("--split", choices=SPLITS, help="score mode: the windows of this split of the training data, with actuals "
+      "and the report (test: the trainer's eval.json; backtest: its rolling-origin backtest, per origin)")
     a("--from", dest="start", help="score mode: windows whose targets lie at or after this time (ISO-8601 or ticks)")
     a("--to", dest="end", help="score mode: ... and before this time")
     a("--overwrite", action="store_const", const=True, help="replace an existing prediction output in --output")

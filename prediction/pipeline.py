@@ -367,11 +367,11 @@ class CutBlocksFn(beam.DoFn):
 class ScoreFn(beam.CombineFn):
     """PredictionResults -> the eval.json report (evaluation's accumulators, merged across workers)."""
 
-    def __init__(self, plan, m: Manifest, series: SeriesScaling | None) -> None:
-        self.plan, self.m, self.series = plan, m, series
+    def __init__(self, plan, m: Manifest, series: SeriesScaling | None, *, per_origin: bool = False) -> None:
+        self.plan, self.m, self.series, self.per_origin = plan, m, series, per_origin
 
     def create_accumulator(self):
-        return RegressionAccumulator(self.plan.steps)
+        return RegressionAccumulator(self.plan.steps, per_origin=self.per_origin)
 
     def add_input(self, acc, result):
         return score.score_block(acc, self.plan, self.m, result.example, result.inference, self.series)
@@ -390,6 +390,13 @@ class ScoreFn(beam.CombineFn):
 def score_range(cfg: PredictConfig, m: Manifest) -> tuple[score.Range, dict]:
     """The scored range in ticks, and how predictions.json names it."""
     b = m.split_boundaries
+    if cfg.split == "backtest":
+        every = int(m.options.get("backtest_every", 0))
+        if not every:
+            raise SpecError("--split backtest: the export's dataset was made without --backtest-every; score a "
+                            "range with --from/--to, or preprocess with --backtest-every N and train again")
+        return (score.Range(b.test_start, None, backtest_every=every),
+                {"split": "backtest", "every": every, "from": label(m, b.test_start)})
     if cfg.split == "test":
         return score.Range(b.test_start, None, whole=True), {"split": "test", "from": label(m, b.test_start)}
     if cfg.split == "val":
@@ -426,7 +433,7 @@ def build_score(p: beam.Pipeline, cfg: PredictConfig, reading: JobConfig, m: Man
     files = (results
              | "ToTables" >> beam.Map(lambda r: forecast_table(r.example, r.inference, m))
              | "WriteForecasts" >> beam.ParDo(WriteParquetFn(FileSystems.join(staging, "files"), "forecasts")))
-    report = results | "Score" >> beam.CombineGlobally(ScoreFn(plan, m, series))
+    report = results | "Score" >> beam.CombineGlobally(ScoreFn(plan, m, series, per_origin=bool(rng.backtest_every)))
     windows = (cut[CutBlocksFn.COUNTS]
                | "Windows" >> beam.Map(lambda c: c.get("windows_scored", 0))
                | "SumWindows" >> beam.CombineGlobally(sum))

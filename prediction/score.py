@@ -22,18 +22,21 @@ from evaluation.accumulators import RegressionAccumulator
 from prediction.inference import Block, as_rows
 from preprocessing.clean import Unit
 from preprocessing.errors import InputError
-from preprocessing.window import grid_phase_ok, owned_starts
+from preprocessing.window import backtest_window_starts, grid_phase_ok, owned_starts
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
 class Range:
-    """Targets in [start, end); `whole`: inputs too (a split's windows)."""
+    """Targets in [start, end); `whole`: inputs too (a split's windows). `backtest_every`: the
+    dataset's rolling-origin backtest instead (origins every that many steps over the test range
+    starting at `start`, as the preprocessing job cut it)."""
 
     start: int | None
     end: int | None
     whole: bool = False
+    backtest_every: int = 0
 
     def keep(self, first_input: np.ndarray, first_target: np.ndarray, last_target: np.ndarray) -> np.ndarray:
         ok = np.ones(len(first_input), bool)
@@ -53,10 +56,15 @@ def unit_blocks(unit: Unit, m: Manifest, rng: Range, *, file_columns: tuple[str,
     if not len(unit):
         return [], counts
     begins = unit.segment_begins(m.max_gap)
-    starts = owned_starts(unit.time, unit.owned, begins, spec)
-    starts = starts[grid_phase_ok(unit.time[starts], t0=m.time_range[0], step=m.step, stride=spec.stride)]
-    targets = spec.target_rows_of(starts).reshape(len(starts), spec.target_rows)  # [W, rows]
-    starts = starts[rng.keep(unit.time[starts], unit.time[targets[:, 0]], unit.time[targets[:, -1]])]
+    if rng.backtest_every:
+        starts = backtest_window_starts(unit.time, unit.owned, m.split_boundaries.split_of(unit.time), begins, spec,
+                                        t0=m.time_range[0], step=m.step, test_start=rng.start,
+                                        every=rng.backtest_every)
+    else:
+        starts = owned_starts(unit.time, unit.owned, begins, spec)
+        starts = starts[grid_phase_ok(unit.time[starts], t0=m.time_range[0], step=m.step, stride=spec.stride)]
+        targets = spec.target_rows_of(starts).reshape(len(starts), spec.target_rows)  # [W, rows]
+        starts = starts[rng.keep(unit.time[starts], unit.time[targets[:, 0]], unit.time[targets[:, -1]])]
     if known is not None and len(starts):
         ok = np.array([n in known for n in unit.series_names])[unit.series[starts]]
         counts["windows_skipped.unknown_series"] += int((~ok).sum())
@@ -101,4 +109,5 @@ def score_block(acc: RegressionAccumulator, plan: er.Plan, m: Manifest, block: B
     idx = m.target_positions
     xo = None if idx is None else block.x[:, :, list(idx)].astype(np.float64)
     c, s = target_scaling(m, block, series)
-    return acc.add(yo, po, er.baselines(plan, yo, xo), y_scaled=(yo - c) / s, p_scaled=(po - c) / s)
+    return acc.add(yo, po, er.baselines(plan, yo, xo), y_scaled=(yo - c) / s, p_scaled=(po - c) / s,
+                   origins=block.origin if acc.origins is not None else None)

@@ -77,7 +77,8 @@ def power_sequence(tmp_path_factory):
     data = d / "data"
     preprocess(["--input", str(raw), "--output", str(data), "--time-column", "date_time", "--features",
                 ",".join(POWER_FEATURES), "--targets", "Global_active_power", "--look-back", "24", "--horizon", "3",
-                "--target-sequence", "--calendar", "hour,dayofweek", "--train-shards", "2", "--eval-shards", "2"])
+                "--target-sequence", "--calendar", "hour,dayofweek", "--train-shards", "2", "--eval-shards", "2",
+                "--backtest-every", "24"])
     m = load_manifest(str(data))
     model = build_model(m, config(data, "--units", "8").model, seed=0)
     export(model, m, str(d / "export"), evaluation=er.to_dict(evaluation_plan(m, str(data), None)))
@@ -118,3 +119,18 @@ def test_forecast_at_a_cut_equals_the_scored_window_with_that_origin(power_seque
     assert result["counts"]["series_forecast"] == 1 and len(got) == 3
     np.testing.assert_array_equal(got.sort_values("step")["target_time"], want["target_time"])
     np.testing.assert_allclose(got.sort_values("step")["forecast"], want["forecast"], rtol=1e-5)
+
+
+def test_split_backtest_reproduces_the_per_origin_backtest(power_sequence, tmp_path):
+    d, m = power_sequence
+    _, report, _ = trainer_side(d / "data", "--units", "8")
+    result = predict(["--export", str(d / "export"), "--input", str(d / "raw.parquet"), "--output",
+                      str(tmp_path / "out"), "--split", "backtest"])
+    got, want = result["report"], report["backtest"]
+    assert result["range"]["every"] == want["every"] == 24
+    assert got["windows"] == want["windows"] > 10
+    assert close(got["model"]["original"]["rmse"], want["model"]["original"]["rmse"])
+    assert [r["origin"] for r in got["per_origin"]] == [r["origin"] for r in want["per_origin"]]
+    for a, b in zip(got["per_origin"], want["per_origin"], strict=True):
+        assert a["windows"] == b["windows"] and close(a["rmse"], b["rmse"])
+        assert close(a["persistence_rmse"], b["persistence_rmse"])
