@@ -83,17 +83,23 @@ def test_forecast_is_the_export_on_each_series_last_window(which, request, tmp_p
     assert result["skipped"] == {}
 
 
-def test_files_and_row_order_do_not_matter(per_series, tmp_path):
+@pytest.mark.parametrize("mode", [[], ["--split", "test"]], ids=["forecast", "score"])
+def test_files_and_row_order_do_not_matter(per_series, tmp_path, mode):
     export_dir, raw = per_series
     shuffled = raw.sample(frac=1.0, random_state=3).reset_index(drop=True)
     for i, part in enumerate(shuffled.iloc[k::3] for k in range(3)):
         part.to_parquet(tmp_path / f"part{i}.parquet", index=False)
     shuffled.iloc[:0].to_parquet(tmp_path / "part_empty.parquet", index=False)
-    predict(["--export", str(export_dir), "--input", str(tmp_path / "part*.parquet"), "--output", str(tmp_path / "a"),
-             "--direct_num_workers", "2", "--batch-size", "2"])
-    predict(["--export", str(export_dir), "--input", str(export_dir.parent / "raw.parquet"), "--output",
-             str(tmp_path / "b")])
-    pd.testing.assert_frame_equal(forecasts(tmp_path / "a"), forecasts(tmp_path / "b"))
+    a = predict(["--export", str(export_dir), "--input", str(tmp_path / "part*.parquet"), "--output",
+                 str(tmp_path / "a"), "--direct_num_workers", "2", "--batch-size", "2", *mode])
+    b = predict(["--export", str(export_dir), "--input", str(export_dir.parent / "raw.parquet"), "--output",
+                 str(tmp_path / "b"), *mode])
+    key = ["series", "origin_time"]
+    pd.testing.assert_frame_equal(forecasts(tmp_path / "a").sort_values(key).reset_index(drop=True),
+                                  forecasts(tmp_path / "b").sort_values(key).reset_index(drop=True))
+    if mode:
+        assert a["report"]["model"]["original"]["rmse"] == pytest.approx(b["report"]["model"]["original"]["rmse"],
+                                                                         rel=1e-9)
 
 
 def test_series_without_a_window_are_skipped_with_their_reason(per_series, tmp_path):
