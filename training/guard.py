@@ -14,7 +14,13 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from training.loss_patterns import BIG_INPUT, Finding, diagnose, nan_finding, suspiciously_low
+from training.doctor.loss_patterns import (
+    BIG_INPUT,
+    Finding,
+    diagnose,
+    nan_finding,
+    suspiciously_low,
+)
 from training.state import write_npz
 
 log = logging.getLogger(__name__)

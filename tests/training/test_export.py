@@ -91,8 +91,8 @@ def test_per_series_export_and_evaluation_invert_with_each_series_statistics(per
 
 def test_doctor_warns_when_training_does_not_cover_a_calendar_cycle(calendar_dataset):
     """About 10 days of training rows: the week is covered, the month of the year is not."""
-    from training import checks_data
     from training.data import sample_windows
+    from training.doctor import checks_data
 
     m = load_manifest(str(calendar_dataset))
     v = checks_data.check_scaling(m, sample_windows(m, str(calendar_dataset), n=256, with_ids=True))

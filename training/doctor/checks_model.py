@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from training.doctor.verdict import FAIL, PASS, WARN, Verdict
 from training.lr_plan import LRPlan, scale_lr
 from training.plots import safe_plot
-from training.verdict import FAIL, PASS, WARN, Verdict
 
 
 def _model(manifest, cfg, seed=0):
@@ -84,8 +84,8 @@ def lr_range_test(manifest, cfg, sample, *, steps: int = 100, eval_size: int = 2
     import numpy as np
     import tensorflow as tf
 
+    from training.doctor.lr_range import SWEEP_RANGE, diverged, ema
     from training.guard import mean_prediction
-    from training.lr_range import SWEEP_RANGE, diverged, ema
     from training.train import make_optimizer
 
     model = _model(manifest, replace(cfg, model=replace(cfg.model, dropout=0.0)), seed=cfg.train.seed)
@@ -126,7 +126,7 @@ def lr_range_test(manifest, cfg, sample, *, steps: int = 100, eval_size: int = 2
 
 def check_lr(manifest, cfg, sample, plan: LRPlan, plot_path: str | None = None) -> Verdict:
     """The LR range test at the reference batch, judged against the configured LR at that batch."""
-    from training.lr_range import SWEEP_RANGE, judge, read_sweep
+    from training.doctor.lr_range import SWEEP_RANGE, judge, read_sweep
 
     lrs, losses, level = lr_range_test(manifest, cfg, sample)
     sweep = read_sweep(lrs, losses, level)

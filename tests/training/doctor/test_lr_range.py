@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.lr_range import Sweep, diverged, ema, judge, read_sweep
+from training.doctor.lr_range import Sweep, diverged, ema, judge, read_sweep
 
 LRS = 1e-6 * (1e6) ** (np.arange(100) / 99)  # 1e-6 .. 1
 

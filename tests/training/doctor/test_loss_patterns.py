@@ -4,7 +4,7 @@ curves name none."""
 
 import pytest
 
-from training.loss_patterns import diagnose, flat_epochs, nan_finding, suspiciously_low
+from training.doctor.loss_patterns import diagnose, flat_epochs, nan_finding, suspiciously_low
 
 COMMON = dict(target_mean=0.0, target_std=1.0, steps_per_epoch=72, patience=3, tolerance=0.05)
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from tests.training.conftest import load_manifest, sample_windows
-from training import checks_data
+from training.doctor import checks_data
 
 
 def test_scaling(healthy, offsets):

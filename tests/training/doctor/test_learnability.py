@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training.learnability import (
+from training.doctor.learnability import (
     LEAK_R2,
     NOTHING_R2,
     best_single_column,

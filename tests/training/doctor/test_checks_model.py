@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 
 from tests.training.conftest import config
-from training import checks_model
 from training.config import TrainConfig
+from training.doctor import checks_model
 from training.lr_plan import plan_lr
 
 

@@ -64,7 +64,7 @@ def test_sigmoid_head_is_flagged_by_the_doctor_and_refused_by_the_trainer(datase
 
 def test_a_check_that_raises_is_its_own_fail_and_the_others_still_run(dataset, tmp_path, monkeypatch):
     from tests.training.conftest import config
-    from training import doctor
+    from training.doctor import cli as doctor
 
     def broken(*_):
         raise OSError("disk full")

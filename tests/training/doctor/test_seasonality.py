@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training.seasonality import autocorrelation, dominant_season, look_back_for
+from training.doctor.seasonality import autocorrelation, dominant_season, look_back_for
 
 
 def test_autocorrelation_equals_numpy_corrcoef_style_estimate():

@@ -35,10 +35,10 @@ import time
 from dataclasses import asdict
 
 import training  # noqa: F401  (Keras 2 before TensorFlow)
-from training.checks_data import check_learnability, check_scaling, check_windows
-from training.checks_model import check_batch, check_capacity, check_head, check_lr
+from training.doctor.checks_data import check_learnability, check_scaling, check_windows
+from training.doctor.checks_model import check_batch, check_capacity, check_head, check_lr
+from training.doctor.verdict import FAIL, PASS, WARN, Verdict
 from training.lr_plan import plan_lr
-from training.verdict import FAIL, PASS, WARN, Verdict
 
 log = logging.getLogger(__name__)
 

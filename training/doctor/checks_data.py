@@ -5,7 +5,7 @@ Numpy and pyarrow on a sample of training windows; no model, no TensorFlow ops.
 
 from __future__ import annotations
 
-from training.verdict import FAIL, PASS, WARN, Verdict
+from training.doctor.verdict import FAIL, PASS, WARN, Verdict
 
 # ------------------------------------------------------------------ 1. scaling
 
@@ -201,7 +201,7 @@ def season_note(manifest, raw: list[str]) -> tuple[str, int | None]:
     """(evidence, suggested look-back or None) from the target's autocorrelation on the training rows."""
     import numpy as np
 
-    from training.seasonality import autocorrelation, dominant_season, look_back_for
+    from training.doctor.seasonality import autocorrelation, dominant_season, look_back_for
 
     target = manifest.targets[0]
     table, times, keys = read_raw(manifest, raw, [target])
@@ -279,7 +279,7 @@ def _compare_with_raw(manifest, sample, raw: list[str], n: int, series=None) -> 
 def check_learnability(manifest, sample, seed: int = 0, raw: list[str] | None = None) -> Verdict:
     """Nothing to learn (no baseline beats the mean) or too good (one input column is the target);
     with the raw rows, whether the look-back reaches the target's season."""
-    from training.learnability import LEAK_R2, NOTHING_R2, compare_baselines
+    from training.doctor.learnability import LEAK_R2, NOTHING_R2, compare_baselines
 
     b = compare_baselines(sample["x"], sample["y"], sample["t"], features=list(manifest.features),
                           targets=list(manifest.targets), task=manifest.task, num_classes=manifest.num_classes,
