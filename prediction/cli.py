@@ -15,52 +15,21 @@ import sys
 import time
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import (
-    PipelineOptions,
-    SetupOptions,
-    StandardOptions,
-    _BeamArgumentParser,
-)
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
-from contract.flags import unknown_flags_message
 from contract.manifest import EXPORT_EVALUATION_NAME, EXPORT_MANIFEST_NAME, Manifest
 from contract.series_scaling import SERIES_SCALING_NAME, SeriesScaling
 from prediction.inference import quiet_resource_warning
 from prediction.options import build_parser, reading_config, resolve
 from prediction.pipeline import RESULT_NAME, build, build_score, export_identity
 from preprocessing import output
+from preprocessing.cli import beam_parser, check_flags, list_inputs, read_text, with_default_runner
 from preprocessing.errors import InputError, SeqscaleError, SpecError, user_message
 
 log = logging.getLogger(__name__)
-DEFAULT_RUNNER = "FnApiRunner"
 EXPORT_MANIFEST = EXPORT_MANIFEST_NAME
 EVALUATION_NAME = EXPORT_EVALUATION_NAME
-
-
-def beam_parser():
-    """Beam's own pipeline options (seqscale's are parsed by build_parser)."""
-    parser = _BeamArgumentParser(prog="seqscale-predict", allow_abbrev=False)
-    for cls in {str(c): c for c in PipelineOptions.__subclasses__() if not c.__module__.startswith(
-            ("preprocessing", "prediction"))}.values():
-        cls._add_argparse_args(parser)
-    return parser
-
-
-def check_flags(rest: list[str]) -> None:
-    """What is not seqscale-predict's must be Beam's: a mistyped flag names the closest one."""
-    parser = beam_parser()
-    _, unknown = parser.parse_known_args(rest)
-    if unknown:
-        known = [o for a in parser._actions for o in a.option_strings]
-        known += [o for a in build_parser()._actions for o in a.option_strings]
-        raise SpecError(unknown_flags_message(unknown, known, "seqscale-predict"))
-
-
-def read_text(path: str) -> str:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read().decode()
 
 
 def load_evaluation(export_dir: str) -> dict | None:
@@ -112,24 +81,17 @@ def predict_advice(message: str) -> str:
     return message
 
 
-def with_default_runner(argv: list[str]) -> list[str]:
-    if any(a == "--runner" or a.startswith("--runner=") for a in argv):
-        return argv
-    return [*argv, "--runner", DEFAULT_RUNNER]
-
-
 def run(argv: list[str] | None = None) -> dict | None:
     """Parse flags, build and run the pipeline. Returns predictions.json's content when run locally."""
-    from preprocessing.cli import (
-        list_inputs,  # the same listing and errors as the preprocessing job
-    )
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
-        print(build_parser().format_help() + "\nBeam pipeline options:\n" + beam_parser().format_help())
+        print(build_parser().format_help() + "\nBeam pipeline options:\n"
+              + beam_parser("seqscale-predict", job_options=False).format_help())
         raise SystemExit(0)
     args, rest = build_parser().parse_known_args(with_default_runner(argv))
-    check_flags(rest)
+    check_flags(rest, "seqscale-predict", job_options=False,
+                also_known=tuple(o for a in build_parser()._actions for o in a.option_strings))
     options = PipelineOptions(rest)
     options.view_as(SetupOptions).save_main_session = False
     FileSystems.set_options(options)

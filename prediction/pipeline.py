@@ -45,7 +45,7 @@ from preprocessing.options import JobConfig
 from preprocessing.pipeline import PlanUnits, ReadTables
 from preprocessing.plan import Plan
 from preprocessing.split import parse_time
-from preprocessing.transforms import KeyByUnitFn, load_unit
+from preprocessing.transforms import KeyByUnitFn, SumCountsFn, load_unit, merge_into_first
 
 log = logging.getLogger(__name__)
 NAMESPACE = "seqscale_predict"
@@ -268,24 +268,6 @@ class CommitFn(beam.DoFn):
         yield result
 
 
-class SumCountsFn(beam.CombineFn):
-    def create_accumulator(self):
-        return Counter()
-
-    def add_input(self, acc, counts):
-        acc.update(counts)
-        return acc
-
-    def merge_accumulators(self, accs):
-        out = Counter()
-        for a in accs:
-            out.update(a)
-        return out
-
-    def extract_output(self, acc):
-        return dict(acc)
-
-
 def export_identity(export_dir: str, manifest_text: str) -> dict:
     return {"path": export_dir, "manifest_sha256": hashlib.sha256(manifest_text.encode()).hexdigest()}
 
@@ -377,11 +359,7 @@ class ScoreFn(beam.CombineFn):
         return score.score_block(acc, self.plan, self.m, result.example, result.inference, self.series)
 
     def merge_accumulators(self, accs):
-        accs = iter(accs)
-        first = next(accs)
-        for a in accs:
-            first.merge(a)
-        return first
+        return merge_into_first(accs)
 
     def extract_output(self, acc):
         return er.regression_result(acc, self.plan, self.m.time_kind)

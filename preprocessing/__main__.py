@@ -1,29 +1,18 @@
 """`python -m preprocessing` / `seqscale-preprocess`: logging, then run()."""
 
 import sys
-import traceback
 
-from contract.logs import configure, level_from_argv
-from preprocessing.errors import user_message
+from preprocessing.errors import main_with_messages
+
+
+def _run():
+    from preprocessing.cli import run  # after logging is configured: Beam logs at import
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    level = level_from_argv(argv)
-    configure(level)
-    from preprocessing.cli import run
-
-    try:
-        run(argv)
-    except Exception as e:
-        msg = user_message(e)
-        if msg is None:
-            raise
-        if level == "debug":
-            traceback.print_exc()
-        print(f"seqscale-preprocess: error: {msg}", file=sys.stderr)
-        return 2
-    return 0
+    return main_with_messages("seqscale-preprocess", _run, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -66,21 +66,25 @@ class SeqscaleOptions(PipelineOptions):
         add_arguments(parser)
 
 
-def beam_parser():
-    """A parser with every registered PipelineOptions class's flags (Beam's and ours)."""
-    parser = _BeamArgumentParser(prog="seqscale-preprocess", allow_abbrev=False)
+def beam_parser(prog: str = "seqscale-preprocess", *, job_options: bool = True):
+    """A parser with every registered PipelineOptions class's flags: Beam's, and this job's own
+    (`job_options`; seqscale-predict parses its flags itself and checks the rest against Beam's)."""
+    parser = _BeamArgumentParser(prog=prog, allow_abbrev=False)
     for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
-        cls._add_argparse_args(parser)
+        if job_options or cls is not SeqscaleOptions:
+            cls._add_argparse_args(parser)
     return parser
 
 
-def check_flags(argv: list[str]) -> None:
-    """Every argument must be seqscale's or Beam's: a mistyped flag is an error naming the closest one."""
-    parser = beam_parser()
+def check_flags(argv: list[str], prog: str = "seqscale-preprocess", *, job_options: bool = True,
+                also_known: tuple[str, ...] = ()) -> None:
+    """Every argument must be the job's or Beam's: a mistyped flag is an error naming the closest one
+    (among Beam's, the job's and `also_known`)."""
+    parser = beam_parser(prog, job_options=job_options)
     _, unknown = parser.parse_known_args(argv)
     if unknown:
-        known = [o for a in parser._actions for o in a.option_strings]
-        raise SpecError(unknown_flags_message(unknown, known, "seqscale-preprocess"))
+        known = [o for a in parser._actions for o in a.option_strings] + list(also_known)
+        raise SpecError(unknown_flags_message(unknown, known, prog))
 
 
 def with_default_runner(argv: list[str]) -> list[str]:

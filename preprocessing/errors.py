@@ -61,3 +61,26 @@ def _unwrap_quotes(line: str) -> str:
             elif line.startswith(q):
                 line = line[1:]
     return line.strip()
+
+
+def main_with_messages(prog: str, run, argv: list[str]) -> int:
+    """A job's console entry: run it; a seqscale error (even wrapped by a runner) is one line on
+    stderr and exit 2 (the traceback too with --log-level debug); anything else propagates."""
+    import sys
+    import traceback
+
+    from contract.logs import configure, level_from_argv
+
+    level = level_from_argv(argv)
+    configure(level)
+    try:
+        run()(argv)
+    except Exception as e:
+        msg = user_message(e)
+        if msg is None:
+            raise
+        if level == "debug":
+            traceback.print_exc()
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return 2
+    return 0

@@ -211,6 +211,15 @@ class CleanUnitFn(beam.DoFn):
             yield key, fragments  # references only: the cut reads the unit again
 
 
+def merge_into_first(accs):
+    """A CombineFn's merge for accumulators with an in-place `merge` (Beam hands an iterable)."""
+    accs = iter(accs)
+    first = next(accs)
+    for a in accs:
+        first.merge(a)
+    return first
+
+
 class MergeStatsFn(beam.CombineFn):
     """Thin wrapper: every method delegates to ColumnStats.merge."""
 
@@ -224,11 +233,7 @@ class MergeStatsFn(beam.CombineFn):
         return acc.merge(stats)
 
     def merge_accumulators(self, accs):
-        accs = iter(accs)
-        first = next(accs)
-        for a in accs:
-            first.merge(a)
-        return first
+        return merge_into_first(accs)
 
     def extract_output(self, acc):
         return acc

@@ -163,3 +163,20 @@ def reference_windows(
     for s, parts in out.items():
         result[s] = sort_windows({k: np.concatenate(v) for k, v in parts.items()}) if parts["x"] else None
     return result, mean, std
+
+
+def capture_dataflow_job(monkeypatch) -> dict:
+    """Observe the job DataflowRunner builds (with --dry_run: built, not submitted): the returned
+    dict gets "job" when the pipeline runs."""
+    from apache_beam.runners.dataflow import dataflow_runner
+
+    built: dict = {}
+    original = dataflow_runner.DataflowRunner.run_pipeline
+
+    def capture(self, pipeline, options):
+        result = original(self, pipeline, options)
+        built["job"] = result.job
+        return result
+
+    monkeypatch.setattr(dataflow_runner.DataflowRunner, "run_pipeline", capture)
+    return built

@@ -6,28 +6,19 @@ import pytest
 
 import training  # noqa: F401
 from prediction.cli import run as predict
+from tests.helpers import capture_dataflow_job
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("mode", ["forecast", "score"])
 def test_dataflow_runner_builds_the_predict_job_without_submitting(mode, tmp_path, gcs, monkeypatch):
-    from apache_beam.runners.dataflow import dataflow_runner
-
     from tests.prediction.test_forecast import make_export
 
     export, _ = make_export(tmp_path / "e", ("--scale-by", "series"))
     bucket = gcs.create_bucket(f"seqscale-pred-{uuid.uuid4().hex[:8]}")
     bucket.blob("raw/part-0.parquet").upload_from_filename(str(tmp_path / "e" / "raw.parquet"))
-    built = {}
-    original = dataflow_runner.DataflowRunner.run_pipeline
-
-    def capture(self, pipeline, options):
-        result = original(self, pipeline, options)
-        built["job"] = result.job
-        return result
-
-    monkeypatch.setattr(dataflow_runner.DataflowRunner, "run_pipeline", capture)
+    built = capture_dataflow_job(monkeypatch)
     result = predict(["--export", str(export), "--input", f"gs://{bucket.name}/raw/*.parquet",
                       "--output", f"gs://{bucket.name}/out", *(["--split", "test"] if mode == "score" else []),
                       "--runner", "DataflowRunner", "--project", "seqscale-test", "--region", "us-central1",

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from preprocessing.cli import run
-from tests.helpers import job_args, multi_series, write_files
+from tests.helpers import capture_dataflow_job, job_args, multi_series, write_files
 
 pytestmark = pytest.mark.slow
 
@@ -14,18 +14,7 @@ def test_dataflow_runner_builds_the_job_without_submitting(tmp_path, gcs, monkey
     bucket = gcs.create_bucket(f"seqscale-df-{uuid.uuid4().hex[:8]}")
     write_files(multi_series(), tmp_path / "in", 1, "parquet")
     bucket.blob("raw/part-0.parquet").upload_from_filename(str(tmp_path / "in" / "part-0.parquet"))
-    from apache_beam.runners.dataflow import dataflow_runner
-
-    built = {}
-    original = dataflow_runner.DataflowRunner.run_pipeline
-
-    def capture(self, pipeline, options):
-        result = original(self, pipeline, options)
-        built["job"] = result.job
-        return result
-
-    # observe the job the runner built (dry_run: built, not submitted)
-    monkeypatch.setattr(dataflow_runner.DataflowRunner, "run_pipeline", capture)
+    built = capture_dataflow_job(monkeypatch)
     manifest = run(job_args(f"gs://{bucket.name}/raw/*.parquet", f"gs://{bucket.name}/out",
                             "--runner", "DataflowRunner", "--project", "seqscale-test", "--region", "us-central1",
                             "--temp_location", f"gs://{bucket.name}/tmp", "--setup_file", "./setup.py",
