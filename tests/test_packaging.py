@@ -27,11 +27,16 @@ def test_extras_by_role_keep_tensorflow_off_the_beam_workers_and_beam_out_of_the
     from pathlib import Path
 
     tree = ast.parse((Path(__file__).resolve().parents[1] / "setup.py").read_text())
-    lists = {t.id: [e.value for e in node.value.elts] for node in tree.body if isinstance(node, ast.Assign)
-             for t in node.targets if isinstance(node.value, ast.List)}
+    lists: dict[str, list[str]] = {}
+    for node in tree.body:  # NAME = ["req", ..., *OTHER]: a starred list is expanded
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.List):
+            lists[node.targets[0].id] = [r for e in node.value.elts for r in (
+                lists[e.value.id] if isinstance(e, ast.Starred) else [e.value])]
     names = {k: {r.split("=")[0].split("[")[0].split(">")[0].split("<")[0] for r in v} for k, v in lists.items()}
     worker = names["REQUIRED"] | names["PREPROCESS"]
     trainer = names["REQUIRED"] | names["TRAIN"]
     assert {"apache-beam", "pyarrow", "google-cloud-storage", "numpy"} <= worker
     assert not worker & {"tensorflow", "tf-keras", "tensorboard", "matplotlib"}
     assert {"tensorflow", "tf-keras", "tensorboard", "matplotlib"} <= trainer and "apache-beam" not in trainer
+    predict = names["REQUIRED"] | names["PREDICT"]  # serves the export: Beam and TensorFlow, no Keras 2, no plots
+    assert {"apache-beam", "tensorflow", "pyarrow"} <= predict and not predict & {"tf-keras", "matplotlib"}
