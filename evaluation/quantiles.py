@@ -1,0 +1,113 @@
+"""Scores of quantile forecasts as a mergeable accumulator, and split-conformal calibration.
+
+The first pieces of issue #28 (quantile outputs), numpy only like the rest of `evaluation/`:
+
+  pinball loss   for level tau and error u = y - q: max(tau·u, (tau - 1)·u); its mean over the
+                 levels is the quantile loss NeuralForecast and GluonTS train and report
+  CRPS           approximated from the levels as 2 × the mean pinball loss over them (the CRPS
+                 is 2 ∫ pinball_tau dtau; the levels are its quadrature points)
+  intervals      each pair of levels (tau, 1 - tau) with tau < 0.5 is a central interval of
+                 nominal coverage 1 - 2·tau: its empirical coverage (y inside, bounds included)
+                 and mean width
+
+Forecast arrays are (windows, target rows, targets, levels), targets (windows, target rows,
+targets), as in accumulators.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def central_intervals(levels) -> list[tuple[int, int]]:
+    """(lower, upper) level indices of every central interval the sorted levels hold."""
+    levels = [float(x) for x in levels]
+    out = []
+    for i, lo in enumerate(levels):
+        if lo < 0.5:
+            for j, hi in enumerate(levels):
+                if abs(hi - (1 - lo)) < 1e-9:
+                    out.append((i, j))
+    return out
+
+
+def pinball(y: np.ndarray, q: np.ndarray, levels) -> np.ndarray:
+    """Elementwise pinball loss: y (..., ) against q (..., Q) at `levels` (Q,) -> (..., Q)."""
+    tau = np.asarray(levels, np.float64)
+    u = np.asarray(y, np.float64)[..., None] - np.asarray(q, np.float64)
+    return np.maximum(tau * u, (tau - 1) * u)
+
+
+class QuantileSums:
+    """Per target row: pinball sums per level, and hits and widths per central interval."""
+
+    def __init__(self, steps: int, levels) -> None:
+        self.levels = tuple(float(x) for x in levels)
+        if list(self.levels) != sorted(self.levels) or not all(0 < x < 1 for x in self.levels):
+            raise ValueError(f"quantile levels must be sorted and inside (0, 1), got {list(self.levels)}")
+        self.intervals = central_intervals(self.levels)
+        q, k = len(self.levels), len(self.intervals)
+        self.pinball = np.zeros((steps, q))
+        self.covered = np.zeros((steps, k))
+        self.width = np.zeros((steps, k))
+        self.n = np.zeros(steps, np.int64)
+
+    def add(self, y: np.ndarray, q: np.ndarray) -> QuantileSums:
+        y = np.asarray(y, np.float64)
+        q = np.asarray(q, np.float64)
+        if q.shape != (*y.shape, len(self.levels)) or y.shape[1] != len(self.n):
+            raise ValueError(f"quantiles {q.shape} do not fit targets {y.shape} with {len(self.levels)} levels "
+                             f"and {len(self.n)} target rows")
+        self.pinball += pinball(y, q, self.levels).sum(axis=(0, 2))
+        for k, (lo, hi) in enumerate(self.intervals):
+            inside = (y >= q[..., lo]) & (y <= q[..., hi])
+            self.covered[:, k] += inside.sum(axis=(0, 2))
+            self.width[:, k] += (q[..., hi] - q[..., lo]).sum(axis=(0, 2))
+        self.n += y.shape[0] * y.shape[2]
+        return self
+
+    def merge(self, other: QuantileSums) -> QuantileSums:
+        for name in ("pinball", "covered", "width", "n"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    def _report(self, pinball_sums, covered, width, n, scale):
+        mean = pinball_sums / n
+        out = {"pinball": [float(x) for x in mean], "mean_pinball": float(mean.mean()),
+               "crps": float(2 * mean.mean())}
+        if scale:
+            out["scaled_mean_pinball"] = out["mean_pinball"] / scale
+        out["intervals"] = [{"lower": self.levels[lo], "upper": self.levels[hi],
+                             "nominal": round(self.levels[hi] - self.levels[lo], 10),
+                             "coverage": float(c / n), "mean_width": float(w / n)}
+                            for (lo, hi), c, w in zip(self.intervals, covered, width, strict=True)]
+        return out
+
+    def result(self, distances=None, scale: float | None = None) -> dict:
+        """Pooled over every step (and per step when `distances` names more than one)."""
+        n = int(self.n.sum())
+        out = {"levels": list(self.levels),
+               **self._report(self.pinball.sum(axis=0), self.covered.sum(axis=0), self.width.sum(axis=0), n, scale)}
+        if distances is not None and len(distances) > 1:
+            out["per_step"] = [{"step": int(d), **self._report(self.pinball[i], self.covered[i], self.width[i],
+                                                                 int(self.n[i]), scale)}
+                               for i, d in enumerate(distances)]
+        return out
+
+
+def conformal_shifts(y: np.ndarray, q: np.ndarray, levels) -> np.ndarray:
+    """Split-conformal shift of each level from calibration windows: the smallest s_tau such that
+    y <= q_tau + s_tau holds for at least a fraction tau of the calibration targets (exactly
+    ceil(n·tau)/n of them, ties aside). y (...,), q (..., Q) -> (Q,)."""
+    r = (np.asarray(y, np.float64)[..., None] - np.asarray(q, np.float64)).reshape(-1, len(levels))
+    n = len(r)
+    if n == 0:
+        raise ValueError("conformal calibration needs at least one calibration target")
+    r = np.sort(r, axis=0)
+    k = np.ceil(n * np.asarray(levels, np.float64) - 1e-12).astype(int) - 1
+    return r[np.clip(k, 0, n - 1), np.arange(len(levels))]
+
+
+def calibrate(q: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Quantiles shifted per level, sorted again along the level axis so they never cross."""
+    return np.sort(np.asarray(q, np.float64) + np.asarray(shifts, np.float64), axis=-1)

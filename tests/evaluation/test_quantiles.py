@@ -1,0 +1,76 @@
+"""Quantile scores against numpy written out by hand; conformal calibration exact on its windows."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from evaluation.quantiles import (
+    QuantileSums,
+    calibrate,
+    central_intervals,
+    conformal_shifts,
+    pinball,
+)
+
+LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+def forecasts(seed=0, w=2000, steps=2, targets=2):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(w, steps, targets))
+    from statistics import NormalDist
+
+    z = np.array([NormalDist().inv_cdf(t) for t in LEVELS])
+    q = np.zeros((w, steps, targets, len(LEVELS))) + z * np.array([1.0, 1.5])[None, :steps, None, None]
+    return y, q
+
+
+def test_pinball_is_the_textbook_formula():
+    y, q = 1.0, np.array([0.0, 1.0, 3.0])
+    # under-forecast by 1 at tau=0.1: 0.1; exact: 0; over-forecast by 2 at tau=0.9: (0.9 - 1) * -2 = 0.2
+    np.testing.assert_allclose(pinball(y, q, (0.1, 0.5, 0.9)), [0.1, 0.0, 0.2])
+
+
+def test_intervals_are_the_symmetric_pairs():
+    assert central_intervals(LEVELS) == [(0, 4), (1, 3)]
+    assert central_intervals((0.05, 0.5, 0.9)) == []
+
+
+@pytest.mark.parametrize("cuts", [[], [5, 999]])
+def test_scores_equal_numpy_over_the_whole_arrays_in_any_batching(cuts):
+    y, q = forecasts()
+    acc = QuantileSums(2, LEVELS)
+    for a, b in zip([0, *cuts], [*cuts, len(y)], strict=True):
+        acc.merge(pickle.loads(pickle.dumps(QuantileSums(2, LEVELS).add(y[a:b], q[a:b]))))
+    r = acc.result(distances=[1, 2], scale=2.0)
+    u = y[..., None] - q
+    want = np.maximum(np.array(LEVELS) * u, (np.array(LEVELS) - 1) * u).mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(r["pinball"], want, rtol=1e-12)
+    assert r["crps"] == pytest.approx(2 * want.mean()) and r["scaled_mean_pinball"] == pytest.approx(want.mean() / 2)
+    outer = r["intervals"][0]
+    assert (outer["lower"], outer["upper"], outer["nominal"]) == (0.1, 0.9, 0.8)
+    inside = (y >= q[..., 0]) & (y <= q[..., 4])
+    assert outer["coverage"] == pytest.approx(inside.mean()) and outer["mean_width"] == pytest.approx(
+        (q[..., 4] - q[..., 0]).mean())
+    # step 1's quantiles are those of N(0, 1): 80% coverage; step 2's are 1.5x too wide: more
+    steps = r["per_step"]
+    assert abs(steps[0]["intervals"][0]["coverage"] - 0.8) < 0.03 and steps[1]["intervals"][0]["coverage"] > 0.9
+
+
+def test_levels_must_be_sorted_and_shapes_must_fit():
+    with pytest.raises(ValueError, match="sorted"):
+        QuantileSums(1, (0.9, 0.1))
+    with pytest.raises(ValueError, match="do not fit"):
+        QuantileSums(1, LEVELS).add(np.zeros((3, 1, 1)), np.zeros((3, 1, 1, 2)))
+
+
+@pytest.mark.parametrize("n", [1, 7, 100, 1001])
+def test_conformal_shifts_reach_each_level_exactly_on_the_calibration_windows(n):
+    rng = np.random.default_rng(n)
+    y = rng.normal(size=(n, 1, 1)) * 3 + 1  # the forecast below is far too narrow and off-centre
+    q = np.broadcast_to(np.linspace(-0.5, 0.5, len(LEVELS)), (n, 1, 1, len(LEVELS)))
+    fixed = calibrate(q, conformal_shifts(y, q, LEVELS))
+    for j, tau in enumerate(LEVELS):
+        assert (y <= fixed[..., j]).mean() == pytest.approx(np.ceil(n * tau) / n)
+    assert (np.diff(fixed, axis=-1) >= 0).all()  # calibrated quantiles never cross

@@ -1,0 +1,36 @@
+"""Quantile outputs: a head whose levels never cross, and the pinball loss (issue #28's first pieces).
+
+The head parameterizes Q quantiles as a base plus non-negative increments (softplus), so
+q_1 <= q_2 <= ... <= q_Q for every input by construction, not by a penalty. The loss is the
+pinball (quantile) loss averaged over levels, windows, steps and targets, as NeuralForecast's
+MQLoss and GluonTS's quantile loss train it. Scores of the outputs: evaluation/quantiles.py.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+class NonCrossingQuantiles(tf.keras.layers.Layer):
+    """[..., Q] unconstrained -> [..., Q] sorted: q_1 = x_1, q_k = x_1 + sum_{j<=k} softplus(x_j)."""
+
+    def call(self, x):
+        base = x[..., :1]
+        steps = tf.nn.softplus(x[..., 1:])
+        return tf.concat([base, base + tf.cumsum(steps, axis=-1)], axis=-1)
+
+
+class PinballLoss(tf.keras.losses.Loss):
+    """Mean pinball loss: y_true [..., T] against y_pred [..., T, Q] at `levels` (Q,)."""
+
+    def __init__(self, levels, name: str = "pinball", **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        self.levels = [float(x) for x in levels]
+
+    def call(self, y_true, y_pred):
+        tau = tf.constant(self.levels, y_pred.dtype)
+        u = tf.cast(y_true, y_pred.dtype)[..., None] - y_pred
+        return tf.reduce_mean(tf.maximum(tau * u, (tau - 1) * u), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "levels": self.levels}
