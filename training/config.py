@@ -68,6 +68,10 @@ class ModelConfig:
             None (default): on when every target is among the features, else off.
         head_activation: auto picks from the task (linear, sigmoid, softmax); others are checked.
         loss: auto picks from the task; regression may choose mse, huber or mae.
+        quantiles: sorted levels in (0, 1) (e.g. 0.1, 0.5, 0.9): one output per target, step and
+            level, trained with the pinball loss averaged over levels; the levels never cross.
+            The point forecast is the 0.5 level (the median), or the middle level when 0.5 is
+            not asked for. Empty: a point forecast trained with `loss`.
     """
 
     units: tuple[int, ...] = (128, 64)
@@ -76,6 +80,7 @@ class ModelConfig:
     linear_skip: bool | None = None  # None: on when every target is among the features
     head_activation: str = "auto"
     loss: str = "auto"
+    quantiles: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,19 @@ class Config:
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "runtime": RuntimeConfig}
 
 
+def _quantiles(text) -> tuple[float, ...]:
+    """Comma-separated levels, strictly increasing, each inside (0, 1)."""
+    items = text if isinstance(text, list | tuple) else str(text).split(",")
+    try:
+        levels = tuple(float(q) for q in items if str(q).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--quantiles takes comma-separated numbers in (0, 1), got {text!r}") from None
+    if not levels or any(not 0 < q < 1 for q in levels) or list(levels) != sorted(set(levels)):
+        raise argparse.ArgumentTypeError(f"--quantiles needs increasing levels strictly inside (0, 1), e.g. "
+                                         f"0.1,0.5,0.9; got {text!r}")
+    return levels
+
+
 def _units(text: str) -> tuple[int, ...]:
     try:
         units = tuple(int(u) for u in str(text).split(",") if u.strip())
@@ -212,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: on when every target is among the features")
     g.add_argument("--no-linear-skip", dest="linear_skip", action="store_const", const=False, help="LSTM head only")
     g.add_argument("--head-activation", choices=HEADS, help="auto picks from the task")
+    g.add_argument("--quantiles", type=_quantiles, help="quantile levels, e.g. 0.1,0.5,0.9: forecast them with "
+                   "the pinball loss (never crossing); the point forecast is the 0.5 level")
     g.add_argument("--loss", choices=LOSSES, help="auto picks from the task")
     g = p.add_argument_group("train")
     g.add_argument("--epochs", type=int, help="maximum epochs")
@@ -291,6 +311,11 @@ def resolve(args: argparse.Namespace, file_values: dict[str, Any] | None = None,
             sections["model"]["units"] = _units(",".join(map(str, units)) if isinstance(units, list | tuple) else units)
         except argparse.ArgumentTypeError as e:
             raise ConfigError(f"{source}: model.units: {e}") from None
+    if "quantiles" in sections["model"]:
+        try:
+            sections["model"]["quantiles"] = _quantiles(sections["model"]["quantiles"])
+        except argparse.ArgumentTypeError as e:
+            raise ConfigError(f"{source}: model.quantiles: {e}") from None
     if sections["train"].get("per_replica_batch") and sections["train"].get("global_batch"):
         raise ConfigError("set either --per-replica-batch-size or --global-batch-size, not both")
     cfg = Config(**{k: c(**sections[k]) for k, c in _SECTIONS.items()})

@@ -54,6 +54,25 @@ def load_members(job_dirs: list[str], manifest):
     return members
 
 
+def member_quantiles(job_dirs: list[str]) -> tuple[float, ...]:
+    """The members' quantile levels (all the same, or none): their quantiles are averaged level by
+    level (quantile averaging, which keeps them sorted)."""
+    from contract.manifest import EXPORT_EVALUATION_NAME
+
+    levels = set()
+    for d in job_dirs:
+        path = posixpath.join(d, "export", EXPORT_EVALUATION_NAME)
+        found = ()
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                found = tuple(json.load(f).get("quantiles", ()))
+        levels.add(found)
+    if len(levels) > 1:
+        raise SystemExit(f"seqscale-ensemble: the members forecast different quantile levels {sorted(levels)}; "
+                         "train every member with the same --quantiles")
+    return levels.pop()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = SuggestingParser(prog="seqscale-ensemble", description=__doc__,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,13 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("seqscale-ensemble: --members needs at least two job dirs")
     manifest = load_manifest(args.data)
     model = MeanOfMembers(load_members(dirs, manifest))
+    levels = member_quantiles(dirs)
     tf.io.gfile.makedirs(args.out)
     series = load_series_scaling(manifest, args.data)
     plan = evaluation_plan(manifest, args.data, series, season=args.season)
     export(model, manifest, posixpath.join(args.out, "export"), series=series,
-           evaluation=er.to_dict(plan, args.season))
+           evaluation=er.to_dict(plan, args.season), quantiles=levels)
     if manifest.windows("test"):
-        report = evaluate(model, manifest, args.data, season=args.season, plan=plan)
+        report = evaluate(model, manifest, args.data, season=args.season, plan=plan, quantiles=levels)
         report["members"] = []
         for d in dirs:
             path = posixpath.join(d, "eval.json")

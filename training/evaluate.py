@@ -19,8 +19,10 @@ from contract.series_scaling import SeriesScaling
 from evaluation import metrics as fm
 from evaluation import report as er
 from evaluation.accumulators import ClassificationAccumulator, RegressionAccumulator
+from evaluation.quantiles import QuantileSums
 from training.data import read_windows, sample_windows
 from training.export import load_series_scaling, window_scaling
+from training.model import point_index
 
 
 def batches(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024):
@@ -92,12 +94,25 @@ def target_history(manifest: Manifest, data_dir: str, n: int = 20_000,
 
 
 def score_split(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str, plan: er.Plan,
-                series: SeriesScaling | None, *, per_origin: bool = False, batch: int = 1024) -> dict:
-    """One pass over a split, batch by batch: memory holds one batch and the accumulator."""
+                series: SeriesScaling | None, *, per_origin: bool = False, batch: int = 1024,
+                quantiles: tuple[float, ...] = ()) -> dict:
+    """One pass over a split, batch by batch: memory holds one batch and the accumulators. A
+    quantile model (`quantiles`: its levels) is scored on its point level like any model, and
+    its levels with evaluation/quantiles.py (pinball, coverage and width, in original units)."""
     acc = RegressionAccumulator(plan.steps, per_origin=per_origin)
+    qsums = QuantileSums(plan.steps, quantiles) if quantiles else None
+    k = point_index(quantiles) if quantiles else None
     for x, y, p, sid, t in batches(model, manifest, data_dir, split, batch):
+        if qsums is not None:
+            tc, ts = window_scaling(manifest, manifest.targets, y, sid, series)
+            qo = np.asarray(p, np.float64) * np.asarray(ts)[..., None] + np.asarray(tc)[..., None]
+            qsums.add(fm.as_rows(y * ts + tc), qo[:, None] if qo.ndim == 3 else qo)  # (W, rows, T, Q)
+            p = p[..., k]
         add_batch(acc, plan, manifest, x, y, p, sid, series, t if per_origin else None)
-    return er.regression_result(acc, plan, manifest.time_kind)
+    report = er.regression_result(acc, plan, manifest.time_kind)
+    if qsums is not None:
+        report["quantiles"] = {"point_level": quantiles[k], **qsums.result(plan.distances, scale=plan.mase)}
+    return report
 
 
 def evaluation_plan(manifest: Manifest, data_dir: str, series: SeriesScaling | None, *, season: int = 0) -> er.Plan:
@@ -106,7 +121,7 @@ def evaluation_plan(manifest: Manifest, data_dir: str, series: SeriesScaling | N
 
 
 def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season: int = 0, batch: int = 1024,
-             plan: er.Plan | None = None) -> dict:
+             plan: er.Plan | None = None, quantiles: tuple[float, ...] = ()) -> dict:
     """Every test window (no batch is dropped), scored beside the baselines; with backtest
     windows in the dataset, the rolling-origin backtest too."""
     if manifest.task != "regression":
@@ -116,9 +131,10 @@ def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season
         return acc.result()
     series = load_series_scaling(manifest, data_dir)
     plan = plan or evaluation_plan(manifest, data_dir, series, season=season)
-    report = score_split(model, manifest, data_dir, "test", plan, series, batch=batch)
+    report = score_split(model, manifest, data_dir, "test", plan, series, batch=batch, quantiles=quantiles)
     if manifest.windows(BACKTEST):
-        bt = score_split(model, manifest, data_dir, BACKTEST, plan, series, per_origin=True, batch=batch)
+        bt = score_split(model, manifest, data_dir, BACKTEST, plan, series, per_origin=True, batch=batch,
+                         quantiles=quantiles)
         report["backtest"] = {"every": int(manifest.options.get("backtest_every", 0)), **bt}
     return report
 

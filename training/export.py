@@ -16,6 +16,7 @@ import tensorflow as tf
 from contract import calendar
 from contract.manifest import EXPORT_EVALUATION_NAME, EXPORT_MANIFEST_NAME, Manifest
 from contract.series_scaling import SERIES_SCALING_NAME, SeriesScaling
+from training.model import point_index
 
 SIGNATURE = "serving_default"
 
@@ -70,9 +71,12 @@ class RawServing(tf.Module):
     unscales with that series' statistics (unknown series: the global ones).
     """
 
-    def __init__(self, model: tf.keras.Model, manifest: Manifest, series: SeriesScaling | None = None) -> None:
+    def __init__(self, model: tf.keras.Model, manifest: Manifest, series: SeriesScaling | None = None,
+                 quantiles: tuple[float, ...] = ()) -> None:
         super().__init__()
         self.model = model
+        self.levels = tuple(float(q) for q in quantiles)
+        self.point = point_index(self.levels) if self.levels else None
         look_back, _ = manifest.x_shape
         self.regression = manifest.task == "regression"
         self.calendar = manifest.calendar
@@ -104,28 +108,33 @@ class RawServing(tf.Module):
         y = self.model((x - xc) / xs, training=False)
         if self.regression:
             yc, ys = tf.gather(self.y_center, row), tf.gather(self.y_scale, row)
-            if len(y.shape) == 3:
+            rows = len(y.shape) - (3 if self.levels else 2)  # a target sequence's step axis
+            if rows:
                 yc, ys = yc[:, None, :], ys[:, None, :]
+            if self.levels:  # [batch, (H,) targets, Q] in original units; the point forecast is one level
+                q = y * ys[..., None] + yc[..., None]
+                return {"predictions": q[..., self.point], "quantiles": q}
             y = y * ys + yc
         return {"predictions": y}
 
 
 def export(model: tf.keras.Model, manifest: Manifest, export_dir: str, *, config_json: str | None = None,
-           series: SeriesScaling | None = None, evaluation: dict | None = None) -> str:
+           series: SeriesScaling | None = None, evaluation: dict | None = None,
+           quantiles: tuple[float, ...] = ()) -> str:
     """Write the SavedModel (and the resolved config beside it); returns export_dir.
 
     `evaluation` (evaluation.report.to_dict: the season and the training MASE scale) lets
     seqscale-predict's score mode report as eval.json does without the training data."""
-    module = RawServing(model, manifest, series)
+    module = RawServing(model, manifest, series, quantiles)
     tf.saved_model.save(module, export_dir, signatures={SIGNATURE: module.serve})
     if config_json is not None:
         with tf.io.gfile.GFile(posixpath.join(export_dir, "seqscale_config.json"), "w") as f:
             f.write(config_json)
     with tf.io.gfile.GFile(posixpath.join(export_dir, EXPORT_MANIFEST_NAME), "w") as f:
         f.write(manifest.to_json())
-    if evaluation is not None:
+    if evaluation is not None or quantiles:  # quantiles: the levels the signature's `quantiles` holds
         with tf.io.gfile.GFile(posixpath.join(export_dir, EXPORT_EVALUATION_NAME), "w") as f:
-            f.write(json.dumps(evaluation, indent=2))
+            f.write(json.dumps({**(evaluation or {}), "quantiles": list(quantiles)}, indent=2))
     if series is not None:  # seqscale-predict tells the series the model knows from the ones it does not
         with tf.io.gfile.GFile(posixpath.join(export_dir, SERIES_SCALING_NAME), "w") as f:
             f.write(series.to_json())

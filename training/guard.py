@@ -45,8 +45,9 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
     def __init__(self, *, baseline: float, sample_x: np.ndarray, target_mean: float, target_std: float,
                  doctor_cmd: str, checkpoint_path: str, writer: bool, steps_per_epoch: int = 0,
                  val_baseline: float | None = None, features: tuple[str, ...] = (), patience: int = 3,
-                 tolerance: float = 0.05, check_every: int = CHECK_EVERY) -> None:
+                 tolerance: float = 0.05, check_every: int = CHECK_EVERY, point: int | None = None) -> None:
         super().__init__()
+        self.point = point  # a quantile model: its point forecast's level (the spread of the levels is not a signal)
         self._supports_tf_logs = True
         self.check_every = max(1, check_every)
         self.baseline, self.val_baseline, self.sample_x = baseline, val_baseline, sample_x
@@ -77,7 +78,8 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self.reason = self.explain(f) + extra
 
     def _predict(self) -> np.ndarray:
-        return np.asarray(self.model(self.sample_x, training=False), dtype=np.float64)
+        pred = np.asarray(self.model(self.sample_x, training=False), dtype=np.float64)
+        return pred if self.point is None else pred[..., self.point]
 
     def on_train_begin(self, logs=None):
         self._pred_start = self._predict()  # after BackupAndRestore: "moved" counts from this run's start
@@ -142,9 +144,13 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
             self._stop(finding)
 
 
-def mean_prediction(manifest, y_train, n: int):
-    """What predict-the-train-mean outputs for n windows: the mean (regression) or the class frequencies."""
+def mean_prediction(manifest, y_train, n: int, levels=()):
+    """What predict-the-train-mean outputs for n windows: the mean (regression), the train
+    quantiles at `levels` (a quantile model's unconditional forecast), or the class frequencies."""
     y_train = np.asarray(y_train)
+    if manifest.task == "regression" and len(levels):
+        q = np.moveaxis(np.quantile(y_train, list(levels), axis=0), 0, -1)
+        return np.broadcast_to(q, (n, *q.shape)).astype(np.float32)
     if manifest.task == "regression":
         return np.broadcast_to(y_train.mean(axis=0), (n, *y_train.shape[1:])).astype(np.float32)
     if manifest.task == "binary":

@@ -15,6 +15,7 @@ import tensorflow as tf
 from contract.manifest import Manifest
 from training.config import ModelConfig
 from training.errors import HeadError
+from training.quantiles import NonCrossingQuantiles, PinballLoss
 
 CUDNN_SETTINGS = {
     "activation": "tanh",
@@ -30,12 +31,27 @@ class Head:
     activation: str
     loss: str
     units: int
+    quantiles: tuple[float, ...] = ()  # levels of a quantile head (loss "pinball"), else ()
+
+
+def point_index(levels) -> int:
+    """The level a quantile model's point forecast is: 0.5, else the middle one."""
+    levels = [float(q) for q in levels]
+    return levels.index(0.5) if 0.5 in levels else len(levels) // 2
 
 
 def resolve_head(manifest: Manifest, cfg: ModelConfig) -> Head:
     """Pick (or check) the output activation, loss and unit count for the manifest's task."""
     task = manifest.task
     n_targets = len(manifest.targets) * manifest.window.target_rows
+    if task != "regression" and cfg.quantiles:
+        raise HeadError(f"--quantiles forecasts a regression target; a {task} model outputs class probabilities "
+                        "already: drop --quantiles")
+    if task == "regression" and cfg.quantiles:
+        if cfg.loss != "auto" or cfg.head_activation not in ("auto", "linear"):
+            raise HeadError("--quantiles trains with the pinball loss on a linear output; drop --loss and "
+                            "--head-activation (or set them to auto)")
+        return Head("linear", "pinball", n_targets * len(cfg.quantiles), tuple(cfg.quantiles))
     if task == "regression":
         act = "linear" if cfg.head_activation == "auto" else cfg.head_activation
         loss = "mse" if cfg.loss == "auto" else cfg.loss
@@ -142,12 +158,19 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
         out = tf.keras.layers.Add(name="head_sum")([out, skip])
     # The activation runs in float32 even under mixed precision (numerically safe softmax/sigmoid).
     out = tf.keras.layers.Activation(head.activation, dtype="float32", name="head")(out)
-    if manifest.window.target_sequence and manifest.task == "regression":
+    if head.quantiles:
+        # one output per target (and step) and level: [batch, (H,) targets, Q], sorted by construction
+        y_shape = manifest.y_shape if manifest.window.target_sequence else (len(manifest.targets),)
+        out = tf.keras.layers.Reshape((*y_shape, len(head.quantiles)), dtype="float32", name="y")(out)
+        out = NonCrossingQuantiles(dtype="float32", name="quantiles")(out)
+    elif manifest.window.target_sequence and manifest.task == "regression":
         out = tf.keras.layers.Reshape(manifest.y_shape, dtype="float32", name="y")(out)
     return tf.keras.Model(inputs, out, name="seqscale_lstm")
 
 
 def make_loss(head: Head) -> tf.keras.losses.Loss:
+    if head.loss == "pinball":
+        return PinballLoss(head.quantiles)
     return {
         "mse": tf.keras.losses.MeanSquaredError,
         "mae": tf.keras.losses.MeanAbsoluteError,

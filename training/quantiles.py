@@ -34,3 +34,12 @@ class PinballLoss(tf.keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "levels": self.levels}
+
+
+def point_mae(index: int):
+    """A Keras metric: the MAE of one level (the point forecast), named `mae` like the point models'."""
+
+    def mae(y_true, y_pred):
+        return tf.reduce_mean(tf.abs(tf.cast(y_true, y_pred.dtype) - y_pred[..., index]), axis=-1)
+
+    return mae

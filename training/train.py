@@ -144,7 +144,8 @@ def compile_model(r: Run):
     """The model under the strategy, compiled with the planned schedule; (model, plateau factor)."""
     import tensorflow as tf
 
-    from training.model import build_model, make_loss, resolve_head
+    from training.model import build_model, make_loss, point_index, resolve_head
+    from training.quantiles import point_mae
     from training.schedule import WarmupSchedule
 
     head = resolve_head(r.manifest, r.cfg.model)
@@ -152,6 +153,8 @@ def compile_model(r: Run):
         model = build_model(r.manifest, r.cfg.model, seed=r.cfg.train.seed, mixed_precision=r.cfg.train.mixed_precision)
         factor = tf.Variable(1.0, trainable=False, name="lr_plateau_factor") if r.plan.plateau else None
         metrics = ["mae"] if r.manifest.task == "regression" else ["accuracy"]
+        if head.quantiles:  # the point forecast's MAE, under the usual name (history, plots)
+            metrics = [point_mae(point_index(head.quantiles))]
         # weighted: validation batches carry weights (0 for padding) so every window counts once
         model.compile(optimizer=make_optimizer(r.cfg, WarmupSchedule.from_plan(r.plan, factor)),
                       loss=make_loss(head), weighted_metrics=metrics,
@@ -195,18 +198,20 @@ def make_guard(r: Run):
 
     from training import data as data_lib
     from training.guard import FlatLossGuard, mean_prediction
-    from training.model import make_loss, resolve_head
+    from training.model import make_loss, point_index, resolve_head
 
     sample = data_lib.sample_windows(r.manifest, r.cfg.data.data, n=2048)
-    loss = make_loss(resolve_head(r.manifest, r.cfg.model))
+    head = resolve_head(r.manifest, r.cfg.model)
+    loss = make_loss(head)
     y = sample["y"]
     val_baseline = None
     if r.val_steps:
         val_y = data_lib.sample_windows(r.manifest, r.cfg.data.data, split="val", n=2048)["y"]
-        val_baseline = float(loss(val_y, mean_prediction(r.manifest, y, len(val_y))))
+        val_baseline = float(loss(val_y, mean_prediction(r.manifest, y, len(val_y), head.quantiles)))
     t = r.cfg.train
     return FlatLossGuard(
-        baseline=float(loss(y, mean_prediction(r.manifest, y, len(y)))), val_baseline=val_baseline,
+        baseline=float(loss(y, mean_prediction(r.manifest, y, len(y), head.quantiles))), val_baseline=val_baseline,
+        point=point_index(head.quantiles) if head.quantiles else None,
         sample_x=sample["x"][:256], target_mean=float(np.mean(y)), target_std=float(np.std(y)),
         steps_per_epoch=r.plan.steps_per_epoch, features=tuple(r.manifest.features),
         doctor_cmd=f"seqscale-doctor --data {r.cfg.data.data} " + " ".join(argv_for_doctor(r.argv)),
@@ -254,12 +259,13 @@ def chief_reports(r: Run, model) -> dict:
     series = load_series_scaling(r.manifest, r.cfg.data.data)
     plan = evaluation_plan(r.manifest, r.cfg.data.data, series, season=r.cfg.runtime.season)
     export(plain, r.manifest, r.path("export"), config_json=resolved, series=series,
-           evaluation=er.to_dict(plan, r.cfg.runtime.season))
+           evaluation=er.to_dict(plan, r.cfg.runtime.season), quantiles=r.cfg.model.quantiles)
     with tf.io.gfile.GFile(r.path("config.json"), "w") as f:
         f.write(resolved)
     out = {}
     if r.cfg.runtime.evaluate and r.manifest.windows("test"):
-        report = evaluate(plain, r.manifest, r.cfg.data.data, season=r.cfg.runtime.season, plan=plan)
+        report = evaluate(plain, r.manifest, r.cfg.data.data, season=r.cfg.runtime.season, plan=plan,
+                          quantiles=r.cfg.model.quantiles)
         write_report(report, r.path("eval.json"))
         out["eval"] = report
         print(format_table(report), flush=True)

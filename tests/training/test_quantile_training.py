@@ -1,0 +1,68 @@
+"""Quantile training end to end on data whose conditional quantiles are known: AR(1) plus Gaussian
+noise of known sigma. The trained 10/50/90% levels land near the true ones, the 80% interval covers
+about 80% of the test targets, eval.json's interval numbers equal numpy on the same windows, and
+the export returns the quantiles in original units, never crossing."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import training  # noqa: F401
+from preprocessing.cli import run as preprocess
+from tests.training.test_train import run_single, trainer
+
+pytestmark = pytest.mark.slow
+PHI, SIGMA, LEVEL, SCALE = 0.8, 0.5, 10.0, 4.0
+Z90 = 1.2815515655446004  # the standard normal's 90% quantile
+
+
+@pytest.fixture(scope="module")
+def ar1(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ar1")
+    rng = np.random.default_rng(0)
+    n = 12_000
+    z = np.zeros(n)
+    for t in range(1, n):
+        z[t] = PHI * z[t - 1] + SIGMA * rng.normal()
+    pd.DataFrame({"t": np.arange(n), "y": LEVEL + SCALE * z}).to_parquet(d / "raw.parquet", index=False)
+    preprocess(["--input", str(d / "raw.parquet"), "--output", str(d / "data"), "--time-column", "t", "--features",
+                "y", "--targets", "y", "--look-back", "8", "--train-shards", "2", "--eval-shards", "2"])
+    job = d / "job"
+    run_single(trainer(d / "data", job, "--quantiles", "0.1,0.5,0.9", "--units", "16", "--epochs", "15",
+                       "--seed", "0"), timeout=600)
+    return d, job
+
+
+def test_trained_quantiles_match_the_true_conditional_quantiles(ar1):
+    import tensorflow as tf
+
+    from training.data import load_manifest, read_windows
+    from training.export import SIGNATURE
+
+    d, job = ar1
+    m = load_manifest(str(d / "data"))
+    w = next(read_windows(m, str(d / "data"), "test", shuffle=False).batch(100_000).as_numpy_iterator())
+    col = m.column("y")
+    raw_x = w["x"] * col.scale + col.center
+    out = tf.saved_model.load(str(job / "export")).signatures[SIGNATURE](x=tf.constant(raw_x, tf.float32))
+    q = out["quantiles"].numpy()[:, 0, :]  # (windows, levels) in original units
+    assert (np.diff(q, axis=-1) >= 0).all()
+    np.testing.assert_allclose(out["predictions"].numpy()[:, 0], q[:, 1])  # the point forecast is the median
+    y = w["y"][:, 0] * col.scale + col.center
+    last = raw_x[:, -1, 0]
+    center = LEVEL + PHI * (last - LEVEL)  # the true conditional median
+    half = SCALE * SIGMA * Z90  # the true conditional 10%..90% half-width
+    assert np.median(np.abs(q[:, 1] - center)) < 0.15 * half
+    assert abs(np.median(q[:, 2] - q[:, 0]) / (2 * half) - 1) < 0.15
+    coverage = float(((y >= q[:, 0]) & (y <= q[:, 2])).mean())
+    assert 0.75 <= coverage <= 0.85, coverage
+    report = json.loads((job / "eval.json").read_text())["quantiles"]
+    assert report["levels"] == [0.1, 0.5, 0.9] and report["point_level"] == 0.5
+    interval = report["intervals"][0]
+    assert interval["nominal"] == 0.8 and interval["coverage"] == pytest.approx(coverage, abs=1e-6)
+    assert interval["mean_width"] == pytest.approx(float((q[:, 2] - q[:, 0]).mean()), rel=1e-4)
+    u = y[:, None] - q
+    tau = np.array([0.1, 0.5, 0.9])
+    np.testing.assert_allclose(report["pinball"], np.maximum(tau * u, (tau - 1) * u).mean(axis=0), rtol=1e-4)
