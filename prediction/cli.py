@@ -109,11 +109,12 @@ def run(argv: list[str] | None = None) -> dict | None:
         log.info("seqscale: %s mode on %d input files with %s, output %s, runner %s", cfg.mode, len(paths),
                  cfg.export, cfg.output, options.view_as(StandardOptions).runner)
         with beam.Pipeline(options=options) as p:
+            evaluation = load_evaluation(cfg.export)
             if cfg.mode == "score":
-                build_score(p, cfg, reading, m, paths, staging, export_identity(cfg.export, text), series,
-                            load_evaluation(cfg.export))
+                build_score(p, cfg, reading, m, paths, staging, export_identity(cfg.export, text), series, evaluation)
             else:
-                build(p, cfg, reading, m, paths, staging, export_identity(cfg.export, text), series)
+                build(p, cfg, reading, m, paths, staging, export_identity(cfg.export, text), series,
+                      tuple((evaluation or {}).get("quantiles", ())))
     except Exception as e:
         if staging:
             output.discard(staging)

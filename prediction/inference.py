@@ -70,7 +70,8 @@ class LoadedExport:
 
 
 class ExportModelHandler(ModelHandler[Block, PredictionResult, Any]):
-    """Blocks -> PredictionResult(block, predictions [B, (rows,) targets] in original units)."""
+    """Blocks -> PredictionResult(block, the signature's outputs as arrays: `predictions` [B, (rows,)
+    targets] in original units, and `quantiles` [B, (rows,) targets, Q] for a quantile model)."""
 
     def __init__(self, export_dir: str, *, calendar: bool, per_series: bool) -> None:
         super().__init__()
@@ -90,7 +91,7 @@ class ExportModelHandler(ModelHandler[Block, PredictionResult, Any]):
         for block in batch:
             inputs = {k: tf.constant(v) for k, v in block.inputs(calendar=self.calendar,
                                                                   per_series=self.per_series).items()}
-            yield PredictionResult(block, fn(**inputs)["predictions"].numpy())
+            yield PredictionResult(block, {k: v.numpy() for k, v in fn(**inputs).items()})
 
     def get_num_bytes(self, batch: Sequence[Block]) -> int:
         return sum(b.x.nbytes for b in batch)

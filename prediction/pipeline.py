@@ -35,7 +35,6 @@ from contract.manifest import Manifest
 from contract.series_scaling import SeriesScaling
 from evaluation import metrics as fm
 from evaluation import report as er
-from evaluation.accumulators import RegressionAccumulator
 from prediction import score, tails
 from prediction.inference import Block, ExportModelHandler, as_rows
 from prediction.options import PredictConfig
@@ -171,9 +170,14 @@ def to_block(items: list, positions: list[int], calendar: bool) -> Block:
                  time=times if calendar else None)
 
 
-def forecast_table(block: Block, predictions: np.ndarray, m: Manifest) -> pa.Table:
-    """Long format: one row per series, step and target (actual beside it in score mode)."""
-    p = as_rows(np.asarray(predictions, np.float64))
+def quantile_column(level: float) -> str:
+    return f"q{level:g}"  # q0.1, q0.5, q0.9: GluonTS/NeuralForecast-style, one column per level
+
+
+def forecast_table(block: Block, outputs: dict, m: Manifest, levels: tuple[float, ...] = ()) -> pa.Table:
+    """Long format: one row per series, step and target (a column per quantile level of a quantile
+    model; actual beside it in score mode)."""
+    p = as_rows(np.asarray(outputs["predictions"], np.float64))
     b, rows, k = p.shape
     distances = np.asarray(m.window.target_distances, np.int64)
     origin = np.repeat(block.origin, rows * k)
@@ -187,6 +191,10 @@ def forecast_table(block: Block, predictions: np.ndarray, m: Manifest) -> pa.Tab
         "target": pa.array(np.tile(np.array(m.targets, dtype=object), b * rows).astype(str)),
         "forecast": pa.array(p.reshape(-1)),
     }
+    if levels:
+        q = np.asarray(outputs["quantiles"], np.float64).reshape(b * rows * k, len(levels))
+        for j, level in enumerate(levels):
+            columns[quantile_column(level)] = pa.array(q[:, j])
     if block.actual is not None:
         columns["actual"] = pa.array(as_rows(block.actual).reshape(-1))
     return pa.table(columns)
@@ -273,7 +281,7 @@ def export_identity(export_dir: str, manifest_text: str) -> dict:
 
 
 def build(p: beam.Pipeline, cfg: PredictConfig, reading: JobConfig, m: Manifest, paths: list[str], staging: str,
-          export_info: dict, series: SeriesScaling | None):
+          export_info: dict, series: SeriesScaling | None, levels: tuple[float, ...] = ()):
     """The forecast pipeline on `p`; returns the PCollection of the committed result."""
     known = frozenset(series.names) if series is not None else None
     positions = [reading.file_columns.index(c) for c in m.file_features]
@@ -292,7 +300,7 @@ def build(p: beam.Pipeline, cfg: PredictConfig, reading: JobConfig, m: Manifest,
                  | "ToBlocks" >> beam.Map(to_block, positions, bool(m.calendar))
                  | "RunInference" >> RunInference(ExportModelHandler(cfg.export, calendar=bool(m.calendar),
                                                                      per_series=m.scale_by == "series"))
-                 | "ToTables" >> beam.Map(lambda r: forecast_table(r.example, r.inference, m))
+                 | "ToTables" >> beam.Map(lambda r: forecast_table(r.example, r.inference, m, levels))
                  | "WriteForecasts" >> beam.ParDo(WriteParquetFn(files_dir, "forecasts")))
     skipped = made[MakeWindowFn.SKIPPED]
     skipped_files = (skipped
@@ -349,11 +357,12 @@ class CutBlocksFn(beam.DoFn):
 class ScoreFn(beam.CombineFn):
     """PredictionResults -> the eval.json report (evaluation's accumulators, merged across workers)."""
 
-    def __init__(self, plan, m: Manifest, series: SeriesScaling | None, *, per_origin: bool = False) -> None:
-        self.plan, self.m, self.series, self.per_origin = plan, m, series, per_origin
+    def __init__(self, plan, m: Manifest, series: SeriesScaling | None, *, per_origin: bool = False,
+                 levels: tuple[float, ...] = ()) -> None:
+        self.plan, self.m, self.series, self.per_origin, self.levels = plan, m, series, per_origin, levels
 
     def create_accumulator(self):
-        return RegressionAccumulator(self.plan.steps, per_origin=self.per_origin)
+        return score.Scores(self.plan.steps, per_origin=self.per_origin, levels=self.levels)
 
     def add_input(self, acc, result):
         return score.score_block(acc, self.plan, self.m, result.example, result.inference, self.series)
@@ -362,7 +371,7 @@ class ScoreFn(beam.CombineFn):
         return merge_into_first(accs)
 
     def extract_output(self, acc):
-        return er.regression_result(acc, self.plan, self.m.time_kind)
+        return acc.result(self.plan, self.m.time_kind)
 
 
 def score_range(cfg: PredictConfig, m: Manifest) -> tuple[score.Range, dict]:
@@ -393,6 +402,7 @@ def label(m: Manifest, tick: int) -> str:
 
 def build_score(p: beam.Pipeline, cfg: PredictConfig, reading: JobConfig, m: Manifest, paths: list[str],
                 staging: str, export_info: dict, series: SeriesScaling | None, evaluation: dict | None):
+    levels = tuple((evaluation or {}).get("quantiles", ()))
     """The score pipeline: the preprocessing job's reading, units and windows; forecasts with actuals
     as Parquet; the report computed with the evaluation accumulators."""
     rng, range_info = score_range(cfg, m)
@@ -409,9 +419,10 @@ def build_score(p: beam.Pipeline, cfg: PredictConfig, reading: JobConfig, m: Man
     results = cut.blocks | "RunInference" >> RunInference(ExportModelHandler(
         cfg.export, calendar=bool(m.calendar), per_series=m.scale_by == "series"))
     files = (results
-             | "ToTables" >> beam.Map(lambda r: forecast_table(r.example, r.inference, m))
+             | "ToTables" >> beam.Map(lambda r: forecast_table(r.example, r.inference, m, levels))
              | "WriteForecasts" >> beam.ParDo(WriteParquetFn(FileSystems.join(staging, "files"), "forecasts")))
-    report = results | "Score" >> beam.CombineGlobally(ScoreFn(plan, m, series, per_origin=bool(rng.backtest_every)))
+    report = results | "Score" >> beam.CombineGlobally(ScoreFn(plan, m, series, per_origin=bool(rng.backtest_every),
+                                                               levels=levels))
     windows = (cut[CutBlocksFn.COUNTS]
                | "Windows" >> beam.Map(lambda c: c.get("windows_scored", 0))
                | "SumWindows" >> beam.CombineGlobally(sum))

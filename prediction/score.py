@@ -19,6 +19,7 @@ from contract.manifest import Manifest
 from contract.series_scaling import SeriesScaling
 from evaluation import report as er
 from evaluation.accumulators import RegressionAccumulator
+from evaluation.quantiles import QuantileSums
 from prediction.inference import Block, as_rows
 from preprocessing.clean import Unit
 from preprocessing.errors import InputError
@@ -101,9 +102,49 @@ def target_scaling(m: Manifest, block: Block, series: SeriesScaling | None) -> t
     return c[:, None, :], s[:, None, :]
 
 
-def score_block(acc: RegressionAccumulator, plan: er.Plan, m: Manifest, block: Block, predictions: np.ndarray,
-                series: SeriesScaling | None) -> RegressionAccumulator:
-    """Add one block: model and baselines in original units, the model in scaled units too."""
+class Scores:
+    """Score mode's accumulator: the regression report's, and a quantile model's levels."""
+
+    def __init__(self, steps: int, *, per_origin: bool = False, levels: tuple[float, ...] = ()) -> None:
+        self.regression = RegressionAccumulator(steps, per_origin=per_origin)
+        self.quantiles = QuantileSums(steps, levels) if levels else None
+
+    def merge(self, other: Scores) -> Scores:
+        self.regression.merge(other.regression)
+        if self.quantiles is not None:
+            self.quantiles.merge(other.quantiles)
+        return self
+
+    def result(self, plan: er.Plan, time_kind: str) -> dict:
+        report = er.regression_result(self.regression, plan, time_kind)
+        if self.quantiles is not None:
+            levels = self.quantiles.levels
+            report["quantiles"] = {"point_level": levels[point_level(levels)],
+                                   **self.quantiles.result(plan.distances, scale=plan.mase)}
+        return report
+
+
+def point_level(levels) -> int:
+    """The level the export's `predictions` is (training/model.py point_index: 0.5, else the middle)."""
+    levels = [float(q) for q in levels]
+    return levels.index(0.5) if 0.5 in levels else len(levels) // 2
+
+
+def score_block(scores: Scores, plan: er.Plan, m: Manifest, block: Block, outputs: dict,
+                series: SeriesScaling | None) -> Scores:
+    """Add one block: model and baselines in original units, the model in scaled units too, and a
+    quantile model's levels."""
+    yo = as_rows(np.asarray(block.actual, np.float64))
+    if scores.quantiles is not None:
+        q = np.asarray(outputs["quantiles"], np.float64)
+        scores.quantiles.add(yo, q[:, None] if q.ndim == 3 else q)
+    score_regression(scores.regression, plan, m, block, outputs["predictions"], series)
+    return scores
+
+
+def score_regression(acc: RegressionAccumulator, plan: er.Plan, m: Manifest, block: Block, predictions: np.ndarray,
+                     series: SeriesScaling | None) -> RegressionAccumulator:
+    """The point forecast's scores beside the baselines (RegressionAccumulator)."""
     yo = as_rows(np.asarray(block.actual, np.float64))
     po = as_rows(np.asarray(predictions, np.float64))
     idx = m.target_positions

@@ -66,3 +66,26 @@ def test_trained_quantiles_match_the_true_conditional_quantiles(ar1):
     u = y[:, None] - q
     tau = np.array([0.1, 0.5, 0.9])
     np.testing.assert_allclose(report["pinball"], np.maximum(tau * u, (tau - 1) * u).mean(axis=0), rtol=1e-4)
+
+
+def test_predict_writes_a_column_per_level_and_scores_them_as_eval_json(ar1, tmp_path):
+    import pyarrow.parquet as pq
+
+    from prediction.cli import run as predict
+
+    d, job = ar1
+    scored = predict(["--export", str(job / "export"), "--input", str(d / "raw.parquet"), "--output",
+                      str(tmp_path / "s"), "--split", "test"])
+    want = json.loads((job / "eval.json").read_text())["quantiles"]
+    got = scored["report"]["quantiles"]
+    assert got["levels"] == want["levels"] and got["point_level"] == 0.5
+    np.testing.assert_allclose(got["pinball"], want["pinball"], rtol=1e-4)
+    assert got["intervals"][0]["coverage"] == pytest.approx(want["intervals"][0]["coverage"], abs=1e-9)
+    rows = pq.read_table(tmp_path / "s" / scored["files"]["forecasts"][0]).to_pandas()
+    assert {"q0.1", "q0.5", "q0.9"} <= set(rows.columns)
+    np.testing.assert_allclose(rows["forecast"], rows["q0.5"])
+    assert (rows["q0.1"] <= rows["q0.5"]).all() and (rows["q0.5"] <= rows["q0.9"]).all()
+    result = predict(["--export", str(job / "export"), "--input", str(d / "raw.parquet"), "--output",
+                      str(tmp_path / "f")])
+    one = pq.read_table(tmp_path / "f" / result["files"]["forecasts"][0]).to_pandas()
+    assert len(one) == 1 and one["q0.1"].iloc[0] < one["forecast"].iloc[0] < one["q0.9"].iloc[0]
