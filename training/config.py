@@ -154,6 +154,9 @@ class RuntimeConfig:
         evaluate: evaluate on the test split and write eval.json at the end.
         season: rows per season for the seasonal naive baseline and MASE (0: a day for
             sub-daily steps, a week for daily, a year for weekly data).
+        calibrate: with --quantiles, shift each level by its split-conformal residual quantile
+            on the validation windows (in the export and eval.json), so each level holds on
+            validation; coverage before and after is reported on the test range.
         min_free_disk_mb: refuse to start when a local job dir has less free space than this.
         verbose: Keras progress: bar (a terminal), line (one line per epoch, for pods and
             logs), or auto (bar on a terminal, else line).
@@ -167,6 +170,7 @@ class RuntimeConfig:
     startup_timeout: int = 300
     evaluate: bool = True
     season: int = 0
+    calibrate: bool = False
     min_free_disk_mb: int = 512
     verbose: str = "auto"
     log_level: str = "info"
@@ -269,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--base-port", type=int, help="{port} = base port + index")
     g.add_argument("--startup-timeout", type=int, help="seconds to wait for peers")
     g.add_argument("--no-evaluate", dest="evaluate", action="store_const", const=False, help="skip test evaluation")
+    g.add_argument("--calibrate", action="store_const", const=True, help="with --quantiles: conformal calibration "
+                   "of each level on the validation windows (export and eval.json)")
     g.add_argument("--season", type=int, help="rows per season for the seasonal naive baseline and MASE (0: "
                    "inferred from the time step)")
     g.add_argument("--min-free-disk-mb", type=int, help="refuse a local job dir with less free space")
@@ -333,6 +339,8 @@ def check(cfg: Config) -> None:
         raise ConfigError("--epochs must be >= 1")
     if not 0 <= cfg.model.dropout < 1:
         raise ConfigError("--dropout must be in [0, 1)")
+    if cfg.runtime.calibrate and not cfg.model.quantiles:
+        raise ConfigError("--calibrate adjusts quantile levels: add --quantiles (e.g. 0.1,0.5,0.9)")
     for name in ("per_replica_batch", "global_batch"):
         v = getattr(t, name)
         if v is not None and v < 1:

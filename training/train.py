@@ -258,14 +258,20 @@ def chief_reports(r: Run, model) -> dict:
     resolved = json.dumps({**ran, "lr_plan": r.plan.to_dict()}, indent=2)
     series = load_series_scaling(r.manifest, r.cfg.data.data)
     plan = evaluation_plan(r.manifest, r.cfg.data.data, series, season=r.cfg.runtime.season)
-    export(plain, r.manifest, r.path("export"), config_json=resolved, series=series,
+    served, calibration = check_calibration(r, plain)
+    export(served, r.manifest, r.path("export"), config_json=resolved, series=series,
            evaluation=er.to_dict(plan, r.cfg.runtime.season), quantiles=r.cfg.model.quantiles)
     with tf.io.gfile.GFile(r.path("config.json"), "w") as f:
         f.write(resolved)
     out = {}
     if r.cfg.runtime.evaluate and r.manifest.windows("test"):
-        report = evaluate(plain, r.manifest, r.cfg.data.data, season=r.cfg.runtime.season, plan=plan,
+        report = evaluate(served, r.manifest, r.cfg.data.data, season=r.cfg.runtime.season, plan=plan,
                           quantiles=r.cfg.model.quantiles)
+        if calibration is not None:  # the test range before calibration, beside the calibrated report
+            before = evaluate(plain, r.manifest, r.cfg.data.data, season=r.cfg.runtime.season, plan=plan,
+                              quantiles=r.cfg.model.quantiles)
+            report["quantiles"]["calibration"] = {**calibration, "test_before": before["quantiles"]["intervals"],
+                                                  "test_after": report["quantiles"]["intervals"]}
         write_report(report, r.path("eval.json"))
         out["eval"] = report
         print(format_table(report), flush=True)
@@ -274,6 +280,27 @@ def chief_reports(r: Run, model) -> dict:
         tf.io.gfile.rmtree(state_dir)
     _remove_if_empty(r.path("backup"))
     return out
+
+
+def check_calibration(r: Run, model):
+    """A quantile model's validation coverage: a warning when an interval is off by more than a few
+    points, or, with --calibrate, the calibrated model. Returns (the model to export and evaluate,
+    what calibration did or None)."""
+    levels = r.cfg.model.quantiles
+    if not levels or not r.manifest.windows("val"):
+        return model, None
+    from training import calibration as cal
+
+    if r.cfg.runtime.calibrate:
+        calibrated, done = cal.calibrate(model, r.manifest, r.cfg.data.data, levels)
+        log.info("quantiles calibrated on %s validation windows: shifts %s (scaled units)",
+                 f"{done['validation_windows']:,}", ", ".join(f"{s:+.4f}" for s in done["shifts"]))
+        return calibrated, done
+    y, q = cal.validation_levels(model, r.manifest, r.cfg.data.data, levels)
+    for line in cal.miscalibrated(cal.coverage_report(y, q, levels)):
+        log.warning("quantiles: %s; train with --calibrate to fix the levels on the validation windows "
+                    "(split-conformal)", line)
+    return model, None
 
 
 def remove_scratch(r: Run) -> None:

@@ -89,3 +89,32 @@ def test_predict_writes_a_column_per_level_and_scores_them_as_eval_json(ar1, tmp
                       str(tmp_path / "f")])
     one = pq.read_table(tmp_path / "f" / result["files"]["forecasts"][0]).to_pandas()
     assert len(one) == 1 and one["q0.1"].iloc[0] < one["forecast"].iloc[0] < one["q0.9"].iloc[0]
+
+
+def test_calibrate_fixes_each_level_on_validation_and_reports_the_test_range(ar1, tmp_path):
+    """One epoch of a tiny model leaves the levels off; --calibrate shifts them so each holds on the
+    validation windows (exactly, up to one window), and eval.json reports test coverage before and after."""
+    from training.data import load_manifest
+
+    d, _ = ar1
+    job = tmp_path / "cal"
+    out = run_single(trainer(d / "data", job, "--quantiles", "0.1,0.5,0.9", "--units", "4", "--epochs", "1",
+                             "--seed", "3", "--calibrate"), timeout=600)
+    assert "quantiles calibrated on" in out
+    cal = json.loads((job / "eval.json").read_text())["quantiles"]["calibration"]
+    n = load_manifest(str(d / "data")).windows("val")
+    assert cal["validation_windows"] == n and len(cal["shifts"]) == 3
+    after = cal["validation_after"][0]
+    assert after["nominal"] == 0.8 and abs(after["coverage"] - 0.8) <= 2 / n
+    assert {"test_before", "test_after"} <= cal.keys()
+    assert cal["test_after"][0]["coverage"] == json.loads((job / "eval.json").read_text())["quantiles"][
+        "intervals"][0]["coverage"]
+
+
+def test_miscalibration_is_named_beyond_a_few_points():
+    from training.calibration import miscalibrated
+
+    ok = {"lower": 0.1, "upper": 0.9, "nominal": 0.8, "coverage": 0.83}
+    off = {**ok, "coverage": 0.62}
+    assert miscalibrated([ok]) == []
+    assert miscalibrated([off]) == ["the 0.1-0.9 interval covered 62.0% of the validation targets (nominal 80%)"]
