@@ -118,3 +118,24 @@ def test_miscalibration_is_named_beyond_a_few_points():
     off = {**ok, "coverage": 0.62}
     assert miscalibrated([ok]) == []
     assert miscalibrated([off]) == ["the 0.1-0.9 interval covered 62.0% of the validation targets (nominal 80%)"]
+
+
+def test_the_doctor_judges_the_pinball_loss_a_quantile_run_will_use(ar1, tmp_path):
+    """Head, capacity and LR checks build the quantile model and use its loss; the LR sweep's mean
+    level is the pinball loss of the train quantiles (not of the train mean)."""
+    from evaluation.quantiles import pinball
+    from tests.training.conftest import config
+    from training.data import load_manifest, sample_windows
+    from training.doctor import run_checks
+
+    d, _ = ar1
+    cfg = config(d / "data", "--quantiles", "0.1,0.5,0.9", "--units", "128,64")  # the default size
+    verdicts = run_checks(cfg, raw=None, out_dir=str(tmp_path / "doc"), sample_size=1024,
+                          only=("head", "capacity", "lr"))
+    assert [v.status for v in verdicts] == ["PASS", "PASS", "PASS"], [v.evidence for v in verdicts]
+    assert "pinball" in verdicts[0].evidence
+    m = load_manifest(str(d / "data"))
+    y = sample_windows(m, str(d / "data"), n=4096)["y"][:, 0]
+    level = pinball(y, np.quantile(y, [0.1, 0.5, 0.9]), (0.1, 0.5, 0.9)).mean()
+    reported = float(verdicts[2].evidence.split("mean level ")[1].split(",")[0])
+    assert reported == pytest.approx(level, rel=0.25)  # another sample of the same split
