@@ -48,6 +48,7 @@ class QuantileSums:
         self.intervals = central_intervals(self.levels)
         q, k = len(self.levels), len(self.intervals)
         self.pinball = np.zeros((steps, q))
+        self.below = np.zeros((steps, q))  # targets at or below each level: its observed frequency
         self.covered = np.zeros((steps, k))
         self.width = np.zeros((steps, k))
         self.n = np.zeros(steps, np.int64)
@@ -59,6 +60,7 @@ class QuantileSums:
             raise ValueError(f"quantiles {q.shape} do not fit targets {y.shape} with {len(self.levels)} levels "
                              f"and {len(self.n)} target rows")
         self.pinball += pinball(y, q, self.levels).sum(axis=(0, 2))
+        self.below += (y[..., None] <= q).sum(axis=(0, 2))
         for k, (lo, hi) in enumerate(self.intervals):
             inside = (y >= q[..., lo]) & (y <= q[..., hi])
             self.covered[:, k] += inside.sum(axis=(0, 2))
@@ -67,14 +69,15 @@ class QuantileSums:
         return self
 
     def merge(self, other: QuantileSums) -> QuantileSums:
-        for name in ("pinball", "covered", "width", "n"):
+        for name in ("pinball", "below", "covered", "width", "n"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
-    def _report(self, pinball_sums, covered, width, n, scale):
+    def _report(self, pinball_sums, below, covered, width, n, scale):
         mean = pinball_sums / n
         out = {"pinball": [float(x) for x in mean], "mean_pinball": float(mean.mean()),
-               "crps": float(2 * mean.mean())}
+               "crps": float(2 * mean.mean()),
+               "observed": [float(b / n) for b in below]}  # per level: a calibrated level tau observes ~tau
         if scale:
             out["scaled_mean_pinball"] = out["mean_pinball"] / scale
         out["intervals"] = [{"lower": self.levels[lo], "upper": self.levels[hi],
@@ -87,10 +90,11 @@ class QuantileSums:
         """Pooled over every step (and per step when `distances` names more than one)."""
         n = int(self.n.sum())
         out = {"levels": list(self.levels),
-               **self._report(self.pinball.sum(axis=0), self.covered.sum(axis=0), self.width.sum(axis=0), n, scale)}
+               **self._report(self.pinball.sum(axis=0), self.below.sum(axis=0), self.covered.sum(axis=0),
+                              self.width.sum(axis=0), n, scale)}
         if distances is not None and len(distances) > 1:
-            out["per_step"] = [{"step": int(d), **self._report(self.pinball[i], self.covered[i], self.width[i],
-                                                                 int(self.n[i]), scale)}
+            out["per_step"] = [{"step": int(d), **self._report(self.pinball[i], self.below[i], self.covered[i],
+                                                                 self.width[i], int(self.n[i]), scale)}
                                for i, d in enumerate(distances)]
         return out
 

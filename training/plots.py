@@ -74,3 +74,30 @@ def _plot_history(epochs: list[dict], path: str) -> None:
     else:
         ax.legend()
     save_figure(fig, path)
+
+
+def plot_reliability(quantiles: dict, path: str) -> bool:
+    """reliability.png: each level's observed frequency on the test range (targets at or below it)
+    against its nominal level; a calibrated model sits on the diagonal (eval.json "quantiles")."""
+    return safe_plot(_plot_reliability, path, quantiles, path)
+
+
+def _plot_reliability(quantiles: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels, observed = quantiles["levels"], quantiles["observed"]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label="calibrated")
+    ax.plot(levels, observed, marker="o", label="model, test range")
+    before = quantiles.get("calibration", {}).get("test_before_observed")
+    if before:
+        ax.plot(levels, before, marker="x", linestyle="--", label="before --calibrate")
+    ax.set_xlabel("quantile level (nominal)")
+    ax.set_ylabel("targets at or below it (observed)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left")
+    save_figure(fig, path)

@@ -271,8 +271,13 @@ def chief_reports(r: Run, model) -> dict:
             before = evaluate(plain, r.manifest, r.cfg.data.data, season=r.cfg.runtime.season, plan=plan,
                               quantiles=r.cfg.model.quantiles)
             report["quantiles"]["calibration"] = {**calibration, "test_before": before["quantiles"]["intervals"],
-                                                  "test_after": report["quantiles"]["intervals"]}
+                                                  "test_after": report["quantiles"]["intervals"],
+                                                  "test_before_observed": before["quantiles"]["observed"]}
         write_report(report, r.path("eval.json"))
+        if "quantiles" in report:
+            from training.plots import plot_reliability
+
+            plot_reliability(report["quantiles"], r.path("reliability.png"))
         out["eval"] = report
         print(format_table(report), flush=True)
     state_dir = r.path("backup", "seqscale_state")

@@ -47,6 +47,7 @@ def test_scores_equal_numpy_over_the_whole_arrays_in_any_batching(cuts):
     u = y[..., None] - q
     want = np.maximum(np.array(LEVELS) * u, (np.array(LEVELS) - 1) * u).mean(axis=(0, 1, 2))
     np.testing.assert_allclose(r["pinball"], want, rtol=1e-12)
+    np.testing.assert_allclose(r["observed"], (y[..., None] <= q).mean(axis=(0, 1, 2)), rtol=1e-12)
     assert r["crps"] == pytest.approx(2 * want.mean()) and r["scaled_mean_pinball"] == pytest.approx(want.mean() / 2)
     outer = r["intervals"][0]
     assert (outer["lower"], outer["upper"], outer["nominal"]) == (0.1, 0.9, 0.8)

@@ -66,6 +66,8 @@ def test_trained_quantiles_match_the_true_conditional_quantiles(ar1):
     u = y[:, None] - q
     tau = np.array([0.1, 0.5, 0.9])
     np.testing.assert_allclose(report["pinball"], np.maximum(tau * u, (tau - 1) * u).mean(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(report["observed"], (y[:, None] <= q).mean(axis=0), atol=1e-6)
+    assert (job / "reliability.png").exists()
 
 
 def test_predict_writes_a_column_per_level_and_scores_them_as_eval_json(ar1, tmp_path):
@@ -107,6 +109,7 @@ def test_calibrate_fixes_each_level_on_validation_and_reports_the_test_range(ar1
     after = cal["validation_after"][0]
     assert after["nominal"] == 0.8 and abs(after["coverage"] - 0.8) <= 2 / n
     assert {"test_before", "test_after"} <= cal.keys()
+    assert (job / "reliability.png").stat().st_size > 1000
     assert cal["test_after"][0]["coverage"] == json.loads((job / "eval.json").read_text())["quantiles"][
         "intervals"][0]["coverage"]
 
