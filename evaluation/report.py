@@ -9,6 +9,7 @@ time one season before, from the window's own inputs) and the training mean.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from contract.manifest import Manifest
 from evaluation import metrics as fm
 from evaluation.accumulators import ClassificationAccumulator, RegressionAccumulator
+from evaluation.quantiles import QuantileSums
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,10 @@ class Plan:
     train_mean: tuple[float, ...]
     mase: float | None
     mase_season: int
+    # the naive baselines' own error quantiles per target row, for their intervals: the standard
+    # benchmark of interval forecasts; levels (Q,) and {baseline: ((Q,) per target row)}
+    interval_levels: tuple[float, ...] = ()
+    residuals: tuple[tuple[str, tuple[tuple[float, ...], ...]], ...] = ()
 
     @property
     def steps(self) -> int:
@@ -40,7 +46,7 @@ class Plan:
 
 
 def plan(manifest: Manifest, *, history: np.ndarray | None = None, season: int = 0,
-         mase: dict | None = None) -> Plan:
+         mase: dict | None = None, levels: tuple[float, ...] = (), residuals: dict | None = None) -> Plan:
     """The report's plan: `history` is (windows, look_back) training inputs of the target in
     original units (for MASE), `season` the user's --season (0: from the data's step). `mase`
     ({"mae", "season"}, as `to_dict` wrote it beside the export) replaces `history` where the
@@ -57,14 +63,34 @@ def plan(manifest: Manifest, *, history: np.ndarray | None = None, season: int =
     if m and manifest.target_positions is not None:
         found = fm.seasonal_positions(w.look_back, np.array(distances), m)
         positions = tuple(found) if found is not None else None
+    if residuals is None and history is not None and levels:
+        residuals = baseline_residuals(history, distances, m if positions is not None else None, levels)
+    frozen = tuple((k, tuple(tuple(float(x) for x in row) for row in v)) for k, v in (residuals or {}).items())
     return Plan(distances, m, positions, tuple(float(manifest.column(t).mean) for t in manifest.targets),
-                scale, scale_season)
+                scale, scale_season, tuple(levels) if frozen else (), frozen)
+
+
+def baseline_residuals(history: np.ndarray, distances, season: int | None, levels) -> dict[str, list]:
+    """Quantiles of persistence's and the seasonal naive forecast's errors over the training rows,
+    per target row: the intervals of the standard naive benchmark. `history` is (windows,
+    look_back) training values of the target; a baseline whose lag a window does not reach is left out."""
+    out: dict[str, list] = {}
+    lags = {"persistence": list(distances)}
+    if season:
+        lags["seasonal_persistence"] = [season * math.ceil(d / season) for d in distances]
+    for name, per_step in lags.items():
+        if max(per_step) >= history.shape[1]:
+            continue
+        out[name] = [np.quantile(history[:, lag:] - history[:, :-lag], list(levels)).tolist() for lag in per_step]
+    return out
 
 
 def to_dict(p: Plan, season: int = 0) -> dict:
     """What a scorer without the training data needs to rebuild the plan: the user's --season
     and the MASE scale (written beside the export as seqscale_evaluation.json)."""
-    return {"season": int(season), "mase": {"mae": p.mase, "season": p.mase_season}}
+    return {"season": int(season), "mase": {"mae": p.mase, "season": p.mase_season},
+            "interval_baselines": {"levels": list(p.interval_levels), "residuals": {k: [list(r) for r in v]
+                                                                                    for k, v in p.residuals}}}
 
 
 def baselines(p: Plan, y: np.ndarray, xo: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -112,5 +138,36 @@ def classification_predictions(manifest: Manifest, p: np.ndarray) -> tuple[np.nd
     return p.argmax(axis=-1), 0
 
 
-__all__ = ["ClassificationAccumulator", "Plan", "RegressionAccumulator", "baselines", "classification_predictions",
+class QuantileScores:
+    """A quantile model's levels and the naive baselines' intervals on the same windows."""
+
+    def __init__(self, p: Plan, levels) -> None:
+        self.model = QuantileSums(p.steps, levels)
+        same = tuple(p.interval_levels) == tuple(float(x) for x in levels)
+        self.residuals = {k: np.asarray(v) for k, v in p.residuals} if same else {}
+        self.baselines = {k: QuantileSums(p.steps, levels) for k in self.residuals}
+
+    def add(self, y: np.ndarray, q: np.ndarray, forecasts: dict[str, np.ndarray]) -> QuantileScores:
+        """y (W, rows, T), q (W, rows, T, Q) in original units; `forecasts`: baselines(plan, ...)."""
+        self.model.add(y, q)
+        for name, sums in self.baselines.items():
+            if name in forecasts:  # residual quantiles (rows, Q) around the baseline's point forecast
+                sums.add(y, forecasts[name][..., None] + self.residuals[name][None, :, None, :])
+        return self
+
+    def merge(self, other: QuantileScores) -> QuantileScores:
+        self.model.merge(other.model)
+        for name, sums in self.baselines.items():
+            sums.merge(other.baselines[name])
+        return self
+
+    def result(self, p: Plan, point_level: float) -> dict:
+        out = {"point_level": point_level, **self.model.result(p.distances, scale=p.mase)}
+        if self.baselines:
+            out["baselines"] = {k: {"method": "the baseline plus quantiles of its own errors on the training rows",
+                                    **v.result(p.distances, scale=p.mase)} for k, v in self.baselines.items()}
+        return out
+
+
+__all__ = ["ClassificationAccumulator", "Plan", "QuantileScores", "RegressionAccumulator", "baselines", "classification_predictions",
            "plan", "regression_result"]

@@ -362,7 +362,7 @@ class ScoreFn(beam.CombineFn):
         self.plan, self.m, self.series, self.per_origin, self.levels = plan, m, series, per_origin, levels
 
     def create_accumulator(self):
-        return score.Scores(self.plan.steps, per_origin=self.per_origin, levels=self.levels)
+        return score.Scores(self.plan, per_origin=self.per_origin, levels=self.levels)
 
     def add_input(self, acc, result):
         return score.score_block(acc, self.plan, self.m, result.example, result.inference, self.series)
@@ -407,7 +407,10 @@ def build_score(p: beam.Pipeline, cfg: PredictConfig, reading: JobConfig, m: Man
     as Parquet; the report computed with the evaluation accumulators."""
     rng, range_info = score_range(cfg, m)
     known = frozenset(series.names) if series is not None else None
-    plan = er.plan(m, season=int((evaluation or {}).get("season", 0)), mase=(evaluation or {}).get("mase"))
+    ev = evaluation or {}
+    intervals = ev.get("interval_baselines", {})
+    plan = er.plan(m, season=int(ev.get("season", 0)), mase=ev.get("mase"), levels=tuple(intervals.get("levels", ())),
+                   residuals=intervals.get("residuals"))
     rows, read_counts = p | "ReadTables" >> ReadTables(reading, paths, staging)
     unit_plan = rows | "PlanUnits" >> PlanUnits(reading, paths) | "ModelGrid" >> beam.Map(score_plan, m)
     cut = (rows

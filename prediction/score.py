@@ -19,7 +19,6 @@ from contract.manifest import Manifest
 from contract.series_scaling import SeriesScaling
 from evaluation import report as er
 from evaluation.accumulators import RegressionAccumulator
-from evaluation.quantiles import QuantileSums
 from prediction.inference import Block, as_rows
 from preprocessing.clean import Unit
 from preprocessing.errors import InputError
@@ -105,9 +104,9 @@ def target_scaling(m: Manifest, block: Block, series: SeriesScaling | None) -> t
 class Scores:
     """Score mode's accumulator: the regression report's, and a quantile model's levels."""
 
-    def __init__(self, steps: int, *, per_origin: bool = False, levels: tuple[float, ...] = ()) -> None:
-        self.regression = RegressionAccumulator(steps, per_origin=per_origin)
-        self.quantiles = QuantileSums(steps, levels) if levels else None
+    def __init__(self, plan: er.Plan, *, per_origin: bool = False, levels: tuple[float, ...] = ()) -> None:
+        self.regression = RegressionAccumulator(plan.steps, per_origin=per_origin)
+        self.quantiles = er.QuantileScores(plan, levels) if levels else None
 
     def merge(self, other: Scores) -> Scores:
         self.regression.merge(other.regression)
@@ -118,9 +117,8 @@ class Scores:
     def result(self, plan: er.Plan, time_kind: str) -> dict:
         report = er.regression_result(self.regression, plan, time_kind)
         if self.quantiles is not None:
-            levels = self.quantiles.levels
-            report["quantiles"] = {"point_level": levels[point_level(levels)],
-                                   **self.quantiles.result(plan.distances, scale=plan.mase)}
+            levels = self.quantiles.model.levels
+            report["quantiles"] = self.quantiles.result(plan, levels[point_level(levels)])
         return report
 
 
@@ -137,7 +135,9 @@ def score_block(scores: Scores, plan: er.Plan, m: Manifest, block: Block, output
     yo = as_rows(np.asarray(block.actual, np.float64))
     if scores.quantiles is not None:
         q = np.asarray(outputs["quantiles"], np.float64)
-        scores.quantiles.add(yo, q[:, None] if q.ndim == 3 else q)
+        idx = m.target_positions
+        xo = None if idx is None else block.x[:, :, list(idx)].astype(np.float64)
+        scores.quantiles.add(yo, q[:, None] if q.ndim == 3 else q, er.baselines(plan, yo, xo))
     score_regression(scores.regression, plan, m, block, outputs["predictions"], series)
     return scores
 

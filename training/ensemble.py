@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     levels = member_quantiles(dirs)
     tf.io.gfile.makedirs(args.out)
     series = load_series_scaling(manifest, args.data)
-    plan = evaluation_plan(manifest, args.data, series, season=args.season)
+    plan = evaluation_plan(manifest, args.data, series, season=args.season, levels=levels)
     export(model, manifest, posixpath.join(args.out, "export"), series=series,
            evaluation=er.to_dict(plan, args.season), quantiles=levels)
     if manifest.windows("test"):

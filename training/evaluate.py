@@ -19,7 +19,6 @@ from contract.series_scaling import SeriesScaling
 from evaluation import metrics as fm
 from evaluation import report as er
 from evaluation.accumulators import ClassificationAccumulator, RegressionAccumulator
-from evaluation.quantiles import QuantileSums
 from training.data import read_windows, sample_windows
 from training.export import load_series_scaling, window_scaling
 from training.model import point_index
@@ -100,24 +99,28 @@ def score_split(model: tf.keras.Model, manifest: Manifest, data_dir: str, split:
     quantile model (`quantiles`: its levels) is scored on its point level like any model, and
     its levels with evaluation/quantiles.py (pinball, coverage and width, in original units)."""
     acc = RegressionAccumulator(plan.steps, per_origin=per_origin)
-    qsums = QuantileSums(plan.steps, quantiles) if quantiles else None
+    qscores = er.QuantileScores(plan, quantiles) if quantiles else None
     k = point_index(quantiles) if quantiles else None
     for x, y, p, sid, t in batches(model, manifest, data_dir, split, batch):
-        if qsums is not None:
+        if qscores is not None:
             tc, ts = window_scaling(manifest, manifest.targets, y, sid, series)
             qo = np.asarray(p, np.float64) * np.asarray(ts)[..., None] + np.asarray(tc)[..., None]
-            qsums.add(fm.as_rows(y * ts + tc), qo[:, None] if qo.ndim == 3 else qo)  # (W, rows, T, Q)
             p = p[..., k]
+            yo, _, xo, _ = original_units(manifest, x, y, p, sid, series)
+            qscores.add(yo, qo[:, None] if qo.ndim == 3 else qo, er.baselines(plan, yo, xo))  # (W, rows, T, Q)
         add_batch(acc, plan, manifest, x, y, p, sid, series, t if per_origin else None)
     report = er.regression_result(acc, plan, manifest.time_kind)
-    if qsums is not None:
-        report["quantiles"] = {"point_level": quantiles[k], **qsums.result(plan.distances, scale=plan.mase)}
+    if qscores is not None:
+        report["quantiles"] = qscores.result(plan, quantiles[k])
     return report
 
 
-def evaluation_plan(manifest: Manifest, data_dir: str, series: SeriesScaling | None, *, season: int = 0) -> er.Plan:
-    """The report's plan from the dataset: its baselines, and MASE from a sample of train windows."""
-    return er.plan(manifest, history=target_history(manifest, data_dir, series=series), season=season)
+def evaluation_plan(manifest: Manifest, data_dir: str, series: SeriesScaling | None, *, season: int = 0,
+                    levels: tuple[float, ...] = ()) -> er.Plan:
+    """The report's plan from the dataset: its baselines, MASE, and (with quantile `levels`) the
+    naive baselines' intervals, from a sample of train windows."""
+    return er.plan(manifest, history=target_history(manifest, data_dir, series=series), season=season,
+                   levels=levels)
 
 
 def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season: int = 0, batch: int = 1024,
@@ -130,7 +133,7 @@ def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season
             acc.add(y, *er.classification_predictions(manifest, p))
         return acc.result()
     series = load_series_scaling(manifest, data_dir)
-    plan = plan or evaluation_plan(manifest, data_dir, series, season=season)
+    plan = plan or evaluation_plan(manifest, data_dir, series, season=season, levels=quantiles)
     report = score_split(model, manifest, data_dir, "test", plan, series, batch=batch, quantiles=quantiles)
     if manifest.windows(BACKTEST):
         bt = score_split(model, manifest, data_dir, BACKTEST, plan, series, per_origin=True, batch=batch,

@@ -257,7 +257,8 @@ def chief_reports(r: Run, model) -> dict:
     ran["model"]["linear_skip"] = uses_linear_skip(r.manifest, r.cfg.model)  # what ran, not "None: by the data"
     resolved = json.dumps({**ran, "lr_plan": r.plan.to_dict()}, indent=2)
     series = load_series_scaling(r.manifest, r.cfg.data.data)
-    plan = evaluation_plan(r.manifest, r.cfg.data.data, series, season=r.cfg.runtime.season)
+    plan = evaluation_plan(r.manifest, r.cfg.data.data, series, season=r.cfg.runtime.season,
+                           levels=r.cfg.model.quantiles)
     served, calibration = check_calibration(r, plain)
     export(served, r.manifest, r.path("export"), config_json=resolved, series=series,
            evaluation=er.to_dict(plan, r.cfg.runtime.season), quantiles=r.cfg.model.quantiles)

@@ -67,6 +67,10 @@ def test_trained_quantiles_match_the_true_conditional_quantiles(ar1):
     tau = np.array([0.1, 0.5, 0.9])
     np.testing.assert_allclose(report["pinball"], np.maximum(tau * u, (tau - 1) * u).mean(axis=0), rtol=1e-4)
     np.testing.assert_allclose(report["observed"], (y[:, None] <= q).mean(axis=0), atol=1e-6)
+    # the naive benchmark of interval forecasts: persistence plus its own training errors' quantiles
+    naive = report["baselines"]["persistence"]["intervals"][0]
+    assert abs(naive["coverage"] - 0.8) < 0.05  # calibrated too on a stationary series
+    assert interval["mean_width"] < naive["mean_width"]  # the model's interval is narrower
     assert (job / "reliability.png").exists()
 
 
@@ -82,6 +86,8 @@ def test_predict_writes_a_column_per_level_and_scores_them_as_eval_json(ar1, tmp
     got = scored["report"]["quantiles"]
     assert got["levels"] == want["levels"] and got["point_level"] == 0.5
     np.testing.assert_allclose(got["pinball"], want["pinball"], rtol=1e-4)
+    assert got["baselines"]["persistence"]["intervals"][0]["coverage"] == pytest.approx(
+        want["baselines"]["persistence"]["intervals"][0]["coverage"], abs=1e-9)
     assert got["intervals"][0]["coverage"] == pytest.approx(want["intervals"][0]["coverage"], abs=1e-9)
     rows = pq.read_table(tmp_path / "s" / scored["files"]["forecasts"][0]).to_pandas()
     assert {"q0.1", "q0.5", "q0.9"} <= set(rows.columns)
