@@ -19,6 +19,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def point_index(levels) -> int:
+    """The level a quantile model's point forecast is: 0.5, else the middle one."""
+    levels = [float(q) for q in levels]
+    return levels.index(0.5) if 0.5 in levels else len(levels) // 2
+
+
 def central_intervals(levels) -> list[tuple[int, int]]:
     """(lower, upper) level indices of every central interval the sorted levels hold."""
     levels = [float(x) for x in levels]

@@ -19,6 +19,7 @@ from contract.manifest import Manifest
 from contract.series_scaling import SeriesScaling
 from evaluation import report as er
 from evaluation.accumulators import RegressionAccumulator
+from evaluation.quantiles import point_index
 from prediction.inference import Block, as_rows
 from preprocessing.clean import Unit
 from preprocessing.errors import InputError
@@ -118,14 +119,8 @@ class Scores:
         report = er.regression_result(self.regression, plan, time_kind)
         if self.quantiles is not None:
             levels = self.quantiles.model.levels
-            report["quantiles"] = self.quantiles.result(plan, levels[point_level(levels)])
+            report["quantiles"] = self.quantiles.result(plan, levels[point_index(levels)])
         return report
-
-
-def point_level(levels) -> int:
-    """The level the export's `predictions` is (training/model.py point_index: 0.5, else the middle)."""
-    levels = [float(q) for q in levels]
-    return levels.index(0.5) if 0.5 in levels else len(levels) // 2
 
 
 def score_block(scores: Scores, plan: er.Plan, m: Manifest, block: Block, outputs: dict,

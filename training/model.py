@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from contract.manifest import Manifest
+from evaluation.quantiles import point_index  # noqa: F401  (the model's point level; re-exported)
 from training.config import ModelConfig
 from training.errors import HeadError
 from training.quantiles import NonCrossingQuantiles, PinballLoss
@@ -32,12 +33,6 @@ class Head:
     loss: str
     units: int
     quantiles: tuple[float, ...] = ()  # levels of a quantile head (loss "pinball"), else ()
-
-
-def point_index(levels) -> int:
-    """The level a quantile model's point forecast is: 0.5, else the middle one."""
-    levels = [float(q) for q in levels]
-    return levels.index(0.5) if 0.5 in levels else len(levels) // 2
 
 
 def resolve_head(manifest: Manifest, cfg: ModelConfig) -> Head:
