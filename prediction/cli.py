@@ -28,21 +28,19 @@ from preprocessing.cli import beam_parser, check_flags, list_inputs, read_text, 
 from preprocessing.errors import InputError, SeqscaleError, SpecError, user_message
 
 log = logging.getLogger(__name__)
-EXPORT_MANIFEST = EXPORT_MANIFEST_NAME
-EVALUATION_NAME = EXPORT_EVALUATION_NAME
 
 
 def load_evaluation(export_dir: str) -> dict | None:
     """The training data's season and MASE scale, written beside the export by the trainer."""
-    path = FileSystems.join(export_dir, EVALUATION_NAME)
+    path = FileSystems.join(export_dir, EXPORT_EVALUATION_NAME)
     return json.loads(read_text(path)) if FileSystems.exists(path) else None
 
 
 def load_export(export_dir: str) -> tuple[Manifest, str, SeriesScaling | None]:
     """The export's manifest (and its text, for the identity hash) and per-series table."""
-    path = FileSystems.join(export_dir, EXPORT_MANIFEST)
+    path = FileSystems.join(export_dir, EXPORT_MANIFEST_NAME)
     if not FileSystems.exists(path):
-        raise InputError(f"--export {export_dir} has no {EXPORT_MANIFEST}; pass the trainer's export directory "
+        raise InputError(f"--export {export_dir} has no {EXPORT_MANIFEST_NAME}; pass the trainer's export directory "
                          "(<job-dir>/export), written by seqscale-train")
     text = read_text(path)
     m = Manifest.from_json(text, source=path)

@@ -242,9 +242,10 @@ class WriteParquetFn(beam.DoFn):
 class CommitFn(beam.DoFn):
     """Move the written files into the output and write predictions.json last (atomic)."""
 
-    def __init__(self, cfg: PredictConfig, m: Manifest, staging: str, export_info: dict, paths: list[str]) -> None:
+    def __init__(self, cfg: PredictConfig, m: Manifest, staging: str, export_info: dict, paths: list[str],
+                 range_info: dict | None = None) -> None:
         self.cfg, self.m, self.staging, self.export_info, self.paths = cfg, m, staging, export_info, paths
-        self.range_info = None
+        self.range_info = range_info  # score mode: the scored range, as predictions.json names it
 
     def process(self, _, files, counts, skipped, forecast, report=None):
         moves, rows, names = [], Counter(), Counter()
@@ -431,8 +432,7 @@ def build_score(p: beam.Pipeline, cfg: PredictConfig, reading: JobConfig, m: Man
                | "SumWindows" >> beam.CombineGlobally(sum))
     counts = ((read_counts, cut[CutBlocksFn.COUNTS]) | "FlattenCounts" >> beam.Flatten()
               | "SumCounts" >> beam.CombineGlobally(SumCountsFn()))
-    commit = CommitFn(cfg, m, staging, export_info, paths)
-    commit.range_info = range_info
+    commit = CommitFn(cfg, m, staging, export_info, paths, range_info)
     return (p
             | "Once" >> beam.Create([None])
             | "CommitPredictions" >> beam.ParDo(commit, beam.pvalue.AsList(files), beam.pvalue.AsSingleton(counts),

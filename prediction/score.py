@@ -128,22 +128,15 @@ def score_block(scores: Scores, plan: er.Plan, m: Manifest, block: Block, output
     """Add one block: model and baselines in original units, the model in scaled units too, and a
     quantile model's levels."""
     yo = as_rows(np.asarray(block.actual, np.float64))
-    if scores.quantiles is not None:
-        q = np.asarray(outputs["quantiles"], np.float64)
-        idx = m.target_positions
-        xo = None if idx is None else block.x[:, :, list(idx)].astype(np.float64)
-        scores.quantiles.add(yo, q[:, None] if q.ndim == 3 else q, er.baselines(plan, yo, xo))
-    score_regression(scores.regression, plan, m, block, outputs["predictions"], series)
-    return scores
-
-
-def score_regression(acc: RegressionAccumulator, plan: er.Plan, m: Manifest, block: Block, predictions: np.ndarray,
-                     series: SeriesScaling | None) -> RegressionAccumulator:
-    """The point forecast's scores beside the baselines (RegressionAccumulator)."""
-    yo = as_rows(np.asarray(block.actual, np.float64))
-    po = as_rows(np.asarray(predictions, np.float64))
+    po = as_rows(np.asarray(outputs["predictions"], np.float64))
     idx = m.target_positions
     xo = None if idx is None else block.x[:, :, list(idx)].astype(np.float64)
+    forecasts = er.baselines(plan, yo, xo)
     c, s = target_scaling(m, block, series)
-    return acc.add(yo, po, er.baselines(plan, yo, xo), y_scaled=(yo - c) / s, p_scaled=(po - c) / s,
-                   origins=block.origin if acc.origins is not None else None)
+    acc = scores.regression
+    acc.add(yo, po, forecasts, y_scaled=(yo - c) / s, p_scaled=(po - c) / s,
+            origins=block.origin if acc.origins is not None else None)
+    if scores.quantiles is not None:
+        q = np.asarray(outputs["quantiles"], np.float64)
+        scores.quantiles.add(yo, q[:, None] if q.ndim == 3 else q, forecasts)
+    return scores

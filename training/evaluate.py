@@ -19,9 +19,9 @@ from contract.series_scaling import SeriesScaling
 from evaluation import metrics as fm
 from evaluation import report as er
 from evaluation.accumulators import ClassificationAccumulator, RegressionAccumulator
+from evaluation.quantiles import point_index
 from training.data import read_windows, sample_windows
 from training.export import load_series_scaling, window_scaling
-from training.model import point_index
 
 
 def batches(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024):
@@ -38,10 +38,18 @@ def collect(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str
 
 
 def add_batch(acc: RegressionAccumulator, plan: er.Plan, manifest: Manifest, x, y, p, sid=None,
-              series: SeriesScaling | None = None, t=None) -> RegressionAccumulator:
-    """Score one batch of scaled windows: model and baselines in original units, model in scaled units."""
+              series: SeriesScaling | None = None, t=None, *, qscores: er.QuantileScores | None = None,
+              q=None) -> RegressionAccumulator:
+    """Score one batch of scaled windows: model and baselines in original units, model in scaled units;
+    with `qscores`, a quantile model's levels `q` (scaled, [..., Q]) beside the same baselines."""
     yo, po, xo, _ = original_units(manifest, x, y, p, sid, series)
-    return acc.add(yo, po, er.baselines(plan, yo, xo), y_scaled=fm.as_rows(y), p_scaled=fm.as_rows(p), origins=t)
+    forecasts = er.baselines(plan, yo, xo)
+    acc.add(yo, po, forecasts, y_scaled=fm.as_rows(y), p_scaled=fm.as_rows(p), origins=t)
+    if qscores is not None:
+        tc, ts = window_scaling(manifest, manifest.targets, y, sid, series)
+        qo = np.asarray(q, np.float64) * np.asarray(ts)[..., None] + np.asarray(tc)[..., None]
+        qscores.add(yo, qo[:, None] if qo.ndim == 3 else qo, forecasts)  # (W, rows, T, Q)
+    return acc
 
 
 def regression_report(manifest: Manifest, x: np.ndarray, y: np.ndarray, p: np.ndarray, *,
@@ -102,13 +110,8 @@ def score_split(model: tf.keras.Model, manifest: Manifest, data_dir: str, split:
     qscores = er.QuantileScores(plan, quantiles) if quantiles else None
     k = point_index(quantiles) if quantiles else None
     for x, y, p, sid, t in batches(model, manifest, data_dir, split, batch):
-        if qscores is not None:
-            tc, ts = window_scaling(manifest, manifest.targets, y, sid, series)
-            qo = np.asarray(p, np.float64) * np.asarray(ts)[..., None] + np.asarray(tc)[..., None]
-            p = p[..., k]
-            yo, _, xo, _ = original_units(manifest, x, y, p, sid, series)
-            qscores.add(yo, qo[:, None] if qo.ndim == 3 else qo, er.baselines(plan, yo, xo))  # (W, rows, T, Q)
-        add_batch(acc, plan, manifest, x, y, p, sid, series, t if per_origin else None)
+        q, p = (p, p[..., k]) if qscores is not None else (None, p)
+        add_batch(acc, plan, manifest, x, y, p, sid, series, t if per_origin else None, qscores=qscores, q=q)
     report = er.regression_result(acc, plan, manifest.time_kind)
     if qscores is not None:
         report["quantiles"] = qscores.result(plan, quantiles[k])

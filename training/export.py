@@ -16,7 +16,7 @@ import tensorflow as tf
 from contract import calendar
 from contract.manifest import EXPORT_EVALUATION_NAME, EXPORT_MANIFEST_NAME, Manifest
 from contract.series_scaling import SERIES_SCALING_NAME, SeriesScaling
-from training.model import point_index
+from evaluation.quantiles import point_index
 
 SIGNATURE = "serving_default"
 

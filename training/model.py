@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from contract.manifest import Manifest
-from evaluation.quantiles import point_index  # noqa: F401  (the model's point level; re-exported)
 from training.config import ModelConfig
 from training.errors import HeadError
 from training.quantiles import NonCrossingQuantiles, PinballLoss

@@ -144,7 +144,8 @@ def compile_model(r: Run):
     """The model under the strategy, compiled with the planned schedule; (model, plateau factor)."""
     import tensorflow as tf
 
-    from training.model import build_model, make_loss, point_index, resolve_head
+    from evaluation.quantiles import point_index
+    from training.model import build_model, make_loss, resolve_head
     from training.quantiles import point_mae
     from training.schedule import WarmupSchedule
 
@@ -196,9 +197,10 @@ def make_guard(r: Run):
     """The loss guard with its mean levels: the train mean's loss on train and on validation windows."""
     import numpy as np
 
+    from evaluation.quantiles import point_index
     from training import data as data_lib
     from training.guard import FlatLossGuard, mean_prediction
-    from training.model import make_loss, point_index, resolve_head
+    from training.model import make_loss, resolve_head
 
     sample = data_lib.sample_windows(r.manifest, r.cfg.data.data, n=2048)
     head = resolve_head(r.manifest, r.cfg.model)
