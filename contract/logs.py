@@ -32,12 +32,29 @@ def configure(level: str) -> None:
     level = level if level in LEVELS else "info"
     logging.basicConfig(level=getattr(logging, level.upper()), format=FORMAT, force=True)
     debug = level == "debug"
-    if not debug:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    # before TensorFlow is imported: "0" (debug) lets import_tensorflow show its start-up lines
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "2")
     quiet = logging.DEBUG if debug else max(logging.WARNING, getattr(logging, level.upper()))
     for name in ("apache_beam", "tensorflow", "absl", "matplotlib", "google", "urllib3"):
         logging.getLogger(name).setLevel(quiet)
     logging.getLogger("apache_beam.runners.common").setLevel(logging.DEBUG if debug else logging.CRITICAL)
+
+
+def import_tensorflow():
+    """TensorFlow, loaded and its devices probed without its C++ start-up lines.
+
+    Those lines (oneDNN, the cudart stub, and on a machine without a GPU an
+    `E0000 ... failed call to cuInit` error line) are noise to a user of the doctor, the
+    ensemble, or an export; they are shown only when TF_CPP_MIN_LOG_LEVEL is "0" (what
+    `configure("debug")` sets; unset, it becomes "2", TensorFlow's warnings and errors only). Every seqscale module that needs TensorFlow loads it through
+    here, so whichever loads it first in a process keeps it quiet. Cheap after the first call.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # unset: quiet, its later INFO lines too
+    with native_stderr_silenced(os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0"):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    return tf
 
 
 @contextlib.contextmanager

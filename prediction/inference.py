@@ -78,8 +78,9 @@ class ExportModelHandler(ModelHandler[Block, PredictionResult, Any]):
         self.export_dir, self.calendar, self.per_series = export_dir, calendar, per_series
 
     def load_model(self):
-        import tensorflow as tf
+        from contract.logs import import_tensorflow
 
+        tf = import_tensorflow()  # without its C++ start-up lines (a cuInit error line on a CPU worker)
         quiet_resource_warning()  # in the worker process, where RunInference logs it
         return LoadedExport(tf.saved_model.load(self.export_dir))
 

@@ -25,14 +25,7 @@ def ensure_keras2() -> None:
 
 
 def import_tensorflow():
-    """TensorFlow, loaded (and its devices probed) without its C++ start-up lines unless debug.
+    """TensorFlow without its C++ start-up lines unless debug (contract.logs.import_tensorflow)."""
+    from contract.logs import import_tensorflow as quiet
 
-    The quiet switch is contract.logs.configure's TF_CPP_MIN_LOG_LEVEL (unset means debug).
-    """
-    from contract.logs import native_stderr_silenced
-
-    with native_stderr_silenced(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0"):
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")
-    return tf
+    return quiet()

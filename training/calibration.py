@@ -11,9 +11,11 @@ never cross. The export and eval.json then use the calibrated model.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
+from contract.logs import import_tensorflow
 from evaluation.quantiles import QuantileSums, conformal_shifts
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 COVERAGE_TOLERANCE = 0.05  # "off by more than a few points"
 MAX_WINDOWS = 200_000  # validation windows whose residuals are kept for the shifts (the first ones)

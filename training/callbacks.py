@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import time
 
-import tensorflow as tf
-
+from contract.logs import import_tensorflow
 from training.jobdir import read_json, write_atomic
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 
 class LearningRateLogger(tf.keras.callbacks.Callback):

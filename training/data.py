@@ -14,13 +14,14 @@ import logging
 import posixpath
 from dataclasses import dataclass
 
-import tensorflow as tf
-
+from contract.logs import import_tensorflow
 from contract.manifest import MANIFEST_NAME, Manifest, ManifestError
 from training.config import DataConfig
 from training.errors import DatasetError
 from training.lr_plan import full_batches
 from training.records import block_decoder, compression_type
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 log = logging.getLogger(__name__)
 

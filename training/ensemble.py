@@ -20,10 +20,11 @@ import json
 import posixpath
 import sys
 
-import tensorflow as tf
-
 import training  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from contract.flags import SuggestingParser
+from contract.logs import import_tensorflow
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 
 class MeanOfMembers(tf.Module):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import tensorflow as tf
 
+from contract.logs import import_tensorflow
 from contract.manifest import Manifest
 from contract.records import BACKTEST
 from contract.series_scaling import SeriesScaling
@@ -22,6 +22,8 @@ from evaluation.accumulators import ClassificationAccumulator, RegressionAccumul
 from evaluation.quantiles import point_index
 from training.data import read_windows, sample_windows
 from training.export import load_series_scaling, window_scaling
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 
 def batches(model: tf.keras.Model, manifest: Manifest, data_dir: str, split: str = "test", batch: int = 1024):

@@ -11,12 +11,14 @@ import json
 import posixpath
 
 import numpy as np
-import tensorflow as tf
 
 from contract import calendar
+from contract.logs import import_tensorflow
 from contract.manifest import EXPORT_EVALUATION_NAME, EXPORT_MANIFEST_NAME, Manifest
 from contract.series_scaling import SERIES_SCALING_NAME, SeriesScaling
 from evaluation.quantiles import point_index
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 SIGNATURE = "serving_default"
 
@@ -141,10 +143,14 @@ def export(model: tf.keras.Model, manifest: Manifest, export_dir: str, *, config
     return export_dir
 
 
-def load_predictor(export_dir: str):
-    """A callable (raw windows[, int64 ns times][, series keys]) -> predictions in original units."""
+def load_predictor(export_dir: str, output: str | None = "predictions"):
+    """A callable (raw windows[, int64 ns times][, series keys]) -> the signature's `output` in
+    original units: "predictions", or "quantiles" [batch, (H,) targets, Q] of a quantile export;
+    None: a dict of every output."""
     loaded = tf.saved_model.load(export_dir)
     fn = loaded.signatures[SIGNATURE]
+    if output is not None and output not in fn.structured_outputs:
+        raise ValueError(f"{export_dir}: the export has no {output!r} output (it has {sorted(fn.structured_outputs)})")
 
     def predict(x, time=None, series=None):
         inputs = {"x": tf.constant(x, tf.float32)}
@@ -152,7 +158,8 @@ def load_predictor(export_dir: str):
             inputs["time"] = tf.constant(time, tf.int64)
         if series is not None:
             inputs["series"] = tf.constant([str(s) for s in series], tf.string)
-        return fn(**inputs)["predictions"].numpy()
+        out = {k: v.numpy() for k, v in fn(**inputs).items()}
+        return out if output is None else out[output]
 
     return predict
 

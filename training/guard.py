@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import tensorflow as tf
 
+from contract.logs import import_tensorflow
 from training.doctor.loss_patterns import (
     BIG_INPUT,
     Finding,
@@ -22,6 +22,8 @@ from training.doctor.loss_patterns import (
     suspiciously_low,
 )
 from training.state import write_npz
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 log = logging.getLogger(__name__)
 CHECK_EVERY = 32  # steps between two reads of the running loss (each read waits for the device)

@@ -25,9 +25,10 @@ import shutil
 import socket
 import uuid
 
-import tensorflow as tf
-
+from contract.logs import import_tensorflow
 from training.errors import JobDirError
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 
 def is_object_store(path: str) -> bool:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import tensorflow as tf
-
+from contract.logs import import_tensorflow
 from contract.manifest import Manifest
 from training.config import ModelConfig
 from training.errors import HeadError
 from training.quantiles import NonCrossingQuantiles, PinballLoss
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 CUDNN_SETTINGS = {
     "activation": "tanh",

@@ -8,7 +8,9 @@ MQLoss and GluonTS's quantile loss train it. Scores of the outputs: evaluation/q
 
 from __future__ import annotations
 
-import tensorflow as tf
+from contract.logs import import_tensorflow
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 
 class NonCrossingQuantiles(tf.keras.layers.Layer):

@@ -7,10 +7,11 @@ once; that per-record op is already vectorized over the block.
 
 from __future__ import annotations
 
-import tensorflow as tf
-
+from contract.logs import import_tensorflow
 from contract.manifest import Manifest
 from contract.records import BYTES_KEYS, COUNT, SERIES, TIME, X, Y
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 _SPEC = {**{k: tf.io.FixedLenFeature([], tf.string) for k in BYTES_KEYS}, COUNT: tf.io.FixedLenFeature([], tf.int64)}
 

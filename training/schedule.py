@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 
-import tensorflow as tf
-
+from contract.logs import import_tensorflow
 from training.config import DECAYS
 from training.lr_plan import LRPlan
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 
 class WarmupSchedule(tf.keras.optimizers.schedules.LearningRateSchedule):

@@ -18,9 +18,11 @@ import logging
 import posixpath
 
 import numpy as np
-import tensorflow as tf
 
+from contract.logs import import_tensorflow
 from training.jobdir import read_bytes, read_json, write_atomic
+
+tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,12 @@ def check_scaling(manifest, sample) -> Verdict:
                        "the shards hold NaN or inf (they were not written by a checked seqscale job, or a column "
                        "overflowed float32): rerun preprocessing, which refuses such rows by name (--nan-policy "
                        "fail), or drops/fills them (--nan-policy drop|ffill), and scale large columns")
+    flat = [c for c in manifest.targets if manifest.column(c).std == 0] if manifest.task == "regression" else []
+    if flat:  # left unscaled (--unscaled) past preprocessing's own refusal: no scaling cures it
+        return Verdict("scaling", FAIL, f"the target does not vary: {', '.join(repr(c) for c in flat)} is "
+                       f"{manifest.column(flat[0]).mean:g} on every training row, so there is nothing to forecast",
+                       "check that --targets names the intended column and that the training range "
+                       "(--train-fraction, --val-start) covers a time it changes; then rerun preprocessing")
     x = sample["x"].reshape(-1, sample["x"].shape[-1])
     names, mean, std = list(manifest.features), list(x.mean(axis=0)), list(x.std(axis=0))
     if manifest.task == "regression":
@@ -197,6 +203,16 @@ def read_raw(manifest, raw: list[str], columns: list[str]):
     return table, times, keys
 
 
+def step_look_back(manifest) -> int | None:
+    """The look-back that reaches one season back, the season taken from the data's time step
+    (a day of hourly rows); None when the step names no season."""
+    from evaluation.metrics import season_length
+    from training.doctor.seasonality import look_back_for
+
+    season = season_length(manifest.time_kind, manifest.step)
+    return look_back_for(season, manifest.window.horizon) if season else None
+
+
 def season_note(manifest, raw: list[str]) -> tuple[str, int | None]:
     """(evidence, suggested look-back or None) from the target's autocorrelation on the training rows."""
     import numpy as np
@@ -311,8 +327,17 @@ def check_learnability(manifest, sample, seed: int = 0, raw: list[str] | None = 
                        "check --targets and --features name the intended columns, that the target is aligned with its "
                        "inputs (time column, sort order, --horizon) and is not noise or shuffled")
     evidence += f"; a healthy model's validation loss should beat {best} ({b.mse[best]:.3g})"
+    note, look_back = season_note(manifest, raw) if raw else ("", None)
+    if manifest.window.look_back < 2:  # the cause a capacity FAIL would show next, and units do not cure
+        need = look_back or step_look_back(manifest)
+        return Verdict("learnability", FAIL,
+                       f"look-back {manifest.window.look_back}: each window holds one row, so the LSTM has no "
+                       f"sequence to read and no history to tell apart windows that end alike (a model this short "
+                       f"cannot even memorize a batch, whatever its units) | {evidence}" + (f"; {note}" if note else ""),
+                       f"rerun preprocessing with --look-back {need or 'of a season or more'}"
+                       + (" (one season of the data's time step)" if need and not look_back else "")
+                       + "; more units do not cure it")
     if raw:
-        note, look_back = season_note(manifest, raw)
         evidence += f"; {note}"
         if look_back:
             return Verdict("learnability", WARN, evidence,

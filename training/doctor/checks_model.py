@@ -47,9 +47,15 @@ def check_capacity(manifest, cfg, sample, steps: int = 300) -> Verdict:
     evidence = (f"one batch of {len(x)} windows, {steps} Adam steps: loss {first:.4g} -> {last:.4g} "
                 f"({drop * 100:.0f}% lower; needs {needed * 100:.0f}%)")
     if not math.isfinite(last) or drop < needed:
+        from training.doctor.checks_data import step_look_back
+
+        L, reach = manifest.window.look_back, step_look_back(manifest)
+        first = (f"the look-back {L} is short of one season of the data's step ({reach} rows): windows that end "
+                 f"alike cannot be told apart, so raise --look-back to {reach} first; if it still fails, "
+                 if reach and reach > L else "")
         return Verdict("capacity", FAIL, evidence,
-                       "the model cannot even memorize one batch: add units/layers (--units), check that targets "
-                       "belong to their inputs (check 'windows'), and that the head fits (check 'head')")
+                       f"the model cannot even memorize one batch: {first}add units/layers (--units), check that "
+                       "targets belong to their inputs (check 'windows'), and that the head fits (check 'head')")
     return Verdict("capacity", PASS, evidence)
 
 

@@ -48,11 +48,11 @@ log = logging.getLogger(__name__)
 def run_checks(cfg, *, raw: list[str] | None, out_dir: str, sample_size: int = 4096,
                only: tuple[str, ...] = (), replicas: int = 1) -> list[Verdict]:
     """Run the checks (or `only` some) with the run's own LR plan for `replicas`; writes doctor.json."""
-    import tensorflow as tf
-
+    from contract.logs import import_tensorflow
     from training.data import load_manifest, sample_windows
     from training.export import load_series_scaling
 
+    tf = import_tensorflow()
     tf.keras.utils.set_random_seed(cfg.train.seed)
     manifest = load_manifest(cfg.data.data)
     sample = sample_windows(manifest, cfg.data.data, n=sample_size, seed=cfg.train.seed, with_ids=True)
