@@ -201,7 +201,8 @@ def unscaled_columns(cfg: JobConfig) -> set:
 def make_scaling(stats: ColumnStats, cfg: JobConfig) -> Scaling:
     """The scaling of every column; class-id targets stay as they are."""
     return scaling_from_stats(stats, cfg.columns, kind=cfg.scaler, unscaled=unscaled_columns(cfg),
-                              quantiles=scaling_quantiles(stats), source=", ".join(cfg.input))
+                              quantiles=scaling_quantiles(stats), source=", ".join(cfg.input),
+                              targets=cfg.targets if cfg.task == "regression" else ())
 
 
 def make_series_scaling(per_series: dict, scaling: Scaling, cfg: JobConfig) -> SeriesScaling:

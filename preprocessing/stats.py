@@ -204,11 +204,13 @@ def scaling_from_stats(
     unscaled: Iterable[str] = (),
     quantiles: np.ndarray | None = None,
     source: str = "the input",
+    targets: Iterable[str] = (),
 ) -> Scaling:
-    """Center and scale per column; a constant column is an error unless left unscaled.
+    """Center and scale per column; a constant column is an error unless left unscaled, and a
+    constant target is an error: there is nothing to forecast (leaving it unscaled cures nothing).
 
     `source` names the input (its --input patterns) in the errors."""
-    unscaled = set(unscaled)
+    unscaled, targets = set(unscaled), set(targets)
     if stats.count == 0:
         raise InputError(
             "the training split has no rows after validation; check --train-fraction/--val-start "
@@ -233,6 +235,12 @@ def scaling_from_stats(
             c, s = quantiles[1, i], quantiles[2, i] - quantiles[0, i]
         else:
             raise ValueError(f"unknown scaler {kind!r}")
+        if not s > 0 and col in targets and stats.min[i] == stats.max[i]:
+            raise InputError(
+                f"target {col!r} of {source} does not vary: every one of its {stats.count:,} training rows is "
+                f"{stats.min[i]:g}, so there is nothing to forecast; check that --targets names the intended "
+                "column and that the training range (--train-fraction, --val-start) covers a time it changes"
+            )
         if not s > 0:
             raise InputError(
                 f"column {col!r} of {source} has zero spread on its {stats.count:,} training rows "

@@ -136,6 +136,29 @@ def test_constant_feature_names_column_and_opt_out(tmp_path):
     assert not load_manifest(tmp_path / "ok").column("x2").scaled
 
 
+def test_a_constant_target_is_nothing_to_forecast_not_a_scaling_problem(tmp_path):
+    """Suggesting --unscaled for a constant target led to the doctor suggesting to drop it: a circle."""
+    df = frame()
+    df["y"] = 2.5
+    p = write(df, str(tmp_path / "in" / "a.parquet"), "parquet")
+    out = tmp_path / "out"
+    with pytest.raises(SeqscaleError) as info:
+        run(job_args(p, out))
+    msg = str(info.value)
+    assert "target 'y' of" in msg and "every one of its" in msg and "is 2.5, so there is nothing to forecast" in msg
+    assert "--unscaled" not in msg and "--targets" in msg and not out.exists()
+
+    # a user who opts it out of scaling anyway meets the same words in the doctor, not a scaling fix
+    import training  # noqa: F401
+    from training.doctor.checks_data import check_scaling
+
+    run(job_args(p, tmp_path / "unscaled", "--unscaled", "y"))
+    m = load_manifest(tmp_path / "unscaled")
+    v = check_scaling(m, read_split(tmp_path / "unscaled", "train"))
+    assert v.status == "FAIL" and "the target does not vary" in v.evidence and "nothing to forecast" in v.evidence
+    assert "--unscaled" not in v.fix, v
+
+
 def test_glob_matching_nothing(tmp_path):
     expect_error(tmp_path, str(tmp_path / "nothing" / "*.csv"), r"matches no file")
 

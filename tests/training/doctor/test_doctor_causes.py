@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import training  # noqa: F401
-from tests.training.conftest import config
+from preprocessing.cli import run as preprocess
+from tests.training.conftest import POWER_FEATURES, config
 from training.data import load_manifest
 from training.doctor import run_checks
 
@@ -32,6 +33,9 @@ CAUSES = {
     "LR too low": ("good", ["--base-lr", "1e-6"], ("lr",), "lr", "far too low"),
     "batch too large": ("good", ["--global-batch-size", "quarter"], ("lr", "batch"), "batch", "4 steps per epoch"),
     "NaN inputs": ("nan", [], ("scaling",), "scaling", "sampled windows hold NaN/inf values, in Voltage"),
+    # the capacity check failed first here, and its fix (more units) did not cure it
+    "look-back of one row": ("short", [], ("scaling", "windows", "learnability", "head", "capacity"), "learnability",
+                             "look-back 1: each window holds one row"),
 }
 
 
@@ -57,7 +61,11 @@ def power(power, tmp_path_factory):
             b["x"][::50, -1, volt] = np.nan
             blocks.append(frame(encode_block(b["x"], b["y"].reshape(len(b["y"]), *m.y_shape), b["t"], b["sid"])))
         path.write_bytes(b"".join(blocks))
-    return {**power, "nan": nan}
+    short = tmp_path_factory.mktemp("short") / "data"
+    preprocess(["--input", str(power["raw"]["good"]), "--output", str(short), "--time-column", "date_time",
+                "--targets", "target", "--features", ",".join(POWER_FEATURES), "--look-back", "1",
+                "--train-shards", "2", "--eval-shards", "2"])
+    return {**power, "nan": nan, "short": short, "raw": {**power["raw"], "short": power["raw"]["good"]}}
 
 
 def flags_for(power, flags):
@@ -76,6 +84,19 @@ def test_the_doctor_names_the_cause_first_for_every_seed(power, cause, tmp_path)
         first_fail = next((v for v in verdicts if v.status == "FAIL"), None)
         assert first_fail is not None and first_fail.check == check, (cause, seed, verdicts)
         assert words in first_fail.evidence and first_fail.fix, (cause, seed, first_fail)
+
+
+@pytest.mark.slow
+def test_a_capacity_fail_with_a_short_look_back_names_the_look_back_first(power, tmp_path):
+    from training.data import sample_windows
+    from training.doctor.checks_model import check_capacity
+
+    m = load_manifest(str(power["short"]))
+    v = check_capacity(m, config(power["short"]), sample_windows(m, str(power["short"]), n=1024))
+    assert v.status == "FAIL" and "raise --look-back to 24 first; if it still fails, add units" in v.fix, v
+    good = load_manifest(str(power["good"]))  # a look-back of a season: the fix stays "add units"
+    v = check_capacity(good, config(power["good"], "--units", "1"), sample_windows(good, str(power["good"]), n=1024))
+    assert v.status == "FAIL" and "--look-back" not in v.fix and "add units" in v.fix, v
 
 
 @pytest.mark.slow
