@@ -39,6 +39,8 @@ class Plan:
     # benchmark of interval forecasts; levels (Q,) and {baseline: ((Q,) per target row)}
     interval_levels: tuple[float, ...] = ()
     residuals: tuple[tuple[str, tuple[tuple[float, ...], ...]], ...] = ()
+    # why a baseline or the seasonal MASE scale is missing: (name, sentence), in the report as "notes"
+    notes: tuple[tuple[str, str], ...] = ()
 
     @property
     def steps(self) -> int:
@@ -67,7 +69,26 @@ def plan(manifest: Manifest, *, history: np.ndarray | None = None, season: int =
         residuals = baseline_residuals(history, distances, m if positions is not None else None, levels)
     frozen = tuple((k, tuple(tuple(float(x) for x in row) for row in v)) for k, v in (residuals or {}).items())
     return Plan(distances, m, positions, tuple(float(manifest.column(t).mean) for t in manifest.targets),
-                scale, scale_season, tuple(levels) if frozen else (), frozen)
+                scale, scale_season, tuple(levels) if frozen else (), frozen,
+                season_notes(w.look_back, distances, m, seasonal=manifest.target_positions is not None,
+                             reached=positions is not None, mase_season=scale_season if scale else None))
+
+
+def season_notes(look_back: int, distances, season: int | None, *, seasonal: bool, reached: bool,
+                 mase_season: int | None) -> tuple[tuple[str, str], ...]:
+    """Say why the seasonal naive row is missing, or why MASE scales by the one-step naive MAE,
+    when the data has a season the windows do not reach (a look-back not above it)."""
+    if not season or season < 2:
+        return ()
+    need = max(season * math.ceil(d / season) - d for d in distances) + 1  # the look-back that reaches it
+    notes = []
+    if seasonal and not reached:
+        notes.append(("seasonal_persistence", f"not scored: a window's {look_back} input rows do not reach one season "
+                      f"({season} rows) before every target; --look-back {need} or more scores it"))
+    if mase_season == 1:
+        notes.append(("mase", f"MASE scales by the one-step naive forecast's MAE, not the seasonal one: the training "
+                      f"windows' {look_back} rows are not longer than the season ({season} rows)"))
+    return tuple(notes)
 
 
 def baseline_residuals(history: np.ndarray, distances, season: int | None, levels) -> dict[str, list]:
@@ -117,6 +138,8 @@ def regression_result(acc: RegressionAccumulator, p: Plan, time_kind: str = "int
     }
     if "seasonal_persistence" in acc.baselines:
         report["season"] = p.season
+    if p.notes:
+        report["notes"] = dict(p.notes)
     for name, sums in acc.baselines.items():
         report["baselines"][name] = {"original": sums.metrics(scale)}
     if p.steps > 1:

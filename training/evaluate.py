@@ -159,9 +159,15 @@ def format_table(report: dict) -> str:
             rel = "" if name == "model" else f"{(rm / m['rmse'] - 1) * 100:+.1f}%"
             mase = f"{m['mase']:>8.3f}" if scale else ""
             lines.append(f"{name:<22}{m['rmse']:>10.4f}{m['mae']:>10.4f}{mase}{rel:>15}")
-        if scale:
+        notes = report.get("notes", {})
+        if scale and scale["season"] > 1:
             lines.append(f"MASE: MAE / {scale['mae']:.4g}, the in-sample MAE of the seasonal naive forecast "
                          f"(season {scale['season']} steps, train rows)")
+        elif scale:
+            lines.append(f"MASE: MAE / {scale['mae']:.4g}, the in-sample MAE of the one-step naive forecast (train rows)"
+                         + (f"; {notes['mase'].split(': ', 1)[1]}" if "mase" in notes else ""))
+        if "seasonal_persistence" in notes:
+            lines.append(f"seasonal naive: {notes['seasonal_persistence']}")
         if "per_step" in report["model"]:
             lines.append("RMSE per horizon step: " + ", ".join(
                 f"{s['step']}: {s['rmse']:.4f}" for s in report["model"]["per_step"]))

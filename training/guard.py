@@ -4,7 +4,9 @@ A loss that sits at the predict-the-mean level, far above it, or jumps around it
 validation loss that stays at its mean level while training moves; predictions without
 variance; a NaN: these are what users meet. The guard stops the run (exit 3, never
 retried), names the one cause the numbers point to (loss_patterns.py) and the doctor
-command that confirms it. A first epoch far below the mean level gets a leak warning.
+command that confirms it. A loss far below the mean level gets a leak warning, judged on the
+last steps of the first epoch and on every later epoch (the first epoch's mean holds the
+untrained start and the warmup, which hid three leaked runs).
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
     def __init__(self, *, baseline: float, sample_x: np.ndarray, target_mean: float, target_std: float,
                  doctor_cmd: str, checkpoint_path: str, writer: bool, steps_per_epoch: int = 0,
                  val_baseline: float | None = None, features: tuple[str, ...] = (), patience: int = 3,
-                 tolerance: float = 0.05, check_every: int = CHECK_EVERY, point: int | None = None) -> None:
+                 tolerance: float = 0.05, check_every: int = CHECK_EVERY, point: int | None = None,
+                 absolute: bool = False) -> None:
         super().__init__()
+        self.absolute = absolute  # an absolute loss (mae, pinball): the leak threshold is its square root
         self.point = point  # a quantile model: its point forecast's level (the spread of the levels is not a signal)
         self._supports_tf_logs = True
         self.check_every = max(1, check_every)
@@ -133,17 +137,32 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self.pred_stds.append(float(pred.std()))
         if self._pred_start is not None:
             self.moved.append(float(np.sqrt(np.mean((pred - self._pred_start) ** 2)) / max(self.target_std, 1e-12)))
-        if epoch == 0:  # the run's first epoch (not the first after a restart)
-            warning = suspiciously_low(self.losses[0], self.baseline)
-            if warning:
-                self.warnings.append(warning)
-                log.warning(warning)
+        self._leak_check(epoch, loss, self.val_losses[-1] if logs.get("val_loss") is not None else None)
         finding = diagnose(self.losses, self.pred_stds, self.moved, baseline=self.baseline,
                            target_mean=self.target_mean, target_std=self.target_std,
                            steps_per_epoch=self.steps_per_epoch, patience=self.patience, tolerance=self.tolerance,
                            val_losses=self.val_losses, val_baseline=self.val_baseline, big_inputs=self.big_inputs)
         if finding is not None:
             self._stop(finding)
+
+
+    def _leak_check(self, epoch: int, loss: float, val_loss: float | None) -> None:
+        """Warn once when a loss falls below the leak level: the epoch's mean, the mean of its last
+        `check_every` steps (in the first epoch the mean is dominated by the untrained start), or
+        the validation loss against its own mean level (no dropout, no warmup in it)."""
+        if any("suspiciously low" in w for w in self.warnings):
+            return
+        seen = [(loss, self.baseline, f"training loss of epoch {epoch + 1}")]
+        if self.batch_losses:
+            seen.append((self.batch_losses[-1], self.baseline, f"training loss over the last steps of epoch {epoch + 1}"))
+        if val_loss is not None and self.val_baseline:
+            seen.append((val_loss, self.val_baseline, f"validation loss after epoch {epoch + 1}"))
+        for value, baseline, what in sorted(seen, key=lambda s: s[0] / s[1]):
+            warning = suspiciously_low(value, baseline, what=what, absolute=self.absolute)
+            if warning:
+                self.warnings.append(warning)
+                log.warning(warning)
+            return
 
 
 def mean_prediction(manifest, y_train, n: int, levels=()):

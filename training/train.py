@@ -213,7 +213,7 @@ def make_guard(r: Run):
     t = r.cfg.train
     return FlatLossGuard(
         baseline=float(loss(y, mean_prediction(r.manifest, y, len(y), head.quantiles))), val_baseline=val_baseline,
-        point=point_index(head.quantiles) if head.quantiles else None,
+        point=point_index(head.quantiles) if head.quantiles else None, absolute=head.loss in ("mae", "pinball"),
         sample_x=sample["x"][:256], target_mean=float(np.mean(y)), target_std=float(np.std(y)),
         steps_per_epoch=r.plan.steps_per_epoch, features=tuple(r.manifest.features),
         doctor_cmd=f"seqscale-doctor --data {r.cfg.data.data} " + " ".join(argv_for_doctor(r.argv)),

@@ -133,3 +133,27 @@ def json_close(a, b, rel):
     if isinstance(a, float):
         return a == pytest.approx(b, rel=rel)
     return a == b
+
+
+def test_a_look_back_short_of_the_season_is_said_not_silent(power, tmp_path):
+    """Look-back 12 on hourly rows (a daily season): the seasonal naive row cannot be scored and
+    MASE falls back to the one-step naive MAE; the report says both (it printed "season 1
+    steps" and dropped the row without a word)."""
+    from training.data import load_manifest
+    from training.evaluate import evaluate, format_table, target_history
+    from training.model import build_model
+
+    out = tmp_path / "short"
+    preprocess(["--input", str(power["raw"]["good"]), "--output", str(out), "--time-column", "date_time",
+                "--features", ",".join(POWER_FEATURES), "--targets", "Global_active_power", "--look-back", "12",
+                "--train-shards", "2", "--eval-shards", "2"])
+    m = load_manifest(str(out))
+    report = evaluate(build_model(m, config(out, "--units", "8").model, seed=0), m, str(out))
+    assert "seasonal_persistence" not in report["baselines"] and "persistence" in report["baselines"]
+    assert "12 input rows do not reach one season (24 rows)" in report["notes"]["seasonal_persistence"]
+    assert "--look-back 24 or more" in report["notes"]["seasonal_persistence"]
+    history = target_history(m, str(out))
+    assert report["mase_scale"] == {"season": 1, "mae": pytest.approx(np.mean(np.abs(np.diff(history, axis=1))), rel=1e-9)}
+    table = format_table(report)
+    assert "season 1 steps" not in table and "the one-step naive forecast (train rows)" in table, table
+    assert "seasonal naive: not scored" in table, table

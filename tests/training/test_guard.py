@@ -117,6 +117,54 @@ def test_a_suspiciously_low_first_epoch_is_a_warning_not_a_stop(tmp_path):
     model, guard = started(tmp_path)
     guard.on_epoch_end(0, {"loss": 0.003})
     assert guard.reason is None and "suspiciously low" in guard.warnings[0] and not model.stop_training
+    assert "training loss of epoch 1 is 0.003" in guard.warnings[0]
+
+
+def test_a_leak_is_judged_on_the_last_steps_and_on_later_epochs_and_warned_once(tmp_path):
+    """The first epoch's mean holds the untrained start: a leaked run's epoch-1 mean stayed above
+    the leak level while its last steps (and every later epoch) were far below it."""
+    model, guard = started(tmp_path, check_every=4)
+    guard.steps_per_epoch = 8
+    guard.on_epoch_begin(0)
+    for step, running in enumerate([0.9, 0.6, 0.45, 0.34, 0.27, 0.225, 0.193, 0.169]):  # the last 4 steps ~0.001
+        guard.on_train_batch_end(step, {"loss": running})
+    guard.on_epoch_end(0, {"loss": 0.169})
+    assert len(guard.warnings) == 1 and "training loss over the last steps of epoch 1" in guard.warnings[0], guard.warnings
+    for epoch in (1, 2):
+        guard.on_epoch_begin(epoch)
+        guard.on_epoch_end(epoch, {"loss": 0.001})
+    assert len(guard.warnings) == 1 and not model.stop_training  # warned once, never a stop
+
+    model, guard = started(tmp_path)
+    for epoch, loss in enumerate([0.3, 0.05, 0.004]):  # a later epoch crosses it
+        guard.on_epoch_end(epoch, {"loss": loss})
+    assert len(guard.warnings) == 1 and "training loss of epoch 3 is 0.004" in guard.warnings[0], guard.warnings
+
+    model, guard = started(tmp_path)  # dropout keeps the training loss up; the validation loss shows it
+    guard.val_baseline = 2.0
+    guard.on_epoch_end(0, {"loss": 0.3, "val_loss": 0.01})
+    assert "validation loss after epoch 1 is 0.01, 0.50%" in guard.warnings[0], guard.warnings
+
+    model, guard = started(tmp_path, absolute=True)  # pinball or mae: the level is sqrt(1%) = 10%
+    guard.on_epoch_end(0, {"loss": 0.05})
+    assert "suspiciously low" in guard.warnings[0]
+    model, guard = started(tmp_path)
+    guard.on_epoch_end(0, {"loss": 0.05})
+    assert not guard.warnings
+
+
+@pytest.mark.slow
+def test_a_real_leaked_run_is_warned_and_a_healthy_one_is_not(power, tmp_path):
+    """A feature holding the next hour's target: the warning the guard never gave (issue #29)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    for dataset in ("leak", "good"):
+        job = tmp_path / dataset
+        run = subprocess.run([PY, "-m", "training", "--data", str(power[dataset]), "--job-dir", str(job), "--units",
+                              "16", "--epochs", "4", "--patience", "10"], capture_output=True, text=True, timeout=300,
+                             env=env)
+        assert run.returncode == 0, run.stderr[-3000:]
+        warned = "suspiciously low" in run.stderr
+        assert warned == (dataset == "leak"), (dataset, run.stderr[-3000:])
 
 
 RUNS = {  # dataset, flags, the cause the guard must name (None: it must not stop)

@@ -163,7 +163,7 @@ def check_lr(manifest, cfg, sample, plan: LRPlan, plot_path: str | None = None) 
         return Verdict("lr", WARN, f"{evidence} -- inconclusive: {reason}",
                        "the LR cannot be judged while the loss does not fall at any LR: see 'learnability' and "
                        "'capacity' first")
-    return Verdict("lr", PASS, f"{evidence}: {reason}; suggested base LR {sweep.suggested:.2g}")
+    return Verdict("lr", PASS, f"{evidence}: {reason}; keep it")
 
 
 def _plot_lr(lrs, losses, peak, suggested, level, path) -> None:
@@ -211,16 +211,31 @@ def gradient_noise_scale(manifest, cfg, sample, small: int = 16, big: int = 256,
     g_big = np.mean([sq_norm(*(a[idx] for a in (sample["x"], sample["y"])))
                      for idx in (rng.choice(len(sample["x"]), min(big, len(sample["x"])), replace=False)
                                  for _ in range(repeats))])
+    return noise_scale(float(g_small), float(g_big), small, big)
+
+
+def noise_scale(g_small: float, g_big: float, small: int, big: int) -> float:
+    """B_simple from the mean squared gradient norms at two batch sizes. Both estimates (|G|^2 and
+    tr(Sigma)) are differences of noisy means: a negative tr(Sigma) (the big batch's norm came
+    out larger) leaves the scale unmeasured, nan; a vanishing |G|^2 makes it unbounded, inf."""
     g2 = (big * g_big - small * g_small) / (big - small)
     trace = (g_small - g_big) / (1 / small - 1 / big)
+    if not trace > 0:
+        return math.nan
     return float(trace / g2) if g2 > 0 else math.inf
 
 
 def check_batch(manifest, cfg, sample, global_batch: int) -> Verdict:
     steps = manifest.windows("train") // global_batch
     noise = gradient_noise_scale(manifest, cfg, sample)
+    if math.isnan(noise):
+        said = "gradient noise scale at initialization not measurable (the sampled gradient norms were too noisy)"
+    elif math.isinf(noise):
+        said = "gradient noise scale at initialization unbounded (the mean gradient vanished)"
+    else:
+        said = f"gradient noise scale at initialization ~{noise:.0f}"
     evidence = (f"global batch {global_batch}: {steps} steps per epoch over {manifest.windows('train'):,} train "
-                f"windows; gradient noise scale at initialization ~{noise:.0f}")
+                f"windows; {said}")
     if steps < 10:
         return Verdict("batch", FAIL, evidence + " -- too few steps per epoch to learn or to early-stop sensibly",
                        f"use a global batch of at most {max(1, manifest.windows('train') // 50)} (--global-batch-size) "

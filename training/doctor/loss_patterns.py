@@ -151,10 +151,15 @@ def diagnose(losses: list[float], pred_stds: list[float], moved: list[float], *,
     return None
 
 
-def suspiciously_low(first_loss: float, baseline: float) -> str:
-    """A warning when the first epoch already ends far below the mean level (a leak's signature)."""
-    if baseline > 0 and first_loss < LEAK_LOW * baseline:
-        return (f"the training loss after the first epoch is {first_loss:.3g}, {first_loss / baseline:.2%} of the loss "
+def suspiciously_low(loss: float, baseline: float, *, what: str = "training loss after the first epoch",
+                     absolute: bool = False) -> str:
+    """A warning when the training loss falls far below the mean level (a leak's signature).
+
+    `absolute`: a loss of |errors| (mae, pinball), which falls like the square root of a
+    squared one, so the same fit shows at sqrt(LEAK_LOW) of its mean level."""
+    low = math.sqrt(LEAK_LOW) if absolute else LEAK_LOW
+    if baseline > 0 and loss < low * baseline:
+        return (f"the {what} is {loss:.3g}, {loss / baseline:.2%} of the loss "
                 f"of predicting the mean ({baseline:.3g}): suspiciously low; a column holding the target's future "
                 "value (a leak) looks like this. Check with: seqscale-doctor --only learnability")
     return ""

@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 
 from tests.training.conftest import config
 from training.config import TrainConfig
@@ -31,6 +32,7 @@ def test_learning_rate(healthy, tmp_path):
     assert plan.peak_lr == TrainConfig.base_lr and plan.global_batch == 64
     ok = checks_model.check_lr(m, cfg, s, plan, plot_path=str(tmp_path / "lr.png"))
     assert ok.status == "PASS", ok.evidence
+    assert "suggested" not in ok.evidence and ok.evidence.endswith("; keep it"), ok.evidence  # a pass suggests nothing
     assert (tmp_path / "lr.png").stat().st_size > 1000
     bad = checks_model.check_lr(m, cfg, s, dataclasses.replace(plan, base_lr=5.0, peak_lr=5.0))
     assert bad.status == "FAIL" and "far too high" in bad.evidence and "lower --base-lr" in bad.fix
@@ -45,6 +47,17 @@ def test_batch_size(healthy):
     assert checks_model.check_batch(m, config(data), s, 64).status in ("PASS", "WARN")
     v = checks_model.check_batch(m, config(data), s, m.windows("train") // 4)
     assert v.status == "FAIL" and "4 steps per epoch" in v.evidence
+
+
+def test_noise_scale_is_never_printed_negative(healthy, monkeypatch):
+    """Two noisy gradient-norm means can give tr(Sigma) < 0: it was printed as "~-2"."""
+    assert np.isnan(checks_model.noise_scale(g_small=1.0, g_big=1.2, small=16, big=256))  # tr(Sigma) < 0
+    assert checks_model.noise_scale(g_small=2.0, g_big=1.0, small=16, big=256) == pytest.approx(
+        ((2.0 - 1.0) / (1 / 16 - 1 / 256)) / ((256 * 1.0 - 16 * 2.0) / 240))
+    data, m, s = healthy
+    monkeypatch.setattr(checks_model, "gradient_noise_scale", lambda *a, **k: float("nan"))
+    v = checks_model.check_batch(m, config(data), s, 64)
+    assert "~-" not in v.evidence and "not measurable" in v.evidence and v.status == "PASS", v
 
 
 def test_gradient_noise_scale_grows_with_label_noise(healthy):
