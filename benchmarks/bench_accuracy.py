@@ -9,13 +9,20 @@ For each data set (benchmarks/accuracy_data.py), split by time as seqscale split
                20 rows, LSTM(128, return_sequences) -> LSTM(64) -> Dense(1), Adam at its
                default rate, batch 32, EarlyStopping(patience=5, restore_best_weights) on the
                validation rows, at most 50 epochs;
+  lightgbm     gradient-boosted trees (LightGBM) on lag features, configured as a forecaster
+               would: the target's last two seasons, every other feature's last season, the
+               target time's calendar parts (and the series as a category), per-series
+               standardization where seqscale scales by series; the grid point (tree size,
+               leaf data) with the lowest validation RMSE, each early-stopped on validation;
   seqscale     the Beam job and the trainer with their defaults (plus --calendar where the
                data has a calendar), one local worker; predictions from the exported model,
-               which takes raw rows (and their timestamps).
+               which takes raw rows (and their timestamps). With --train-flags='--quantiles
+               0.1,0.5,0.9' the table also lists each run's test intervals from eval.json
+               beside the naive ones.
 
 All three are scored on the same test targets: every test row whose previous 48 rows are
 gap-free test rows (so each model's whole window lies in the test range). RMSE in the
-target's units; `ratio` = seqscale / classic (< 1: seqscale better). With --seeds N both
+target's units; `ratio` = seqscale / that model (< 1: seqscale better), per baseline. With --seeds N both
 models train N times and the table shows the mean and the spread (min..max). `95% CI` is the
 ratio's interval over the test targets (a paired moving-block bootstrap, blocks of n^(1/3)
 consecutive targets for their autocorrelation): the spread says how much the seed moves the
@@ -40,6 +47,7 @@ import pandas as pd
 from benchmarks.accuracy_data import DATASETS, Spec
 
 CLASSIC_LOOK_BACK = 20
+BASELINES = {"classic": "classic recipe", "lightgbm": "LightGBM on lags"}
 CONTEXT = 48  # rows before a scored target that must lie in the test range, gap-free
 
 
@@ -96,6 +104,93 @@ def classic_recipe(df: pd.DataFrame, spec: Spec, bounds, step: int, seed: int, e
     return {k: None if w is None else model.predict(w, verbose=0)[:, 0] * std[ti] + mean[ti] for k, w in tests.items()}
 
 
+# LightGBM as a forecaster configures it: lag features of the same rows, parameters chosen on
+# the validation range, early-stopped there; the grid's points differ in tree size and leaf data
+LGB_GRID = ({"num_leaves": 31, "min_child_samples": 20}, {"num_leaves": 31, "min_child_samples": 100},
+            {"num_leaves": 127, "min_child_samples": 20}, {"num_leaves": 127, "min_child_samples": 100})
+LGB_FIXED = {"objective": "regression", "learning_rate": 0.03, "bagging_fraction": 0.8, "bagging_freq": 1,
+             "feature_fraction": 0.8, "verbose": -1, "num_threads": 2}
+LGB_ROUNDS, LGB_PATIENCE = 5000, 200
+CALENDAR_PARTS = {"hour": "hour", "dayofweek": "day_of_week", "dayofyear": "day_of_year", "month": "month"}
+
+
+def lag_lengths(spec: Spec) -> tuple[int, int]:
+    """(target lags, lags of every other feature): two seasons of the target and one of the
+    others, within the CONTEXT rows every scored target has in the test range."""
+    return min(2 * spec.season, CONTEXT), min(spec.season, CONTEXT)
+
+
+def lag_rows(g: pd.DataFrame, spec: Spec, step: int, center: float = 0.0, scale: float = 1.0):
+    """(target rows, features, target) of one series: every row with P gap-free rows before it;
+    features = the target's last P values, every other feature's last L, the target time's
+    calendar parts; the target and its lags as (value - center) / scale."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    P, L = lag_lengths(spec)
+    t = g[spec.time].astype("datetime64[ns]").astype(np.int64).to_numpy()
+    y = (g[spec.target].to_numpy(np.float64) - center) / scale
+    if len(y) <= P:
+        return np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros(0)
+    rows = np.arange(P, len(y))
+    rows = rows[t[rows] - t[rows - P] == P * step]
+    parts = [sliding_window_view(y, P)[rows - P][:, ::-1]]  # lag 1 first
+    for f in spec.features:
+        if f != spec.target:
+            parts.append(sliding_window_view(g[f].to_numpy(np.float64), L)[rows - L][:, ::-1])
+    if spec.calendar:
+        when = pd.DatetimeIndex(t[rows])
+        parts += [np.asarray(getattr(when, CALENDAR_PARTS[c]), np.float64)[:, None] for c in spec.calendar]
+    return rows, np.concatenate(parts, axis=1), y[rows]
+
+
+def lightgbm_forecaster(df: pd.DataFrame, spec: Spec, bounds, step: int, seed: int) -> tuple[dict, dict]:
+    """LightGBM on lag features ({series key: predictions at its scored targets}, what was chosen).
+
+    Trained on the targets before the validation start, each grid point early-stopped on the
+    validation targets; the point with the lowest validation RMSE predicts the test targets.
+    With `--scale-by series` data, each series' target is standardized by its training rows
+    (the series without any use the global training statistics), as seqscale does."""
+    import lightgbm as lgb
+
+    train_t = df[spec.time].astype("datetime64[ns]").astype(np.int64) < bounds.val_start
+    glob = df.loc[train_t, spec.target]
+    norm = {}
+    for key, g in series_frames(df, spec):
+        tr = g.loc[g[spec.time].astype("datetime64[ns]").astype(np.int64) < bounds.val_start, spec.target]
+        use = tr if spec.scale_by_series and len(tr) > 1 and tr.std() > 0 else glob
+        norm[key] = (float(use.mean()), float(use.std())) if spec.scale_by_series else (0.0, 1.0)
+    parts = {"train": ([], []), "val": ([], [])}
+    tests = {}
+    for code, (key, g) in enumerate(series_frames(df, spec)):
+        rows, x, y = lag_rows(g, spec, step, *norm[key])
+        if spec.series is not None:
+            x = np.concatenate([x, np.full((len(x), 1), float(code))], axis=1)
+        t = g[spec.time].astype("datetime64[ns]").astype(np.int64).to_numpy()
+        for split, keep in (("train", t[rows] < bounds.val_start),
+                            ("val", (t[rows] >= bounds.val_start) & (t[rows] < bounds.test_start))):
+            parts[split][0].append(x[keep])
+            parts[split][1].append(y[keep])
+        scored = scored_targets(t, bounds.test_start, step)
+        at = np.searchsorted(rows, scored)
+        assert np.array_equal(rows[at], scored), "a scored target without its lags"  # CONTEXT >= the lags
+        tests[key] = x[at] if len(scored) else None
+    (xt, yt), (xv, yv) = [(np.concatenate(a), np.concatenate(b)) for a, b in parts.values()]
+    categorical = [xt.shape[1] - 1] if spec.series is not None else []
+    best = None
+    for params in LGB_GRID:
+        train = lgb.Dataset(xt, yt, categorical_feature=categorical, free_raw_data=False)
+        valid = lgb.Dataset(xv, yv, reference=train, categorical_feature=categorical)
+        model = lgb.train({**LGB_FIXED, **params, "seed": seed}, train, LGB_ROUNDS, valid_sets=[valid],
+                          callbacks=[lgb.early_stopping(LGB_PATIENCE, verbose=False)])
+        val = float(np.sqrt(model.best_score["valid_0"]["l2"]))
+        if best is None or val < best[0]:
+            best = (val, params, model)
+    val, params, model = best
+    out = {k: None if x is None else model.predict(x, num_iteration=model.best_iteration) * norm[k][1] + norm[k][0]
+           for k, x in tests.items()}
+    return out, {**params, "trees": int(model.best_iteration), "val_rmse_scaled": val, "features": int(xt.shape[1])}
+
+
 def seqscale(spec: Spec, work: str, seed: int, epochs: int | None, flags: tuple[str, ...] = ()):
     """Preprocess + train with the defaults; returns (manifest, {series: predictions}, seconds)."""
     from preprocessing.cli import run as preprocess
@@ -130,7 +225,22 @@ def seqscale(spec: Spec, work: str, seed: int, epochs: int | None, flags: tuple[
         out[key] = predict(x, times, keys).reshape(len(rows), -1)[:, 0]
     with open(os.path.join(job, "history.json")) as f:
         epochs_run = len(json.load(f)["epochs"])
-    return m, out, time.time() - started, epochs_run
+    with open(os.path.join(job, "eval.json")) as f:
+        intervals = quantile_summary(json.load(f))
+    return m, out, time.time() - started, epochs_run, intervals
+
+
+def quantile_summary(report: dict) -> dict | None:
+    """A quantile run's central intervals on its test split (eval.json): coverage and mean width
+    of the model's and of the naive baselines' (their own training-error quantiles)."""
+    q = report.get("quantiles")
+    if not q:
+        return None
+    def pick(r):
+        return {f"{i['lower']:g}-{i['upper']:g}": {"coverage": i["coverage"], "width": i["mean_width"]}
+                for i in r["intervals"]}
+    return {"model": pick(q), "observed": q["observed"], "mean_pinball": q["mean_pinball"],
+            **{name: pick(b) for name, b in q.get("baselines", {}).items()}}
 
 
 def scored(truth: dict) -> list:
@@ -169,33 +279,47 @@ def ratio_interval(truth: np.ndarray, ours: np.ndarray, classic: np.ndarray, dra
     return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
 
 
-def bench(spec: Spec, work: str, seeds: list[int], epochs: int | None, flags: tuple[str, ...] = ()) -> dict:
+def bench(spec: Spec, work: str, seeds: list[int], epochs: int | None, flags: tuple[str, ...] = (),
+          baselines: tuple[str, ...] = ("classic", "lightgbm")) -> dict:
     df = pd.read_parquet(spec.path)
-    m, first, secs, ep = seqscale(spec, work, seeds[0], epochs, flags)
+    m, first, secs, ep, qs = seqscale(spec, work, seeds[0], epochs, flags)
     truth, last = {}, {}
     for key, g in series_frames(df, spec):
         t = g[spec.time].astype("datetime64[ns]").astype(np.int64).to_numpy()
         rows = scored_targets(t, m.split_boundaries.test_start, m.step)
         y = g[spec.target].to_numpy(np.float64)
         truth[key], last[key] = (y[rows], y[rows - 1]) if len(rows) else (None, None)
-    runs = [(first, secs, ep)] + [seqscale(spec, work, s, epochs, flags)[1:] for s in seeds[1:]]
+    runs = [(first, secs, ep, qs)] + [seqscale(spec, work, s, epochs, flags)[1:] for s in seeds[1:]]
     ours = [rmse(truth, r[0]) for r in runs]
     mean_of_seeds = {k: None if truth[k] is None else np.mean([r[0][k] for r in runs], axis=0) for k in truth}
-    classic, classic_secs, classic_preds = [], [], []
-    for s in seeds:
-        started = time.time()
-        classic_preds.append(classic_recipe(df, spec, m.split_boundaries, m.step, s, epochs or 50))
-        classic.append(rmse(truth, classic_preds[-1]))
-        classic_secs.append(time.time() - started)
     keys = scored(truth)
-    interval = ratio_interval(flat(truth, keys), np.stack([flat(r[0], keys) for r in runs]),
-                              np.stack([flat(c, keys) for c in classic_preds]))
-    return {"dataset": spec.name, "frequency": spec.frequency, "series": 1 if spec.series is None else df[spec.series].nunique(),
-            "targets": int(sum(len(v) for v in truth.values() if v is not None)),
-            "persistence": rmse(truth, last), "classic": classic, "seqscale": ours,
-            "seqscale_ensemble": rmse(truth, mean_of_seeds), "ratio_95": list(interval),
-            "seqscale_epochs": [r[2] for r in runs], "seqscale_seconds": [r[1] for r in runs],
-            "classic_seconds": classic_secs, "calendar": list(spec.calendar), "look_back": m.window.look_back, "train_flags": list(flags)}
+    out = {"dataset": spec.name, "frequency": spec.frequency,
+           "series": 1 if spec.series is None else df[spec.series].nunique(),
+           "targets": int(sum(len(v) for v in truth.values() if v is not None)),
+           "persistence": rmse(truth, last), "seqscale": ours, "seqscale_ensemble": rmse(truth, mean_of_seeds),
+           "seqscale_epochs": [r[2] for r in runs], "seqscale_seconds": [r[1] for r in runs],
+           "calendar": list(spec.calendar), "look_back": m.window.look_back, "train_flags": list(flags)}
+    if any(r[3] for r in runs):
+        out["quantiles"] = [r[3] for r in runs]
+    ours_flat = np.stack([flat(r[0], keys) for r in runs])
+    for name in baselines:
+        preds, secs_, chosen = [], [], []
+        for s in seeds:
+            started = time.time()
+            if name == "classic":
+                preds.append(classic_recipe(df, spec, m.split_boundaries, m.step, s, epochs or 50))
+            else:
+                p, info = lightgbm_forecaster(df, spec, m.split_boundaries, m.step, s)
+                preds.append(p)
+                chosen.append(info)
+            secs_.append(time.time() - started)
+        out[name] = [rmse(truth, p) for p in preds]
+        out[f"{name}_seconds"] = secs_
+        out[f"ratio_{name}_95"] = list(ratio_interval(flat(truth, keys), ours_flat,
+                                                      np.stack([flat(p, keys) for p in preds])))
+        if chosen:
+            out[f"{name}_chosen"] = chosen
+    return out
 
 
 def spread(values: list[float]) -> str:
@@ -212,7 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--train-flags", default="", help="extra trainer flags for seqscale's runs, e.g. --train-flags='--dropout 0' "
                    "(to measure a candidate default across seeds; the classic recipe is unchanged)")
+    p.add_argument("--baselines", default=",".join(BASELINES), help="the models seqscale is compared with: "
+                   + ", ".join(f"{k} ({v})" for k, v in BASELINES.items()))
     args = p.parse_args(argv)
+    baselines = tuple(b for b in args.baselines.split(",") if b)
+    unknown = set(baselines) - set(BASELINES)
+    if unknown:
+        p.error(f"--baselines: unknown {sorted(unknown)}; choose from {', '.join(BASELINES)}")
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     results = []
@@ -222,22 +352,33 @@ def main(argv: list[str] | None = None) -> int:
             os.makedirs(work)
             spec = DATASETS[name](work)
             started = time.time()
-            results.append(bench(spec, work, list(range(args.seeds)), 2 if args.quick else None, tuple(shlex.split(args.train_flags))))
+            results.append(bench(spec, work, list(range(args.seeds)), 2 if args.quick else None,
+                                 tuple(shlex.split(args.train_flags)), baselines))
             print(f"[bench_accuracy] {name}: {time.time() - started:.0f} s", flush=True)
-    print(f"\n{'data set':<18}{'freq':<8}{'series':>7}{'targets':>9}{'persistence':>13}  {'classic recipe':<28}"
-          f"{'seqscale':<28}{'ratio':>7}{'95% CI':>14}{'vs persistence':>16}{'mean of seeds':>15}")
+    print(f"\n{'data set':<18}{'freq':<8}{'series':>7}{'targets':>9}{'persistence':>13}  {'seqscale':<28}"
+          + "".join(f"{label:<28}{'ratio':>7}{'95% CI':>14}" for name, label in BASELINES.items() if name in baselines)
+          + f"{'vs persistence':>16}{'mean of seeds':>15}")
     for r in results:
-        lo, hi = r["ratio_95"]
-        ratio = np.mean(r["seqscale"]) / np.mean(r["classic"])
         below = 1 - np.mean(r["seqscale"]) / r["persistence"]
-        print(f"{r['dataset']:<18}{r['frequency']:<8}{r['series']:>7}{r['targets']:>9}{r['persistence']:>13.4f}  "
-              f"{spread(r['classic']):<28}{spread(r['seqscale']):<28}{ratio:>7.3f}"
-              f"{f'{lo:.3f}..{hi:.3f}':>14}{-below:>+16.1%}"
-              f"{r['seqscale_ensemble']:>15.4f}")
-    print("RMSE in the target's units on the same test targets; ratio = seqscale / classic (< 1: seqscale better),\n"
+        line = (f"{r['dataset']:<18}{r['frequency']:<8}{r['series']:>7}{r['targets']:>9}{r['persistence']:>13.4f}  "
+                f"{spread(r['seqscale']):<28}")
+        for name in BASELINES:
+            if name in baselines:
+                lo, hi = r[f"ratio_{name}_95"]
+                line += (f"{spread(r[name]):<28}{np.mean(r['seqscale']) / np.mean(r[name]):>7.3f}"
+                         f"{f'{lo:.3f}..{hi:.3f}':>14}")
+        print(line + f"{-below:>+16.1%}{r['seqscale_ensemble']:>15.4f}")
+    print("RMSE in the target's units on the same test targets; ratio = seqscale / that model (< 1: seqscale better),\n"
           "95% CI: its interval over resampled test targets (paired moving-block bootstrap);\n"
           "vs persistence: seqscale's mean RMSE relative to persistence; mean of seeds: RMSE of the seeds' averaged "
           "predictions (an ensemble)")
+    for r in results:
+        for seed, q in enumerate(r.get("quantiles", [])):
+            if q:
+                print(f"{r['dataset']} seed {seed} intervals (test split, eval.json): " + "; ".join(
+                    f"{who} {lvl}: coverage {v['coverage']:.3f} width {v['width']:.4g}"
+                    for who in ("model", "persistence", "seasonal_persistence") if who in q
+                    for lvl, v in q[who].items()))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)

@@ -29,8 +29,33 @@ def test_quick_run_scores_the_same_targets_as_an_independent_persistence(tmp_pat
     y = df["temp_max"].to_numpy()
     assert r["targets"] == len(scored)
     np.testing.assert_allclose(r["persistence"], np.sqrt(np.mean((y[scored] - y[scored - 1]) ** 2)), rtol=1e-9)
-    for name in ("classic", "seqscale"):
+    for name in ("classic", "seqscale", "lightgbm"):
         assert len(r[name]) == 1 and 0 < r[name][0] < 10 * r["persistence"], (name, r[name])
+    # the trees beat persistence on this set; their parameters come from the validation range
+    assert r["lightgbm"][0] < r["persistence"] and r["lightgbm_chosen"][0]["trees"] > 0
+    assert "LightGBM on lags" in proc.stdout and len(r["ratio_lightgbm_95"]) == 2
+
+
+def test_lag_features_equal_pandas_shifts_and_skip_rows_across_gaps():
+    from benchmarks.accuracy_data import Spec
+    from benchmarks.bench_accuracy import lag_rows
+
+    rng = np.random.default_rng(0)
+    t = pd.date_range("2024-01-01", periods=80, freq="h").delete(range(40, 43))  # a 3-hour gap
+    g = pd.DataFrame({"ts": t, "y": rng.normal(size=len(t)), "x": rng.normal(size=len(t))})
+    spec = Spec("s", "", "ts", "y", ("x", "y"), None, ("hour", "dayofweek"), "hourly", season=4)
+    rows, feats, y = lag_rows(g, spec, step=3_600_000_000_000, center=1.0, scale=2.0)
+    P, L = 8, 4  # two seasons of the target, one of the other feature
+    full = g.set_index("ts").asfreq("h")  # the gap as NaN rows: shifts by time, not by row
+    want_rows = [i for i, ts in enumerate(g["ts"]) if full["y"].shift(1).loc[:ts].tail(P).notna().all()
+                 and len(full.loc[:ts]) > P]
+    assert list(rows) == want_rows and 40 not in rows and 48 in rows
+    for k, r in enumerate(rows):
+        ts = g["ts"][r]
+        lags_y = [(full["y"].shift(j).loc[ts] - 1.0) / 2.0 for j in range(1, P + 1)]
+        lags_x = [full["x"].shift(j).loc[ts] for j in range(1, L + 1)]
+        np.testing.assert_allclose(feats[k], [*lags_y, *lags_x, ts.hour, ts.day_of_week], rtol=1e-12)
+        assert y[k] == pytest.approx((g["y"][r] - 1.0) / 2.0)
 
 
 def test_ratio_interval_pairs_the_same_targets_for_both_models():
