@@ -9,9 +9,11 @@ directly with pandas (the package's own loader needs sklearn). Steps:
      training-range statistics, hour-of-day and day-of-week as sin/cos features
      (--calendar), windows of 48 hours predicting the next hour;
   3. the doctor on that data with the training flags (every check should pass);
-  4. train with 2 local worker processes (MultiWorkerMirroredStrategy over loopback);
+  4. train with 2 local worker processes (MultiWorkerMirroredStrategy over loopback), with
+     the 10%, 50% (the point forecast) and 90% quantiles;
   5. report test RMSE/MAE in kW beside persistence (last hour), seasonal persistence
-     (same hour yesterday) and the training mean, and plot loss curves and a test week;
+     (same hour yesterday) and the training mean, the 10-90% interval's coverage and width
+     beside naive intervals, and plot loss curves and a test week with its band;
   6. seqscale-predict on the export: score the test split again as a Beam job, then forecast
      the hour after the end of the data from the raw rows.
 """
@@ -64,7 +66,8 @@ def last_quarter_baseline(x, y, m) -> tuple[float, float]:
 
 
 def plot_week(export_dir: str, m, x, y, t, path: str) -> None:
-    """Predictions vs actual (kW) over the first week of the test range."""
+    """Predictions vs actual (kW) over the first week of the test range, with the 10-90% band
+    of a quantile export."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,11 +75,16 @@ def plot_week(export_dir: str, m, x, y, t, path: str) -> None:
 
     from training.export import load_predictor
 
-    predict = load_predictor(export_dir)
+    predict = load_predictor(export_dir, output=None)
     x, y, t = x[:168], y[:168], t[:168]
-    p = predict(x, m.window.input_times(t, m.step))[:, 0]
+    out = predict(x, m.window.input_times(t, m.step))
+    p = out["predictions"][:, 0]
     when = m.window.target_time(t, m.step).astype("datetime64[ns]")
     fig, ax = plt.subplots(figsize=(11, 4))
+    if "quantiles" in out:  # [windows, targets, Q]: the outer levels bound the band
+        q = out["quantiles"][:, 0]
+        ax.fill_between(when, q[:, 0], q[:, -1], color="tab:orange", alpha=0.25, linewidth=0,
+                        label="LSTM 10-90% interval")
     ax.plot(when, y, label="actual", color="black", linewidth=1)
     ax.plot(when, p, label="LSTM (exported model, raw inputs)", color="tab:orange", linewidth=1)
     last = x[:, -1, m.features.index(TARGET)]
@@ -88,6 +96,20 @@ def plot_week(export_dir: str, m, x, y, t, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def interval_lines(report: dict) -> list[str]:
+    """The 10-90% interval's test coverage and width beside the naive intervals, from eval.json."""
+    q = report.get("quantiles")
+    if not q:
+        return []
+    lines = []
+    rows = [("LSTM", q)] + [(name, b) for name, b in q.get("baselines", {}).items()]
+    for name, r in rows:
+        for i in r["intervals"]:
+            lines.append(f"    {name:<32}{i['lower']:g}-{i['upper']:g}: coverage {i['coverage']:.3f} "
+                         f"(nominal {i['nominal']:.2f}), mean width {i['mean_width']:.3f} kW")
+    return lines
 
 
 def print_report(data: str, job: str) -> None:
@@ -115,6 +137,10 @@ def print_report(data: str, job: str) -> None:
     rmse, mae = last_quarter_baseline(x, y, m)
     print(f"    {'last 15 minutes of the hour':<32}{rmse:.4f}  {mae:.4f}      -    {(rmse / persistence - 1) * 100:+.1f}%")
     print(f"  LSTM RMSE is {(1 - model['rmse'] / persistence) * 100:.1f}% below persistence")
+    intervals = interval_lines(report)
+    if intervals:
+        print("  test intervals (naive ones: the baseline plus its own training-range error quantiles):")
+        print("\n".join(intervals))
     print(f"  plots: {os.path.join(job, 'loss.png')}, {os.path.join(job, 'predictions.png')}")
     print(f"  export (raw inputs -> kW): {os.path.join(job, 'export')}")
 

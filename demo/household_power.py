@@ -50,8 +50,9 @@ def preprocess_args(raw: str, out: str) -> list[str]:
 
 
 # the demo's model and optimizer flags (its 2 workers: the doctor plans the LR for --replicas 2)
+# --quantiles: the 10%, 50% (the point forecast) and 90% levels, the demo's week plot draws the band
 TRAIN_ARGS = ["--per-replica-batch-size", "64", "--units", "128,64", "--dropout", "0.2", "--base-lr", "1e-3",
-              "--patience", "6", "--decay", "cosine"]
+              "--patience", "6", "--decay", "cosine", "--quantiles", "0.1,0.5,0.9"]
 
 
 def hourly_frame(df):

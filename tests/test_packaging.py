@@ -40,3 +40,5 @@ def test_extras_by_role_keep_tensorflow_off_the_beam_workers_and_beam_out_of_the
     assert {"tensorflow", "tf-keras", "tensorboard", "matplotlib"} <= trainer and "apache-beam" not in trainer
     predict = names["REQUIRED"] | names["PREDICT"]  # serves the export: Beam and TensorFlow, no Keras 2, no plots
     assert {"apache-beam", "tensorflow", "pyarrow"} <= predict and not predict & {"tf-keras", "matplotlib"}
+    # what the benchmarks compare with is never a runtime dependency of any stage
+    assert "lightgbm" in names["BENCH"] and not (worker | trainer | predict) & names["BENCH"] - {"pandas"}
