@@ -237,8 +237,8 @@ def quantile_summary(report: dict) -> dict | None:
     if not q:
         return None
     def pick(r):
-        return {f"{i['lower']:g}-{i['upper']:g}": {"coverage": i["coverage"], "width": i["mean_width"]}
-                for i in r["intervals"]}
+        return {f"{i['lower']:g}-{i['upper']:g}": {"coverage": i["coverage"], "width": i["mean_width"],
+                                                   "score": i["interval_score"]} for i in r["intervals"]}
     return {"model": pick(q), "observed": q["observed"], "mean_pinball": q["mean_pinball"],
             **{name: pick(b) for name, b in q.get("baselines", {}).items()}}
 
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed, q in enumerate(r.get("quantiles", [])):
             if q:
                 print(f"{r['dataset']} seed {seed} intervals (test split, eval.json): " + "; ".join(
-                    f"{who} {lvl}: coverage {v['coverage']:.3f} width {v['width']:.4g}"
+                    f"{who} {lvl}: coverage {v['coverage']:.3f} width {v['width']:.4g} score {v['score']:.4g}"
                     for who in ("model", "persistence", "seasonal_persistence") if who in q
                     for lvl, v in q[who].items()))
     if args.out:

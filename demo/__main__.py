@@ -108,7 +108,7 @@ def interval_lines(report: dict) -> list[str]:
     for name, r in rows:
         for i in r["intervals"]:
             lines.append(f"    {name:<32}{i['lower']:g}-{i['upper']:g}: coverage {i['coverage']:.3f} "
-                         f"(nominal {i['nominal']:.2f}), mean width {i['mean_width']:.3f} kW")
+                         f"(nominal {i['nominal']:.2f}), width {i['mean_width']:.3f} kW, score {i['interval_score']:.3f}")
     return lines
 
 
@@ -139,7 +139,8 @@ def print_report(data: str, job: str) -> None:
     print(f"  LSTM RMSE is {(1 - model['rmse'] / persistence) * 100:.1f}% below persistence")
     intervals = interval_lines(report)
     if intervals:
-        print("  test intervals (naive ones: the baseline plus its own training-range error quantiles):")
+        print("  test intervals (naive: the baseline plus its own training-range error quantiles; "
+              "score: the interval score, lower is better):")
         print("\n".join(intervals))
     print(f"  plots: {os.path.join(job, 'loss.png')}, {os.path.join(job, 'predictions.png')}")
     print(f"  export (raw inputs -> kW): {os.path.join(job, 'export')}")

@@ -7,8 +7,11 @@ The first pieces of issue #28 (quantile outputs), numpy only like the rest of `e
   CRPS           approximated from the levels as 2 × the mean pinball loss over them (the CRPS
                  is 2 ∫ pinball_tau dtau; the levels are its quadrature points)
   intervals      each pair of levels (tau, 1 - tau) with tau < 0.5 is a central interval of
-                 nominal coverage 1 - 2·tau: its empirical coverage (y inside, bounds included)
-                 and mean width
+                 nominal coverage 1 - 2·tau: its empirical coverage (y inside, bounds included),
+                 mean width, and mean interval score (Gneiting & Raftery 2007; the M4
+                 competition's MSIS before scaling): width + (2/alpha)·(distance outside), alpha =
+                 1 - nominal. Lower is better; it compares intervals of different coverage,
+                 which width alone cannot (a wider naive interval over-covering is not better)
 
 Forecast arrays are (windows, target rows, targets, levels), targets (windows, target rows,
 targets), as in accumulators.py.
@@ -57,6 +60,7 @@ class QuantileSums:
         self.below = np.zeros((steps, q))  # targets at or below each level: its observed frequency
         self.covered = np.zeros((steps, k))
         self.width = np.zeros((steps, k))
+        self.score = np.zeros((steps, k))  # interval score sums
         self.n = np.zeros(steps, np.int64)
 
     def add(self, y: np.ndarray, q: np.ndarray) -> QuantileSums:
@@ -71,15 +75,18 @@ class QuantileSums:
             inside = (y >= q[..., lo]) & (y <= q[..., hi])
             self.covered[:, k] += inside.sum(axis=(0, 2))
             self.width[:, k] += (q[..., hi] - q[..., lo]).sum(axis=(0, 2))
+            alpha = 1 - (self.levels[hi] - self.levels[lo])
+            outside = np.maximum(q[..., lo] - y, 0) + np.maximum(y - q[..., hi], 0)
+            self.score[:, k] += (q[..., hi] - q[..., lo] + (2 / alpha) * outside).sum(axis=(0, 2))
         self.n += y.shape[0] * y.shape[2]
         return self
 
     def merge(self, other: QuantileSums) -> QuantileSums:
-        for name in ("pinball", "below", "covered", "width", "n"):
+        for name in ("pinball", "below", "covered", "width", "score", "n"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
-    def _report(self, pinball_sums, below, covered, width, n, scale):
+    def _report(self, pinball_sums, below, covered, width, score, n, scale):
         mean = pinball_sums / n
         out = {"pinball": [float(x) for x in mean], "mean_pinball": float(mean.mean()),
                "crps": float(2 * mean.mean()),
@@ -88,8 +95,8 @@ class QuantileSums:
             out["scaled_mean_pinball"] = out["mean_pinball"] / scale
         out["intervals"] = [{"lower": self.levels[lo], "upper": self.levels[hi],
                              "nominal": round(self.levels[hi] - self.levels[lo], 10),
-                             "coverage": float(c / n), "mean_width": float(w / n)}
-                            for (lo, hi), c, w in zip(self.intervals, covered, width, strict=True)]
+                             "coverage": float(c / n), "mean_width": float(w / n), "interval_score": float(sc / n)}
+                            for (lo, hi), c, w, sc in zip(self.intervals, covered, width, score, strict=True)]
         return out
 
     def result(self, distances=None, scale: float | None = None) -> dict:
@@ -97,10 +104,10 @@ class QuantileSums:
         n = int(self.n.sum())
         out = {"levels": list(self.levels),
                **self._report(self.pinball.sum(axis=0), self.below.sum(axis=0), self.covered.sum(axis=0),
-                              self.width.sum(axis=0), n, scale)}
+                              self.width.sum(axis=0), self.score.sum(axis=0), n, scale)}
         if distances is not None and len(distances) > 1:
             out["per_step"] = [{"step": int(d), **self._report(self.pinball[i], self.below[i], self.covered[i],
-                                                                 self.width[i], int(self.n[i]), scale)}
+                                                                 self.width[i], self.score[i], int(self.n[i]), scale)}
                                for i, d in enumerate(distances)]
         return out
 

@@ -54,6 +54,11 @@ def test_scores_equal_numpy_over_the_whole_arrays_in_any_batching(cuts):
     inside = (y >= q[..., 0]) & (y <= q[..., 4])
     assert outer["coverage"] == pytest.approx(inside.mean()) and outer["mean_width"] == pytest.approx(
         (q[..., 4] - q[..., 0]).mean())
+    below, above = np.maximum(q[..., 0] - y, 0), np.maximum(y - q[..., 4], 0)  # alpha = 0.2
+    assert outer["interval_score"] == pytest.approx((q[..., 4] - q[..., 0] + 10 * (below + above)).mean(), rel=1e-12)
+    inner = r["intervals"][1]  # 0.25-0.75: alpha 0.5
+    assert inner["interval_score"] == pytest.approx(
+        (q[..., 3] - q[..., 1] + 4 * (np.maximum(q[..., 1] - y, 0) + np.maximum(y - q[..., 3], 0))).mean(), rel=1e-12)
     # step 1's quantiles are those of N(0, 1): 80% coverage; step 2's are 1.5x too wide: more
     steps = r["per_step"]
     assert abs(steps[0]["intervals"][0]["coverage"] - 0.8) < 0.03 and steps[1]["intervals"][0]["coverage"] > 0.9
