@@ -44,7 +44,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from benchmarks.accuracy_data import DATASETS, Spec
+from benchmarks.accuracy_data import DAILY_PUBLISHED, DATASETS, PROTOCOLS, Spec
 
 CLASSIC_LOOK_BACK = 20
 BASELINES = {"classic": "classic recipe", "lightgbm": "LightGBM on lags"}
@@ -191,11 +191,10 @@ def lightgbm_forecaster(df: pd.DataFrame, spec: Spec, bounds, step: int, seed: i
     return out, {**params, "trees": int(model.best_iteration), "val_rmse_scaled": val, "features": int(xt.shape[1])}
 
 
-def seqscale(spec: Spec, work: str, seed: int, epochs: int | None, flags: tuple[str, ...] = ()):
-    """Preprocess + train with the defaults; returns (manifest, {series: predictions}, seconds)."""
+def train_seqscale(spec: Spec, work: str, seed: int, epochs: int | None, flags: tuple[str, ...] = ()):
+    """Preprocess (once per data set) + train with the defaults: (manifest, job dir, seconds)."""
     from preprocessing.cli import run as preprocess
     from training.data import load_manifest
-    from training.export import load_predictor
 
     data = os.path.join(work, "data")
     if not os.path.exists(os.path.join(data, "metadata.json")):
@@ -208,6 +207,35 @@ def seqscale(spec: Spec, work: str, seed: int, epochs: int | None, flags: tuple[
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if done.returncode:
         raise SystemExit(f"seqscale training failed on {spec.name} ({done.returncode}):\n{done.stderr[-3000:]}")
+    return m, job, time.time() - started
+
+
+def daily_protocol(spec: Spec, work: str, seeds: list[int], epochs: int | None, flags: tuple[str, ...] = ()) -> dict:
+    """The published 7-day protocol, scored by seqscale's own rolling-origin backtest
+    (`--backtest-every 7` from the test start): eval.json's backtest RMSE over every origin and
+    step, beside its persistence (the last day's total for all 7 days, "daily persistence")."""
+    runs = []
+    for seed in seeds:
+        m, job, secs = train_seqscale(spec, work, seed, epochs, flags)
+        with open(os.path.join(job, "eval.json")) as f:
+            bt = json.load(f)["backtest"]
+        with open(os.path.join(job, "history.json")) as f:
+            epochs_run = len(json.load(f)["epochs"])
+        runs.append({"rmse": bt["model"]["original"]["rmse"], "origins": len(bt["per_origin"]), "windows": bt["windows"],
+                     "persistence": bt["baselines"]["persistence"]["original"]["rmse"], "seconds": secs,
+                     "epochs": epochs_run, "first_origin": str(bt["per_origin"][0]["origin"])[:10],
+                     "last_origin": str(bt["per_origin"][-1]["origin"])[:10]})
+    return {"dataset": spec.name, "protocol": "7 days ahead from each Saturday, weekly walk-forward over the test range",
+            "seqscale": [r["rmse"] for r in runs], "persistence": runs[0]["persistence"], "runs": runs,
+            "published": DAILY_PUBLISHED, "look_back": m.window.look_back, "train_flags": list(flags)}
+
+
+def seqscale(spec: Spec, work: str, seed: int, epochs: int | None, flags: tuple[str, ...] = ()):
+    """Train with the defaults and forecast the scored test targets from the export: (manifest,
+    {series: predictions}, seconds, epochs run, a quantile run's test intervals)."""
+    from training.export import load_predictor
+
+    m, job, secs = train_seqscale(spec, work, seed, epochs, flags)
     predict = load_predictor(os.path.join(job, "export"))
     df = pd.read_parquet(spec.path)
     out = {}
@@ -227,7 +255,7 @@ def seqscale(spec: Spec, work: str, seed: int, epochs: int | None, flags: tuple[
         epochs_run = len(json.load(f)["epochs"])
     with open(os.path.join(job, "eval.json")) as f:
         intervals = quantile_summary(json.load(f))
-    return m, out, time.time() - started, epochs_run, intervals
+    return m, out, secs, epochs_run, intervals
 
 
 def quantile_summary(report: dict) -> dict | None:
@@ -331,7 +359,8 @@ def spread(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="two epochs each (checks that the benchmark runs)")
-    p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
+    p.add_argument("--datasets", default=",".join([*DATASETS, *PROTOCOLS]),
+                   help="comma-separated: " + ", ".join([*DATASETS, *PROTOCOLS]))
     p.add_argument("--seeds", type=int, default=1, help="training runs per model (mean and spread)")
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--train-flags", default="", help="extra trainer flags for seqscale's runs, e.g. --train-flags='--dropout 0' "
@@ -345,43 +374,51 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--baselines: unknown {sorted(unknown)}; choose from {', '.join(BASELINES)}")
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    results = []
+    results, protocols = [], []
     with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as tmp:
         for name in args.datasets.split(","):
             work = os.path.join(tmp, name)
             os.makedirs(work)
-            spec = DATASETS[name](work)
             started = time.time()
-            results.append(bench(spec, work, list(range(args.seeds)), 2 if args.quick else None,
-                                 tuple(shlex.split(args.train_flags)), baselines))
+            seeds, epochs, flags = list(range(args.seeds)), 2 if args.quick else None, tuple(shlex.split(args.train_flags))
+            if name in PROTOCOLS:
+                protocols.append(daily_protocol(PROTOCOLS[name](work), work, seeds, epochs, flags))
+            else:
+                results.append(bench(DATASETS[name](work), work, seeds, epochs, flags, baselines))
             print(f"[bench_accuracy] {name}: {time.time() - started:.0f} s", flush=True)
-    print(f"\n{'data set':<18}{'freq':<8}{'series':>7}{'targets':>9}{'persistence':>13}  {'seqscale':<28}"
-          + "".join(f"{label:<28}{'ratio':>7}{'95% CI':>14}" for name, label in BASELINES.items() if name in baselines)
-          + f"{'vs persistence':>16}{'mean of seeds':>15}")
-    for r in results:
-        below = 1 - np.mean(r["seqscale"]) / r["persistence"]
-        line = (f"{r['dataset']:<18}{r['frequency']:<8}{r['series']:>7}{r['targets']:>9}{r['persistence']:>13.4f}  "
-                f"{spread(r['seqscale']):<28}")
-        for name in BASELINES:
-            if name in baselines:
-                lo, hi = r[f"ratio_{name}_95"]
-                line += (f"{spread(r[name]):<28}{np.mean(r['seqscale']) / np.mean(r[name]):>7.3f}"
-                         f"{f'{lo:.3f}..{hi:.3f}':>14}")
-        print(line + f"{-below:>+16.1%}{r['seqscale_ensemble']:>15.4f}")
-    print("RMSE in the target's units on the same test targets; ratio = seqscale / that model (< 1: seqscale better),\n"
-          "95% CI: its interval over resampled test targets (paired moving-block bootstrap);\n"
-          "vs persistence: seqscale's mean RMSE relative to persistence; mean of seeds: RMSE of the seeds' averaged "
-          "predictions (an ensemble)")
-    for r in results:
-        for seed, q in enumerate(r.get("quantiles", [])):
-            if q:
-                print(f"{r['dataset']} seed {seed} intervals (test split, eval.json): " + "; ".join(
-                    f"{who} {lvl}: coverage {v['coverage']:.3f} width {v['width']:.4g} score {v['score']:.4g}"
-                    for who in ("model", "persistence", "seasonal_persistence") if who in q
-                    for lvl, v in q[who].items()))
+    if results:
+        print(f"\n{'data set':<18}{'freq':<8}{'series':>7}{'targets':>9}{'persistence':>13}  {'seqscale':<28}"
+              + "".join(f"{label:<28}{'ratio':>7}{'95% CI':>14}" for name, label in BASELINES.items() if name in baselines)
+              + f"{'vs persistence':>16}{'mean of seeds':>15}")
+        for r in results:
+            below = 1 - np.mean(r["seqscale"]) / r["persistence"]
+            line = (f"{r['dataset']:<18}{r['frequency']:<8}{r['series']:>7}{r['targets']:>9}{r['persistence']:>13.4f}  "
+                    f"{spread(r['seqscale']):<28}")
+            for name in BASELINES:
+                if name in baselines:
+                    lo, hi = r[f"ratio_{name}_95"]
+                    line += (f"{spread(r[name]):<28}{np.mean(r['seqscale']) / np.mean(r[name]):>7.3f}"
+                             f"{f'{lo:.3f}..{hi:.3f}':>14}")
+            print(line + f"{-below:>+16.1%}{r['seqscale_ensemble']:>15.4f}")
+        print("RMSE in the target's units on the same test targets; ratio = seqscale / that model (< 1: seqscale better),\n"
+              "95% CI: its interval over resampled test targets (paired moving-block bootstrap);\n"
+              "vs persistence: seqscale's mean RMSE relative to persistence; mean of seeds: RMSE of the seeds' averaged "
+              "predictions (an ensemble)")
+        for r in results:
+            for seed, q in enumerate(r.get("quantiles", [])):
+                if q:
+                    print(f"{r['dataset']} seed {seed} intervals (test split, eval.json): " + "; ".join(
+                        f"{who} {lvl}: coverage {v['coverage']:.3f} width {v['width']:.4g} score {v['score']:.4g}"
+                        for who in ("model", "persistence", "seasonal_persistence") if who in q
+                        for lvl, v in q[who].items()))
+    for r in protocols:
+        one = r["runs"][0]
+        print(f"\n{r['dataset']}: {r['protocol']} ({one['origins']} origins {one['first_origin']} .. "
+              f"{one['last_origin']}, {one['windows']} windows): seqscale {spread(r['seqscale'])}, daily persistence "
+              f"{r['persistence']:.1f}; published: " + ", ".join(f"{k} {v}" for k, v in DAILY_PUBLISHED.items()))
     if args.out:
         with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump(results + protocols, f, indent=2)
     return 0
 
 

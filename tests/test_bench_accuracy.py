@@ -58,6 +58,26 @@ def test_lag_features_equal_pandas_shifts_and_skip_rows_across_gaps():
         assert y[k] == pytest.approx((g["y"][r] - 1.0) / 2.0)
 
 
+def test_the_daily_protocol_is_the_published_one(tmp_path):
+    """46 weekly origins (the Saturdays 2010-01-02 .. 2010-11-13), scored by seqscale's own
+    backtest; its daily persistence equals the published 511.9 and a pandas computation."""
+    from demo.household_power import TARGET, TIME, csv_path
+
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_accuracy", "--quick", "--datasets",
+                           "household_daily", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (r,) = json.loads(out.read_text())
+    run = r["runs"][0]
+    assert (run["origins"], run["first_origin"], run["last_origin"]) == (46, "2010-01-02", "2010-11-13")
+    days = pd.read_csv(csv_path(), parse_dates=[TIME]).set_index(TIME)[TARGET].resample("1D").sum()
+    saturdays = pd.date_range("2010-01-02", "2010-11-13", freq="7D")
+    err = [days[s + pd.Timedelta(days=k)] - days[s] for s in saturdays for k in range(1, 8)]
+    assert r["persistence"] == pytest.approx(np.sqrt(np.mean(np.square(err))), rel=1e-6)
+    assert round(r["persistence"], 1) == 511.9  # the published daily persistence
+    assert 0 < r["seqscale"][0] < r["persistence"] * 1.5
+
+
 def test_ratio_interval_pairs_the_same_targets_for_both_models():
     from benchmarks.bench_accuracy import ratio_interval
 
