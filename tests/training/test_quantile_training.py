@@ -60,6 +60,7 @@ def test_trained_quantiles_match_the_true_conditional_quantiles(ar1):
     assert 0.75 <= coverage <= 0.85, coverage
     report = json.loads((job / "eval.json").read_text())["quantiles"]
     assert report["levels"] == [0.1, 0.5, 0.9] and report["point_level"] == 0.5
+    assert json.loads((job / "config.json").read_text())["model"]["point_level"] == 0.5  # says which level
     interval = report["intervals"][0]
     assert interval["nominal"] == 0.8 and interval["coverage"] == pytest.approx(coverage, abs=1e-6)
     assert interval["mean_width"] == pytest.approx(float((q[:, 2] - q[:, 0]).mean()), rel=1e-4)
@@ -71,6 +72,10 @@ def test_trained_quantiles_match_the_true_conditional_quantiles(ar1):
     naive = report["baselines"]["persistence"]["intervals"][0]
     assert abs(naive["coverage"] - 0.8) < 0.05  # calibrated too on a stationary series
     assert interval["mean_width"] < naive["mean_width"]  # the model's interval is narrower
+    below, above = np.maximum(q[:, 0] - y, 0), np.maximum(y - q[:, 2], 0)
+    assert interval["interval_score"] == pytest.approx(float((q[:, 2] - q[:, 0] + 10 * (below + above)).mean()),
+                                                       rel=1e-4)
+    assert interval["interval_score"] < naive["interval_score"]
     assert (job / "reliability.png").exists()
 
 
