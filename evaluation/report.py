@@ -71,7 +71,19 @@ def plan(manifest: Manifest, *, history: np.ndarray | None = None, season: int =
     return Plan(distances, m, positions, tuple(float(manifest.column(t).mean) for t in manifest.targets),
                 scale, scale_season, tuple(levels) if frozen else (), frozen,
                 season_notes(w.look_back, distances, m, seasonal=manifest.target_positions is not None,
-                             reached=positions is not None, mase_season=scale_season if scale else None))
+                             reached=positions is not None, mase_season=scale_season if scale else None)
+                + interval_notes(levels, residuals, positions, w.look_back))
+
+
+def interval_notes(levels, residuals: dict | None, positions, look_back: int) -> tuple[tuple[str, str], ...]:
+    """Say why a naive baseline scored for its point forecast has no interval: its lag does not
+    fit inside a training window, where its error quantiles are measured."""
+    if not levels or residuals is None:
+        return ()
+    scored = ["persistence"] + (["seasonal_persistence"] if positions is not None else [])
+    return tuple((f"{name}_interval", f"no interval: its lag does not fit inside a training window of {look_back} "
+                  "rows, where its error quantiles are measured; a longer --look-back gives it one")
+                 for name in scored if name not in residuals)
 
 
 def season_notes(look_back: int, distances, season: int | None, *, seasonal: bool, reached: bool,

@@ -147,6 +147,23 @@ def evaluate(model: tf.keras.Model, manifest: Manifest, data_dir: str, *, season
     return report
 
 
+def quantile_lines(report: dict) -> list[str]:
+    """A quantile model's levels and central intervals beside the naive intervals (original units)."""
+    q = report.get("quantiles")
+    if not q:
+        return []
+    lines = [f"quantiles {', '.join(f'{x:g}' for x in q['levels'])} (point forecast: {q['point_level']:g}): mean "
+             f"pinball {q['mean_pinball']:.4g}, CRPS ~{q['crps']:.4g}; observed "
+             + ", ".join(f"{o:.3f}" for o in q["observed"])]
+    for name, r in [("model", q), *q.get("baselines", {}).items()]:
+        for i in r["intervals"]:
+            lines.append(f"{name:<22}interval {i['lower']:g}-{i['upper']:g}: coverage {i['coverage']:.3f} (nominal "
+                         f"{i['nominal']:g}), mean width {i['mean_width']:.4g}, interval score {i['interval_score']:.4g}")
+    notes = report.get("notes", {})
+    lines += [f"{k.removesuffix('_interval')}: {v}" for k, v in notes.items() if k.endswith("_interval")]
+    return lines
+
+
 def format_table(report: dict) -> str:
     lines = [f"test split: {report['windows']:,} windows"]
     if "rmse" in report["model"].get("original", {}):
@@ -173,6 +190,7 @@ def format_table(report: dict) -> str:
                 f"{s['step']}: {s['rmse']:.4f}" for s in report["model"]["per_step"]))
         s = report["model"]["scaled"]
         lines.append(f"model in scaled units: RMSE {s['rmse']:.4f}, MAE {s['mae']:.4f}")
+        lines += quantile_lines(report)
         bt = report.get("backtest")
         if bt:
             base = "; ".join(f"{k} {v['original']['rmse']:.4f}" for k, v in bt["baselines"].items())

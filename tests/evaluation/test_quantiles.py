@@ -80,3 +80,16 @@ def test_conformal_shifts_reach_each_level_exactly_on_the_calibration_windows(n)
     for j, tau in enumerate(LEVELS):
         assert (y <= fixed[..., j]).mean() == pytest.approx(np.ceil(n * tau) / n)
     assert (np.diff(fixed, axis=-1) >= 0).all()  # calibrated quantiles never cross
+
+
+def test_a_naive_baseline_without_an_interval_is_said():
+    """Look-back 24 of hourly rows: the seasonal naive point forecast is scored (lag 24 reaches the
+    window's first row) but its lag never fits inside a 24-row training window for its errors."""
+    from evaluation.report import baseline_residuals, interval_notes
+
+    history = np.random.default_rng(0).normal(size=(50, 24))
+    residuals = baseline_residuals(history, [1], 24, LEVELS)
+    assert set(residuals) == {"persistence"}
+    notes = dict(interval_notes(LEVELS, residuals, positions=(0,), look_back=24))
+    assert set(notes) == {"seasonal_persistence_interval"} and "window of 24 rows" in notes["seasonal_persistence_interval"]
+    assert interval_notes((), residuals, (0,), 24) == () and interval_notes(LEVELS, residuals, None, 24) == ()

@@ -114,6 +114,7 @@ def test_calibrate_fixes_each_level_on_validation_and_reports_the_test_range(ar1
     out = run_single(trainer(d / "data", job, "--quantiles", "0.1,0.5,0.9", "--units", "4", "--epochs", "1",
                              "--seed", "3", "--calibrate"), timeout=600)
     assert "quantiles calibrated on" in out
+    assert "model                 interval 0.1-0.9: coverage" in out and "persistence           interval 0.1-0.9" in out
     cal = json.loads((job / "eval.json").read_text())["quantiles"]["calibration"]
     n = load_manifest(str(d / "data")).windows("val")
     assert cal["validation_windows"] == n and len(cal["shifts"]) == 3
