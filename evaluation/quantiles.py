@@ -23,9 +23,20 @@ import numpy as np
 
 
 def point_index(levels) -> int:
-    """The level a quantile model's point forecast is: 0.5, else the middle one."""
+    """The output channel of a quantile model that is its point forecast: the 0.5 level, else the
+    mean head, one more channel after the levels (trained with the squared error)."""
     levels = [float(q) for q in levels]
-    return levels.index(0.5) if 0.5 in levels else len(levels) // 2
+    return levels.index(0.5) if 0.5 in levels else len(levels)
+
+
+def mean_head(levels) -> bool:
+    """Whether a quantile model has a mean head: when 0.5 is not among its levels."""
+    return bool(levels) and 0.5 not in [float(q) for q in levels]
+
+
+def point_level(levels) -> float | str:
+    """What the point forecast is, as eval.json and config.json name it: 0.5, or "mean"."""
+    return "mean" if mean_head(levels) else 0.5
 
 
 def central_intervals(levels) -> list[tuple[int, int]]:

@@ -19,7 +19,7 @@ from contract.manifest import Manifest
 from contract.series_scaling import SeriesScaling
 from evaluation import report as er
 from evaluation.accumulators import RegressionAccumulator
-from evaluation.quantiles import point_index
+from evaluation.quantiles import point_level
 from prediction.inference import Block, as_rows
 from preprocessing.clean import Unit
 from preprocessing.errors import InputError
@@ -119,7 +119,7 @@ class Scores:
         report = er.regression_result(self.regression, plan, time_kind)
         if self.quantiles is not None:
             levels = self.quantiles.model.levels
-            report["quantiles"] = self.quantiles.result(plan, levels[point_index(levels)])
+            report["quantiles"] = self.quantiles.result(plan, point_level(levels))
         return report
 
 

@@ -31,7 +31,10 @@ class Calibrated(tf.Module):
         self.shifts = tf.constant(np.asarray(shifts, np.float32))
 
     def __call__(self, x, training: bool = False):  # noqa: ARG002 - the Keras call signature
-        return tf.sort(self.model(x, training=False) + self.shifts, axis=-1)
+        out = self.model(x, training=False)
+        q = int(self.shifts.shape[0])
+        levels = tf.sort(out[..., :q] + self.shifts, axis=-1)
+        return tf.concat([levels, out[..., q:]], axis=-1)  # a mean head's channel stays as it is
 
 
 def validation_levels(model, manifest, data_dir: str, levels, *, limit: int = MAX_WINDOWS):
@@ -42,7 +45,7 @@ def validation_levels(model, manifest, data_dir: str, levels, *, limit: int = MA
     for _, y, q, _, _ in batches(model, manifest, data_dir, "val"):
         y = y.reshape(len(y), -1, len(manifest.targets))
         ys.append(y)
-        qs.append(q.reshape(*y.shape, len(levels)))
+        qs.append(q.reshape(*y.shape, -1)[..., :len(levels)])  # the levels (a mean head's channel after them)
         n += len(y)
         if n >= limit:
             break

@@ -70,8 +70,9 @@ class ModelConfig:
         loss: auto picks from the task; regression may choose mse, huber or mae.
         quantiles: sorted levels in (0, 1) (e.g. 0.1, 0.5, 0.9): one output per target, step and
             level, trained with the pinball loss averaged over levels; the levels never cross.
-            The point forecast is the 0.5 level (the median), or the middle level when 0.5 is
-            not asked for. Empty: a point forecast trained with `loss`.
+            The point forecast is the 0.5 level (the median), or, when 0.5 is not asked for, a
+            mean head trained with the squared error beside them. Empty: a point forecast
+            trained with `loss`.
     """
 
     units: tuple[int, ...] = (128, 64)
@@ -235,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-linear-skip", dest="linear_skip", action="store_const", const=False, help="LSTM head only")
     g.add_argument("--head-activation", choices=HEADS, help="auto picks from the task")
     g.add_argument("--quantiles", type=_quantiles, help="quantile levels, e.g. 0.1,0.5,0.9: forecast them with "
-                   "the pinball loss (never crossing); the point forecast is the 0.5 level")
+                   "the pinball loss (never crossing); the point forecast is the 0.5 level, or without it "
+                   "a mean head (squared error)")
     g.add_argument("--loss", choices=LOSSES, help="auto picks from the task")
     g = p.add_argument_group("train")
     g.add_argument("--epochs", type=int, help="maximum epochs")

@@ -19,7 +19,7 @@ from contract.series_scaling import SeriesScaling
 from evaluation import metrics as fm
 from evaluation import report as er
 from evaluation.accumulators import ClassificationAccumulator, RegressionAccumulator
-from evaluation.quantiles import point_index
+from evaluation.quantiles import point_index, point_level
 from training.data import read_windows, sample_windows
 from training.export import load_series_scaling, window_scaling
 
@@ -112,11 +112,11 @@ def score_split(model: tf.keras.Model, manifest: Manifest, data_dir: str, split:
     qscores = er.QuantileScores(plan, quantiles) if quantiles else None
     k = point_index(quantiles) if quantiles else None
     for x, y, p, sid, t in batches(model, manifest, data_dir, split, batch):
-        q, p = (p, p[..., k]) if qscores is not None else (None, p)
+        q, p = (p[..., :len(quantiles)], p[..., k]) if qscores is not None else (None, p)
         add_batch(acc, plan, manifest, x, y, p, sid, series, t if per_origin else None, qscores=qscores, q=q)
     report = er.regression_result(acc, plan, manifest.time_kind)
     if qscores is not None:
-        report["quantiles"] = qscores.result(plan, quantiles[k])
+        report["quantiles"] = qscores.result(plan, point_level(quantiles))
     return report
 
 
@@ -152,7 +152,7 @@ def quantile_lines(report: dict) -> list[str]:
     q = report.get("quantiles")
     if not q:
         return []
-    lines = [f"quantiles {', '.join(f'{x:g}' for x in q['levels'])} (point forecast: {q['point_level']:g}): mean "
+    lines = [f"quantiles {', '.join(f'{x:g}' for x in q['levels'])} (point forecast: {q['point_level']}): mean "
              f"pinball {q['mean_pinball']:.4g}, CRPS ~{q['crps']:.4g}; observed "
              + ", ".join(f"{o:.3f}" for o in q["observed"])]
     for name, r in [("model", q), *q.get("baselines", {}).items()]:

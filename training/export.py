@@ -113,9 +113,9 @@ class RawServing(tf.Module):
             rows = len(y.shape) - (3 if self.levels else 2)  # a target sequence's step axis
             if rows:
                 yc, ys = yc[:, None, :], ys[:, None, :]
-            if self.levels:  # [batch, (H,) targets, Q] in original units; the point forecast is one level
-                q = y * ys[..., None] + yc[..., None]
-                return {"predictions": q[..., self.point], "quantiles": q}
+            if self.levels:  # [batch, (H,) targets, Q] in original units; the point forecast is the 0.5
+                q = y * ys[..., None] + yc[..., None]  # level or the mean head's channel after the levels
+                return {"predictions": q[..., self.point], "quantiles": q[..., :len(self.levels)]}
             y = y * ys + yc
         return {"predictions": y}
 

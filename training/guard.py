@@ -171,6 +171,8 @@ def mean_prediction(manifest, y_train, n: int, levels=()):
     y_train = np.asarray(y_train)
     if manifest.task == "regression" and len(levels):
         q = np.moveaxis(np.quantile(y_train, list(levels), axis=0), 0, -1)
+        if 0.5 not in [float(x) for x in levels]:  # the mean head's channel: the train mean
+            q = np.concatenate([q, y_train.mean(axis=0)[..., None]], axis=-1)
         return np.broadcast_to(q, (n, *q.shape)).astype(np.float32)
     if manifest.task == "regression":
         return np.broadcast_to(y_train.mean(axis=0), (n, *y_train.shape[1:])).astype(np.float32)

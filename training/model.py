@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from contract.logs import import_tensorflow
 from contract.manifest import Manifest
+from evaluation.quantiles import mean_head
 from training.config import ModelConfig
 from training.errors import HeadError
 from training.quantiles import NonCrossingQuantiles, PinballLoss
@@ -46,7 +47,8 @@ def resolve_head(manifest: Manifest, cfg: ModelConfig) -> Head:
         if cfg.loss != "auto" or cfg.head_activation not in ("auto", "linear"):
             raise HeadError("--quantiles trains with the pinball loss on a linear output; drop --loss and "
                             "--head-activation (or set them to auto)")
-        return Head("linear", "pinball", n_targets * len(cfg.quantiles), tuple(cfg.quantiles))
+        channels = len(cfg.quantiles) + (1 if mean_head(cfg.quantiles) else 0)  # the levels (and a mean head)
+        return Head("linear", "pinball", n_targets * channels, tuple(cfg.quantiles))
     if task == "regression":
         act = "linear" if cfg.head_activation == "auto" else cfg.head_activation
         loss = "mse" if cfg.loss == "auto" else cfg.loss
@@ -154,10 +156,12 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
     # The activation runs in float32 even under mixed precision (numerically safe softmax/sigmoid).
     out = tf.keras.layers.Activation(head.activation, dtype="float32", name="head")(out)
     if head.quantiles:
-        # one output per target (and step) and level: [batch, (H,) targets, Q], sorted by construction
+        # one output per target (and step) and level: [batch, (H,) targets, Q], sorted by construction,
+        # plus the mean head's channel when 0.5 is not a level
         y_shape = manifest.y_shape if manifest.window.target_sequence else (len(manifest.targets),)
-        out = tf.keras.layers.Reshape((*y_shape, len(head.quantiles)), dtype="float32", name="y")(out)
-        out = NonCrossingQuantiles(dtype="float32", name="quantiles")(out)
+        mean = mean_head(head.quantiles)
+        out = tf.keras.layers.Reshape((*y_shape, len(head.quantiles) + mean), dtype="float32", name="y")(out)
+        out = NonCrossingQuantiles(mean=mean, dtype="float32", name="quantiles")(out)
     elif manifest.window.target_sequence and manifest.task == "regression":
         out = tf.keras.layers.Reshape(manifest.y_shape, dtype="float32", name="y")(out)
     return tf.keras.Model(inputs, out, name="seqscale_lstm")

@@ -14,25 +14,45 @@ tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
 
 class NonCrossingQuantiles(tf.keras.layers.Layer):
-    """[..., Q] unconstrained -> [..., Q] sorted: q_1 = x_1, q_k = x_1 + sum_{j<=k} softplus(x_j)."""
+    """[..., Q] unconstrained -> [..., Q] sorted: q_1 = x_1, q_k = x_1 + sum_{j<=k} softplus(x_j).
+
+    With `mean` (a mean head), the input has one more channel, the mean, passed through unsorted."""
+
+    def __init__(self, mean: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.mean = mean
 
     def call(self, x):
+        mean = x[..., -1:] if self.mean else None
+        x = x[..., :-1] if self.mean else x
         base = x[..., :1]
         steps = tf.nn.softplus(x[..., 1:])
-        return tf.concat([base, base + tf.cumsum(steps, axis=-1)], axis=-1)
+        q = tf.concat([base, base + tf.cumsum(steps, axis=-1)], axis=-1)
+        return q if mean is None else tf.concat([q, mean], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean}
 
 
 class PinballLoss(tf.keras.losses.Loss):
-    """Mean pinball loss: y_true [..., T] against y_pred [..., T, Q] at `levels` (Q,)."""
+    """Mean pinball loss: y_true [..., T] against y_pred [..., T, Q] at `levels` (Q,).
+
+    With a mean head (0.5 not among the levels), y_pred has a (Q+1)-th channel, the point
+    forecast, and its squared error is added: the levels learn the spread, the mean head the
+    forecast an RMSE judges (the median is not the RMSE-optimal forecast of a skewed target)."""
 
     def __init__(self, levels, name: str = "pinball", **kwargs) -> None:
         super().__init__(name=name, **kwargs)
         self.levels = [float(x) for x in levels]
+        self.mean = 0.5 not in self.levels
 
     def call(self, y_true, y_pred):
+        q = len(self.levels)
         tau = tf.constant(self.levels, y_pred.dtype)
-        u = tf.cast(y_true, y_pred.dtype)[..., None] - y_pred
-        return tf.reduce_mean(tf.maximum(tau * u, (tau - 1) * u), axis=-1)
+        y = tf.cast(y_true, y_pred.dtype)
+        u = y[..., None] - y_pred[..., :q]
+        loss = tf.reduce_mean(tf.maximum(tau * u, (tau - 1) * u), axis=-1)
+        return loss + tf.square(y - y_pred[..., q]) if self.mean else loss
 
     def get_config(self):
         return {**super().get_config(), "levels": self.levels}

@@ -249,7 +249,7 @@ def chief_reports(r: Run, model) -> dict:
     import tensorflow as tf
 
     from evaluation import report as er
-    from evaluation.quantiles import point_index
+    from evaluation.quantiles import point_level
     from training.evaluate import evaluate, evaluation_plan, format_table, write_report
     from training.export import export, load_series_scaling
     from training.model import build_model, uses_linear_skip
@@ -259,7 +259,7 @@ def chief_reports(r: Run, model) -> dict:
     ran = json.loads(r.cfg.to_json())
     ran["model"]["linear_skip"] = uses_linear_skip(r.manifest, r.cfg.model)  # what ran, not "None: by the data"
     if r.cfg.model.quantiles:  # which level the point forecast (`predictions`, eval.json's RMSE) is
-        ran["model"]["point_level"] = r.cfg.model.quantiles[point_index(r.cfg.model.quantiles)]
+        ran["model"]["point_level"] = point_level(r.cfg.model.quantiles)
     resolved = json.dumps({**ran, "lr_plan": r.plan.to_dict()}, indent=2)
     series = load_series_scaling(r.manifest, r.cfg.data.data)
     plan = evaluation_plan(r.manifest, r.cfg.data.data, series, season=r.cfg.runtime.season,

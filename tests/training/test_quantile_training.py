@@ -154,3 +154,41 @@ def test_the_doctor_judges_the_pinball_loss_a_quantile_run_will_use(ar1, tmp_pat
     level = pinball(y, np.quantile(y, [0.1, 0.5, 0.9]), (0.1, 0.5, 0.9)).mean()
     reported = float(verdicts[2].evidence.split("mean level ")[1].split(",")[0])
     assert reported == pytest.approx(level, rel=0.25)  # another sample of the same split
+
+
+def test_without_the_median_the_point_forecast_is_a_mean_head_end_to_end(ar1, tmp_path):
+    """--quantiles 0.1,0.9 (with --calibrate): the export's `predictions` is the mean head (the
+    true conditional mean here), `quantiles` holds the two levels only, eval.json and config.json
+    say "mean", and predict's score mode reproduces eval.json."""
+    import tensorflow as tf
+
+    from prediction.cli import run as predict
+    from training.data import load_manifest, read_windows
+    from training.export import SIGNATURE
+
+    d, _ = ar1
+    job = tmp_path / "mean"
+    run_single(trainer(d / "data", job, "--quantiles", "0.1,0.9", "--units", "16", "--epochs", "8", "--seed", "0",
+                       "--calibrate"), timeout=600)
+    m = load_manifest(str(d / "data"))
+    w = next(read_windows(m, str(d / "data"), "test", shuffle=False).batch(100_000).as_numpy_iterator())
+    col = m.column("y")
+    raw_x = w["x"] * col.scale + col.center
+    out = tf.saved_model.load(str(job / "export")).signatures[SIGNATURE](x=tf.constant(raw_x, tf.float32))
+    q, p = out["quantiles"].numpy()[:, 0, :], out["predictions"].numpy()[:, 0]
+    assert q.shape == (len(raw_x), 2) and (q[:, 0] <= q[:, 1]).all()
+    center = LEVEL + PHI * (raw_x[:, -1, 0] - LEVEL)  # the true conditional mean (= median: Gaussian noise)
+    assert np.median(np.abs(p - center)) < 0.15 * SCALE * SIGMA * Z90
+    assert ((p > q[:, 0]) & (p < q[:, 1])).mean() > 0.95  # a point inside its own interval, not a level
+    report = json.loads((job / "eval.json").read_text())
+    assert report["quantiles"]["point_level"] == "mean" and report["quantiles"]["levels"] == [0.1, 0.9]
+    assert json.loads((job / "config.json").read_text())["model"]["point_level"] == "mean"
+    y = w["y"][:, 0] * col.scale + col.center
+    assert report["model"]["original"]["rmse"] == pytest.approx(float(np.sqrt(np.mean((p - y) ** 2))), rel=1e-4)
+    assert "calibration" in report["quantiles"]
+    scored = predict(["--export", str(job / "export"), "--input", str(d / "raw.parquet"), "--output",
+                      str(tmp_path / "s"), "--split", "test"])["report"]
+    assert scored["model"]["original"]["rmse"] == pytest.approx(report["model"]["original"]["rmse"], rel=1e-4)
+    assert scored["quantiles"]["point_level"] == "mean"
+    assert scored["quantiles"]["intervals"][0]["coverage"] == pytest.approx(
+        report["quantiles"]["intervals"][0]["coverage"], abs=1e-9)

@@ -54,3 +54,37 @@ def test_minimizing_the_pinball_loss_finds_the_quantiles():
         opt.apply_gradients([(tape.gradient(loss, raw), raw)])
     got = NonCrossingQuantiles()(raw).numpy().ravel()
     np.testing.assert_allclose(got, np.quantile(y, LEVELS), atol=0.05)
+
+
+def test_without_the_median_a_mean_head_follows_the_levels_and_learns_the_mean():
+    """--quantiles 0.1,0.9: one more channel, the mean (squared error), never sorted with the
+    levels; the loss is the levels' pinball plus the mean's squared error (numpy), and fitting
+    constants to skewed draws gives the empirical quantiles and the mean, not the median."""
+    import tensorflow as tf
+
+    from evaluation.quantiles import mean_head, pinball, point_index, point_level
+    from training.quantiles import NonCrossingQuantiles, PinballLoss
+
+    levels = (0.1, 0.9)
+    assert mean_head(levels) and point_index(levels) == 2 and point_level(levels) == "mean"
+    assert not mean_head(LEVELS) and point_index(LEVELS) == 1 and point_level(LEVELS) == 0.5
+    rng = np.random.default_rng(3)
+    x = rng.normal(scale=20, size=(512, 2, 3)).astype(np.float32)
+    out = NonCrossingQuantiles(mean=True)(x).numpy()
+    assert (np.diff(out[..., :2], axis=-1) >= 0).all() and np.array_equal(out[..., 2], x[..., 2])
+    y = rng.normal(size=(64, 2))
+    p = rng.normal(size=(64, 2, 3))
+    want = pinball(y, p[..., :2], levels).mean(axis=-1) + (y - p[..., 2]) ** 2
+    assert float(PinballLoss(levels)(y, p)) == pytest.approx(want.mean(), rel=1e-12)
+
+    y = rng.exponential(size=(20_000, 1)).astype(np.float32)  # skewed: mean 1, median ln 2
+    raw = tf.Variable(np.zeros((1, 1, 3), np.float32))
+    opt = tf.keras.optimizers.Adam(0.05)
+    head, loss_fn = NonCrossingQuantiles(mean=True), PinballLoss(levels)
+    for _ in range(800):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, tf.repeat(head(raw), len(y), axis=0))
+        opt.apply_gradients([(tape.gradient(loss, raw), raw)])
+    got = head(raw).numpy().ravel()
+    np.testing.assert_allclose(got[:2], np.quantile(y, levels), atol=0.05)
+    assert got[2] == pytest.approx(y.mean(), abs=0.03) and abs(got[2] - np.median(y)) > 0.25
