@@ -106,11 +106,13 @@ def classic_recipe(df: pd.DataFrame, spec: Spec, bounds, step: int, seed: int, e
 
 # LightGBM as a forecaster configures it: lag features of the same rows, parameters chosen on
 # the validation range, early-stopped there; the grid's points differ in tree size and leaf data
-LGB_GRID = ({"num_leaves": 31, "min_child_samples": 20}, {"num_leaves": 31, "min_child_samples": 100},
-            {"num_leaves": 127, "min_child_samples": 20}, {"num_leaves": 127, "min_child_samples": 100})
-LGB_FIXED = {"objective": "regression", "learning_rate": 0.03, "bagging_fraction": 0.8, "bagging_freq": 1,
+LGB_GRID = ({"num_leaves": 31, "min_child_samples": 20}, {"num_leaves": 127, "min_child_samples": 100})
+LGB_FIXED = {"objective": "regression", "learning_rate": 0.05, "bagging_fraction": 0.8, "bagging_freq": 1,
              "feature_fraction": 0.8, "verbose": -1, "num_threads": 2}
-LGB_ROUNDS, LGB_PATIENCE = 5000, 200
+LGB_ROUNDS, LGB_PATIENCE = 10_000, 200
+# the target as it is, or its change from the last value (a level-trained tree cannot forecast a
+# level beyond its training range: a trending series' test range); chosen on validation too
+LGB_TARGETS = ("level", "change")
 CALENDAR_PARTS = {"hour": "hour", "dayofweek": "day_of_week", "dayofyear": "day_of_year", "month": "month"}
 
 
@@ -146,8 +148,9 @@ def lag_rows(g: pd.DataFrame, spec: Spec, step: int, center: float = 0.0, scale:
 def lightgbm_forecaster(df: pd.DataFrame, spec: Spec, bounds, step: int, seed: int) -> tuple[dict, dict]:
     """LightGBM on lag features ({series key: predictions at its scored targets}, what was chosen).
 
-    Trained on the targets before the validation start, each grid point early-stopped on the
-    validation targets; the point with the lowest validation RMSE predicts the test targets.
+    Trained on the targets before the validation start, each grid point (the target as a level or
+    as its change from the last value, tree size) early-stopped on the validation targets; the
+    point with the lowest validation RMSE in original units predicts the test targets.
     With `--scale-by series` data, each series' target is standardized by its training rows
     (the series without any use the global training statistics), as seqscale does."""
     import lightgbm as lgb
@@ -159,7 +162,8 @@ def lightgbm_forecaster(df: pd.DataFrame, spec: Spec, bounds, step: int, seed: i
         tr = g.loc[g[spec.time].astype("datetime64[ns]").astype(np.int64) < bounds.val_start, spec.target]
         use = tr if spec.scale_by_series and len(tr) > 1 and tr.std() > 0 else glob
         norm[key] = (float(use.mean()), float(use.std())) if spec.scale_by_series else (0.0, 1.0)
-    parts = {"train": ([], []), "val": ([], [])}
+    P, _ = lag_lengths(spec)
+    parts = {"train": ([], [], []), "val": ([], [], [])}
     tests = {}
     for code, (key, g) in enumerate(series_frames(df, spec)):
         rows, x, y = lag_rows(g, spec, step, *norm[key])
@@ -170,25 +174,41 @@ def lightgbm_forecaster(df: pd.DataFrame, spec: Spec, bounds, step: int, seed: i
                             ("val", (t[rows] >= bounds.val_start) & (t[rows] < bounds.test_start))):
             parts[split][0].append(x[keep])
             parts[split][1].append(y[keep])
+            parts[split][2].append(np.full(keep.sum(), norm[key][1]))
         scored = scored_targets(t, bounds.test_start, step)
         at = np.searchsorted(rows, scored)
         assert np.array_equal(rows[at], scored), "a scored target without its lags"  # CONTEXT >= the lags
         tests[key] = x[at] if len(scored) else None
-    (xt, yt), (xv, yv) = [(np.concatenate(a), np.concatenate(b)) for a, b in parts.values()]
+    (xt, yt, _), (xv, yv, sv) = [tuple(np.concatenate(a) for a in split) for split in parts.values()]
     categorical = [xt.shape[1] - 1] if spec.series is not None else []
+
+    def relative(x):  # the target's lags minus its last value (lag 1 is column 0)
+        x = x.copy()
+        x[:, :P] -= x[:, :1]
+        return x
+
     best = None
-    for params in LGB_GRID:
-        train = lgb.Dataset(xt, yt, categorical_feature=categorical, free_raw_data=False)
-        valid = lgb.Dataset(xv, yv, reference=train, categorical_feature=categorical)
+    for target, params in [(t, p) for t in LGB_TARGETS for p in LGB_GRID]:
+        diff = target == "change"
+        a, b = (relative(xt), yt - xt[:, 0]) if diff else (xt, yt)
+        c, d = (relative(xv), yv - xv[:, 0]) if diff else (xv, yv)
+        train = lgb.Dataset(a, b, categorical_feature=categorical, free_raw_data=False)
+        valid = lgb.Dataset(c, d, reference=train, categorical_feature=categorical)
         model = lgb.train({**LGB_FIXED, **params, "seed": seed}, train, LGB_ROUNDS, valid_sets=[valid],
                           callbacks=[lgb.early_stopping(LGB_PATIENCE, verbose=False)])
-        val = float(np.sqrt(model.best_score["valid_0"]["l2"]))
+        pred = model.predict(c, num_iteration=model.best_iteration) + (xv[:, 0] if diff else 0)
+        val = float(np.sqrt(np.mean(((pred - yv) * sv) ** 2)))  # original units: the two targets compare
         if best is None or val < best[0]:
-            best = (val, params, model)
-    val, params, model = best
-    out = {k: None if x is None else model.predict(x, num_iteration=model.best_iteration) * norm[k][1] + norm[k][0]
-           for k, x in tests.items()}
-    return out, {**params, "trees": int(model.best_iteration), "val_rmse_scaled": val, "features": int(xt.shape[1])}
+            best = (val, target, params, model)
+    val, target, params, model = best
+
+    def forecast(x):
+        diff = target == "change"
+        return model.predict(relative(x) if diff else x, num_iteration=model.best_iteration) + (x[:, 0] if diff else 0)
+
+    out = {k: None if x is None else forecast(x) * norm[k][1] + norm[k][0] for k, x in tests.items()}
+    return out, {"target": target, **params, "trees": int(model.best_iteration), "val_rmse": val,
+                 "features": int(xt.shape[1])}
 
 
 def train_seqscale(spec: Spec, work: str, seed: int, epochs: int | None, flags: tuple[str, ...] = ()):
