@@ -73,6 +73,7 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         self.warnings: list[str] = []
         self._last_good: list[np.ndarray] | None = None
         self._prev_mean, self._prev_steps = 0.0, 0
+        self._leak_warned = False  # the leak warning is given once per run
 
     def explain(self, f: Finding) -> str:
         return (f"{f.seen}.\nLikely cause: {f.meaning}.\nFix: {f.fix}.\n"
@@ -150,7 +151,7 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         """Warn once when a loss falls below the leak level: the epoch's mean, the mean of its last
         `check_every` steps (in the first epoch the mean is dominated by the untrained start), or
         the validation loss against its own mean level (no dropout, no warmup in it)."""
-        if any("suspiciously low" in w for w in self.warnings):
+        if self._leak_warned:
             return
         seen = [(loss, self.baseline, f"training loss of epoch {epoch + 1}")]
         if self.batch_losses:
@@ -161,6 +162,7 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
             warning = suspiciously_low(value, baseline, what=what, absolute=self.absolute)
             if warning:
                 self.warnings.append(warning)
+                self._leak_warned = True
                 log.warning(warning)
             return
 
