@@ -155,21 +155,18 @@ def lightgbm_forecaster(df: pd.DataFrame, spec: Spec, bounds, step: int, seed: i
     (the series without any use the global training statistics), as seqscale does."""
     import lightgbm as lgb
 
-    train_t = df[spec.time].astype("datetime64[ns]").astype(np.int64) < bounds.val_start
-    glob = df.loc[train_t, spec.target]
-    norm = {}
-    for key, g in series_frames(df, spec):
-        tr = g.loc[g[spec.time].astype("datetime64[ns]").astype(np.int64) < bounds.val_start, spec.target]
-        use = tr if spec.scale_by_series and len(tr) > 1 and tr.std() > 0 else glob
-        norm[key] = (float(use.mean()), float(use.std())) if spec.scale_by_series else (0.0, 1.0)
+    glob = df.loc[df[spec.time].astype("datetime64[ns]").astype(np.int64) < bounds.val_start, spec.target]
     P, _ = lag_lengths(spec)
     parts = {"train": ([], [], []), "val": ([], [], [])}
-    tests = {}
+    tests, norm = {}, {}
     for code, (key, g) in enumerate(series_frames(df, spec)):
+        t = g[spec.time].astype("datetime64[ns]").astype(np.int64).to_numpy()
+        tr = g.loc[t < bounds.val_start, spec.target]
+        use = tr if spec.scale_by_series and len(tr) > 1 and tr.std() > 0 else glob
+        norm[key] = (float(use.mean()), float(use.std())) if spec.scale_by_series else (0.0, 1.0)
         rows, x, y = lag_rows(g, spec, step, *norm[key])
         if spec.series is not None:
             x = np.concatenate([x, np.full((len(x), 1), float(code))], axis=1)
-        t = g[spec.time].astype("datetime64[ns]").astype(np.int64).to_numpy()
         for split, keep in (("train", t[rows] < bounds.val_start),
                             ("val", (t[rows] >= bounds.val_start) & (t[rows] < bounds.test_start))):
             parts[split][0].append(x[keep])

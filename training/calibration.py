@@ -14,6 +14,7 @@ import numpy as np
 
 from contract.logs import import_tensorflow
 from evaluation.quantiles import QuantileSums, conformal_shifts
+from evaluation.quantiles import calibrate as shifted
 
 tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
@@ -68,7 +69,7 @@ def calibrate(model, manifest, data_dir: str, levels) -> tuple[Calibrated, dict]
     before and after."""
     y, q = validation_levels(model, manifest, data_dir, levels)
     shifts = conformal_shifts(y, q, levels)
-    after = np.sort(q + shifts, axis=-1)
+    after = shifted(q, shifts)
     return Calibrated(model, shifts), {
         "method": "split-conformal on the validation windows, per level (scaled units)",
         "validation_windows": int(len(y)), "shifts": [float(s) for s in shifts],

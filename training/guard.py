@@ -16,6 +16,7 @@ import logging
 import numpy as np
 
 from contract.logs import import_tensorflow
+from evaluation.quantiles import mean_head
 from training.doctor.loss_patterns import (
     BIG_INPUT,
     Finding,
@@ -158,13 +159,12 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
             seen.append((self.batch_losses[-1], self.baseline, f"training loss over the last steps of epoch {epoch + 1}"))
         if val_loss is not None and self.val_baseline:
             seen.append((val_loss, self.val_baseline, f"validation loss after epoch {epoch + 1}"))
-        for value, baseline, what in sorted(seen, key=lambda s: s[0] / s[1]):
-            warning = suspiciously_low(value, baseline, what=what, absolute=self.absolute)
-            if warning:
-                self.warnings.append(warning)
-                self._leak_warned = True
-                log.warning(warning)
-            return
+        value, baseline, what = min(seen, key=lambda s: s[0] / s[1])  # the lowest against its mean level
+        warning = suspiciously_low(value, baseline, what=what, absolute=self.absolute)
+        if warning:
+            self.warnings.append(warning)
+            self._leak_warned = True
+            log.warning(warning)
 
 
 def mean_prediction(manifest, y_train, n: int, levels=()):
@@ -173,7 +173,7 @@ def mean_prediction(manifest, y_train, n: int, levels=()):
     y_train = np.asarray(y_train)
     if manifest.task == "regression" and len(levels):
         q = np.moveaxis(np.quantile(y_train, list(levels), axis=0), 0, -1)
-        if 0.5 not in [float(x) for x in levels]:  # the mean head's channel: the train mean
+        if mean_head(levels):  # the mean head's channel: the train mean
             q = np.concatenate([q, y_train.mean(axis=0)[..., None]], axis=-1)
         return np.broadcast_to(q, (n, *q.shape)).astype(np.float32)
     if manifest.task == "regression":

@@ -9,6 +9,7 @@ MQLoss and GluonTS's quantile loss train it. Scores of the outputs: evaluation/q
 from __future__ import annotations
 
 from contract.logs import import_tensorflow
+from evaluation.quantiles import mean_head
 
 tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
@@ -44,7 +45,7 @@ class PinballLoss(tf.keras.losses.Loss):
     def __init__(self, levels, name: str = "pinball", **kwargs) -> None:
         super().__init__(name=name, **kwargs)
         self.levels = [float(x) for x in levels]
-        self.mean = 0.5 not in self.levels
+        self.mean = mean_head(self.levels)
 
     def call(self, y_true, y_pred):
         q = len(self.levels)
