@@ -44,11 +44,11 @@ def add_batch(acc: RegressionAccumulator, plan: er.Plan, manifest: Manifest, x, 
               q=None) -> RegressionAccumulator:
     """Score one batch of scaled windows: model and baselines in original units, model in scaled units;
     with `qscores`, a quantile model's levels `q` (scaled, [..., Q]) beside the same baselines."""
-    yo, po, xo, _ = original_units(manifest, x, y, p, sid, series)
+    tc, ts = window_scaling(manifest, manifest.targets, y, sid, series)  # once for the point and the levels
+    yo, po, xo, _ = original_units(manifest, x, y, p, sid, series, scaling=(tc, ts))
     forecasts = er.baselines(plan, yo, xo)
     acc.add(yo, po, forecasts, y_scaled=fm.as_rows(y), p_scaled=fm.as_rows(p), origins=t)
     if qscores is not None:
-        tc, ts = window_scaling(manifest, manifest.targets, y, sid, series)
         qo = np.asarray(q, np.float64) * np.asarray(ts)[..., None] + np.asarray(tc)[..., None]
         qscores.add(yo, qo[:, None] if qo.ndim == 3 else qo, forecasts)  # (W, rows, T, Q)
     return acc
@@ -70,11 +70,12 @@ def classification_report(manifest: Manifest, y: np.ndarray, p: np.ndarray) -> d
     return ClassificationAccumulator().add(y, *er.classification_predictions(manifest, p)).result()
 
 
-def original_units(manifest: Manifest, x, y, p, sid=None, series: SeriesScaling | None = None):
+def original_units(manifest: Manifest, x, y, p, sid=None, series: SeriesScaling | None = None, *, scaling=None):
     """(targets, predictions, the target's inputs, persistence) in original units: targets,
     predictions and persistence as (windows, steps, targets) rows, the inputs as (windows,
-    look_back, targets); the last two None when a target is not an input."""
-    tc, ts = window_scaling(manifest, manifest.targets, y, sid, series)
+    look_back, targets); the last two None when a target is not an input. `scaling`: the targets'
+    (center, scale) per window when the caller has them already."""
+    tc, ts = scaling if scaling is not None else window_scaling(manifest, manifest.targets, y, sid, series)
     yo, po = fm.as_rows(y * ts + tc), fm.as_rows(p * ts + tc)
     xo = target_inputs(manifest, x, sid, series)
     last = None if xo is None else np.repeat(xo[:, -1:, :], yo.shape[1], axis=1)
