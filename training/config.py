@@ -19,6 +19,7 @@ from contract.logs import LEVELS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 HEADS = ("auto", "linear", "sigmoid", "softmax")
+ANCHORS = ("auto", "none", "last", "relative")
 LOSSES = ("auto", "mse", "huber", "mae", "binary_crossentropy", "sparse_categorical_crossentropy")
 SHARD_POLICIES = ("auto", "file", "data")
 VERBOSITY = ("auto", "bar", "line")
@@ -66,6 +67,12 @@ class ModelConfig:
             (LSTNet's autoregressive component): a network's output scale follows its inputs'
             only loosely, and smooth or strongly periodic targets want a precise linear term.
             None (default): on when every target is among the features, else off.
+        anchor: what a regression output is relative to. none: the model outputs the target's
+            level. last: the output is added to each target's last input value, so the model
+            forecasts the change from it (a level beyond the training range stays reachable).
+            relative: as last, and the network also reads the targets' columns of the window
+            relative to that value (NLinear, Zeng et al. 2023): level-free inputs. auto: the
+            default for the data (see resolve_anchor).
         head_activation: auto picks from the task (linear, sigmoid, softmax); others are checked.
         loss: auto picks from the task; regression may choose mse, huber or mae.
         quantiles: sorted levels in (0, 1) (e.g. 0.1, 0.5, 0.9): one output per target, step and
@@ -79,6 +86,7 @@ class ModelConfig:
     bidirectional: bool = False
     dropout: float = 0.1  # study_defaults: lower best val loss than 0.2 on all three benchmark sets
     linear_skip: bool | None = None  # None: on when every target is among the features
+    anchor: str = "auto"
     head_activation: str = "auto"
     loss: str = "auto"
     quantiles: tuple[float, ...] = ()
@@ -234,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a linear map of the targets' own past to the output (LSTNet's autoregressive term); "
                    "default: on when every target is among the features")
     g.add_argument("--no-linear-skip", dest="linear_skip", action="store_const", const=False, help="LSTM head only")
+    g.add_argument("--anchor", choices=ANCHORS, help="none: forecast the target's level; last: the change from "
+                   "its last input value; relative: that change, from the window relative to that value (NLinear); "
+                   "auto: the default for the data")
     g.add_argument("--head-activation", choices=HEADS, help="auto picks from the task")
     g.add_argument("--quantiles", type=_quantiles, help="quantile levels, e.g. 0.1,0.5,0.9: forecast them with "
                    "the pinball loss (never crossing); the point forecast is the 0.5 level, or without it "

@@ -120,14 +120,73 @@ def uses_linear_skip(manifest: Manifest, cfg: ModelConfig) -> bool:
     return cfg.linear_skip
 
 
+AUTO_ANCHOR = "none"  # what --anchor auto means for a regression target with its past in the window
+
+
+def resolve_anchor(manifest: Manifest, cfg: ModelConfig) -> str:
+    """--anchor as set, checked; auto is AUTO_ANCHOR where it applies (a regression target whose
+    past is in the window), else none."""
+    if cfg.anchor == "auto":
+        ok = manifest.task == "regression" and manifest.target_positions is not None
+        return AUTO_ANCHOR if ok else "none"
+    if cfg.anchor != "none" and manifest.task != "regression":
+        raise HeadError(f"--anchor {cfg.anchor} forecasts a change in a regression target; a {manifest.task} "
+                        "model outputs class probabilities: drop --anchor")
+    if cfg.anchor != "none" and manifest.target_positions is None:
+        missing = [t for t in manifest.targets if t not in manifest.features]
+        raise HeadError(f"--anchor {cfg.anchor} adds each target's last input value to the output, but "
+                        f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not among the features "
+                        f"{list(manifest.features)}; add the target to --features in preprocessing, or use --anchor none")
+    return cfg.anchor
+
+
+class RelativeToLast(tf.keras.layers.Layer):
+    """The window with the `columns` taken relative to their value at the last input row."""
+
+    def __init__(self, columns, **kwargs):
+        super().__init__(**kwargs)
+        self.columns = [int(c) for c in columns]
+
+    def call(self, x):
+        mask = tf.reduce_sum(tf.one_hot(self.columns, tf.shape(x)[-1], dtype=x.dtype), axis=0)
+        return x - x[:, -1:, :] * mask
+
+    def get_config(self):
+        return {**super().get_config(), "columns": self.columns}
+
+
+class AddLast(tf.keras.layers.Layer):
+    """output + each target's last input value (`columns` of the window's last row), broadcast
+    over a target sequence's steps (`steps`) and a quantile head's levels (`levels`)."""
+
+    def __init__(self, columns, steps: bool = False, levels: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.columns, self.steps, self.levels = [int(c) for c in columns], bool(steps), bool(levels)
+
+    def call(self, inputs):
+        out, x = inputs
+        last = tf.cast(tf.gather(x[:, -1, :], self.columns, axis=-1), out.dtype)  # [batch, targets]
+        if self.steps:
+            last = last[:, None, :]
+        if self.levels:
+            last = last[..., None]
+        return out + last
+
+    def get_config(self):
+        return {**super().get_config(), "columns": self.columns, "steps": self.steps, "levels": self.levels}
+
+
 def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_precision: bool = False) -> tf.keras.Model:
     """Stacked LSTM: [LSTM (return sequences) -> Dropout] x (n-1) -> LSTM -> Dropout -> Dense head,
-    plus (uses_linear_skip) a Dense over the targets' columns of the window added before the activation."""
+    plus (uses_linear_skip) a Dense over the targets' columns of the window added before the activation,
+    plus (resolve_anchor: last, relative) each target's last input value added to the output."""
     head = resolve_head(manifest, cfg)
+    anchor = resolve_anchor(manifest, cfg)
     look_back, n_features = manifest.x_shape
     init = tf.keras.initializers
     inputs = tf.keras.Input(shape=(look_back, n_features), name="x")
-    h = inputs
+    seen = RelativeToLast(manifest.target_positions, name="relative_to_last")(inputs) if anchor == "relative" else inputs
+    h = seen
     for i, units in enumerate(cfg.units):
         last = i == len(cfg.units) - 1
         layer = tf.keras.layers.LSTM(
@@ -149,7 +208,7 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
         # the targets' own past (their columns of the window), beside the LSTM. Only the target
         # columns: all features x L inputs overfit a small data set (Seattle weather, 1,000
         # windows). Zero-initialized so training starts from the LSTM's own head.
-        own = TakeColumns(skip_columns(manifest), name="skip_columns")(inputs)
+        own = TakeColumns(skip_columns(manifest), name="skip_columns")(seen)
         flat = tf.keras.layers.Flatten(name="skip_flatten")(own)
         skip = tf.keras.layers.Dense(head.units, kernel_initializer="zeros", name="skip_dense")(flat)
         out = tf.keras.layers.Add(name="head_sum")([out, skip])
@@ -164,6 +223,11 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
         out = NonCrossingQuantiles(mean=mean, dtype="float32", name="quantiles")(out)
     elif manifest.window.target_sequence and manifest.task == "regression":
         out = tf.keras.layers.Reshape(manifest.y_shape, dtype="float32", name="y")(out)
+    if anchor != "none":
+        # the network forecasts the change from the last value (every level and the mean head
+        # shift alike, so the quantiles still never cross)
+        out = AddLast(manifest.target_positions, steps=manifest.window.target_sequence,
+                      levels=bool(head.quantiles), dtype="float32", name="anchor_last")([out, inputs])
     return tf.keras.Model(inputs, out, name="seqscale_lstm")
 
 

@@ -252,12 +252,13 @@ def chief_reports(r: Run, model) -> dict:
     from evaluation.quantiles import point_level
     from training.evaluate import evaluate, evaluation_plan, format_table, write_report
     from training.export import export, load_series_scaling
-    from training.model import build_model, uses_linear_skip
+    from training.model import build_model, resolve_anchor, uses_linear_skip
 
     plain = build_model(r.manifest, r.cfg.model, seed=r.cfg.train.seed)  # outside the strategy
     plain.set_weights(model.get_weights())
     ran = json.loads(r.cfg.to_json())
     ran["model"]["linear_skip"] = uses_linear_skip(r.manifest, r.cfg.model)  # what ran, not "None: by the data"
+    ran["model"]["anchor"] = resolve_anchor(r.manifest, r.cfg.model)  # likewise, not "auto"
     if r.cfg.model.quantiles:  # which level the point forecast (`predictions`, eval.json's RMSE) is
         ran["model"]["point_level"] = point_level(r.cfg.model.quantiles)
     resolved = json.dumps({**ran, "lr_plan": r.plan.to_dict()}, indent=2)

@@ -104,3 +104,51 @@ def test_linear_skip_is_on_by_default_when_the_targets_are_features():
     assert has_skip(build_model(manifest(), ModelConfig(units=(4,))))
     assert not has_skip(build_model(manifest(targets=("c",)), ModelConfig(units=(4,))))  # nothing to read
     assert not has_skip(build_model(manifest(), ModelConfig(units=(4,), linear_skip=False)))
+
+
+@pytest.mark.parametrize("seq,levels", [(False, ()), (True, ()), (False, (0.1, 0.5, 0.9)), (True, (0.1, 0.9))])
+def test_anchor_last_adds_the_targets_last_input_value(seq, levels):
+    """--anchor last: the output is the level-model's output plus the target's value at the last
+    input row, on every step and level (so the quantiles still never cross)."""
+    import numpy as np
+
+    m = manifest(seq=seq, targets=("b",))
+    cfg = ModelConfig(units=(8,), quantiles=levels)
+    plain = build_model(m, dataclasses.replace(cfg, anchor="none"), seed=3)
+    model = build_model(m, dataclasses.replace(cfg, anchor="last"), seed=3)
+    x = np.random.default_rng(0).normal(size=(5, 12, 2)).astype(np.float32)
+    x[:, -1, 1] += 50.0  # far from the other rows: an anchor on the wrong row or column shows
+    got, base = model.predict(x, verbose=0), plain.predict(x, verbose=0)
+    last = x[:, -1, 1].reshape((5,) + (1,) * (got.ndim - 1))
+    np.testing.assert_allclose(got, base + last, rtol=1e-5, atol=1e-4)
+    if levels:
+        assert (np.diff(got[..., :len(levels)], axis=-1) >= 0).all()
+
+
+def test_anchor_relative_feeds_the_window_relative_to_the_last_value():
+    """--anchor relative: the network sees the target column minus its last value (other columns
+    as they are), so shifting the target's whole window by c shifts the forecast by exactly c."""
+    import numpy as np
+
+    m = manifest(targets=("b",))
+    model = build_model(m, ModelConfig(units=(8,), anchor="relative"), seed=1)
+    dense = model.get_layer("skip_dense")
+    dense.set_weights([np.random.default_rng(1).normal(size=w.shape).astype(np.float32) for w in dense.get_weights()])
+    x = np.random.default_rng(0).normal(size=(4, 12, 2)).astype(np.float32)
+    shifted = x.copy()
+    shifted[:, :, 1] += 7.0
+    np.testing.assert_allclose(model.predict(shifted, verbose=0), model.predict(x, verbose=0) + 7.0, atol=1e-4)
+    moved = x.copy()
+    moved[:, :, 0] += 7.0  # a non-target column is read as it is
+    assert np.abs(model.predict(moved, verbose=0) - model.predict(x, verbose=0)).max() > 1e-3
+
+
+def test_anchor_needs_a_regression_target_among_the_features():
+    with pytest.raises(HeadError, match="c is not among the features"):
+        build_model(manifest(targets=("c",)), ModelConfig(units=(4,), anchor="last"))
+    with pytest.raises(HeadError, match="binary model outputs class probabilities"):
+        build_model(manifest(task="binary"), ModelConfig(units=(4,), anchor="relative"))
+    from training.model import resolve_anchor
+
+    assert resolve_anchor(manifest(task="binary"), ModelConfig()) == "none"  # auto: only where it applies
+    assert resolve_anchor(manifest(targets=("c",)), ModelConfig()) == "none"
