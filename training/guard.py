@@ -51,8 +51,13 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
                  doctor_cmd: str, checkpoint_path: str, writer: bool, steps_per_epoch: int = 0,
                  val_baseline: float | None = None, features: tuple[str, ...] = (), patience: int = 3,
                  tolerance: float = 0.05, check_every: int = CHECK_EVERY, point: int | None = None,
-                 absolute: bool = False) -> None:
+                 absolute: bool = False, persistence: float | None = None,
+                 val_persistence: float | None = None) -> None:
         super().__init__()
+        # the loss of repeating the target's last input value (None: its past is not in the window):
+        # a legitimate forecaster, so a loss is a leak's signature only far below it too (on smooth
+        # hourly temperatures persistence alone is at 2% of the mean level)
+        self.persistence, self.val_persistence = persistence, val_persistence
         self.absolute = absolute  # an absolute loss (mae, pinball): the leak threshold is its square root
         self.point = point  # a quantile model: its point forecast's level (the spread of the levels is not a signal)
         self._supports_tf_logs = True
@@ -154,17 +159,34 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         the validation loss against its own mean level (no dropout, no warmup in it)."""
         if self._leak_warned:
             return
-        seen = [(loss, self.baseline, f"training loss of epoch {epoch + 1}")]
+        seen = [(loss, self.baseline, self.persistence, f"training loss of epoch {epoch + 1}")]
         if self.batch_losses:
-            seen.append((self.batch_losses[-1], self.baseline, f"training loss over the last steps of epoch {epoch + 1}"))
+            seen.append((self.batch_losses[-1], self.baseline, self.persistence,
+                         f"training loss over the last steps of epoch {epoch + 1}"))
         if val_loss is not None and self.val_baseline:
-            seen.append((val_loss, self.val_baseline, f"validation loss after epoch {epoch + 1}"))
-        value, baseline, what = min(seen, key=lambda s: s[0] / s[1])  # the lowest against its mean level
-        warning = suspiciously_low(value, baseline, what=what, absolute=self.absolute)
+            seen.append((val_loss, self.val_baseline, self.val_persistence, f"validation loss after epoch {epoch + 1}"))
+        # the lowest against the lower of its levels
+        value, baseline, persistence, what = min(seen, key=lambda s: s[0] / min(s[1], s[2] or s[1]))
+        warning = suspiciously_low(value, baseline, what=what, absolute=self.absolute, persistence=persistence)
         if warning:
             self.warnings.append(warning)
             self._leak_warned = True
             log.warning(warning)
+
+
+def persistence_prediction(manifest, x, y_shape, levels=()):
+    """What repeating each target's last input value outputs for windows x, shaped like y
+    (`y_shape`; a quantile model: at every level and its mean head); None when a target's past
+    is not in the window or the task is not regression."""
+    pos = manifest.target_positions
+    if manifest.task != "regression" or pos is None:
+        return None
+    last = np.asarray(x)[:, -1, list(pos)].astype(np.float32)  # [n, targets]
+    if len(y_shape) == 3:  # a target sequence: every step
+        last = np.broadcast_to(last[:, None, :], tuple(y_shape))
+    if len(levels):
+        last = np.repeat(last[..., None], len(levels) + mean_head(levels), axis=-1)
+    return last
 
 
 def mean_prediction(manifest, y_train, n: int, levels=()):

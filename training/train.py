@@ -199,17 +199,23 @@ def make_guard(r: Run):
 
     from evaluation.quantiles import point_index
     from training import data as data_lib
-    from training.guard import FlatLossGuard, mean_prediction
+    from training.guard import FlatLossGuard, mean_prediction, persistence_prediction
     from training.model import make_loss, resolve_head
 
     sample = data_lib.sample_windows(r.manifest, r.cfg.data.data, n=2048)
     head = resolve_head(r.manifest, r.cfg.model)
     loss = make_loss(head)
     y = sample["y"]
-    val_baseline = None
+
+    def persistence_loss(w):
+        pred = persistence_prediction(r.manifest, w["x"], w["y"].shape, head.quantiles)
+        return None if pred is None else float(loss(w["y"], pred))
+
+    val_baseline = val_persistence = None
     if r.val_steps:
-        val_y = data_lib.sample_windows(r.manifest, r.cfg.data.data, split="val", n=2048)["y"]
-        val_baseline = float(loss(val_y, mean_prediction(r.manifest, y, len(val_y), head.quantiles)))
+        val = data_lib.sample_windows(r.manifest, r.cfg.data.data, split="val", n=2048)
+        val_baseline = float(loss(val["y"], mean_prediction(r.manifest, y, len(val["y"]), head.quantiles)))
+        val_persistence = persistence_loss(val)
     t = r.cfg.train
     return FlatLossGuard(
         baseline=float(loss(y, mean_prediction(r.manifest, y, len(y), head.quantiles))), val_baseline=val_baseline,
@@ -218,7 +224,8 @@ def make_guard(r: Run):
         steps_per_epoch=r.plan.steps_per_epoch, features=tuple(r.manifest.features),
         doctor_cmd=f"seqscale-doctor --data {r.cfg.data.data} " + " ".join(argv_for_doctor(r.argv)),
         checkpoint_path=r.path("checkpoints", "last_good.npz"), writer=r.cluster.is_chief,
-        patience=t.flat_patience, tolerance=t.flat_tolerance)
+        patience=t.flat_patience, tolerance=t.flat_tolerance, persistence=persistence_loss(sample),
+        val_persistence=val_persistence)
 
 
 def finish(r: Run, model, guard, history, started: float) -> dict:

@@ -153,6 +153,32 @@ def test_a_leak_is_judged_on_the_last_steps_and_on_later_epochs_and_warned_once(
     assert not guard.warnings
 
 
+def test_a_smooth_target_near_persistence_is_not_a_leak(tmp_path):
+    """Hourly temperatures: persistence alone is at 2% of the mean level and a good model at 0.07%.
+    Below 1% of the mean level but not of persistence's loss: no warning; below both: one that
+    names both levels."""
+    model, guard = started(tmp_path, persistence=0.02, val_persistence=0.021)
+    guard.val_baseline = 1.0
+    guard.on_epoch_end(0, {"loss": 0.0009, "val_loss": 0.0007})
+    assert not guard.warnings
+    guard.on_epoch_end(1, {"loss": 0.0001, "val_loss": 0.00015})
+    assert "0.01% of the loss of predicting the mean (1) and 0.50% of persistence's (0.02)" in guard.warnings[0], \
+        guard.warnings
+
+
+def test_the_persistence_level_is_the_last_input_value_shaped_like_the_output():
+    from tests.training.test_model import manifest
+    from training.guard import persistence_prediction
+
+    x = np.random.default_rng(0).normal(size=(5, 12, 2)).astype(np.float32)
+    got = persistence_prediction(manifest(targets=("b",)), x, (5, 1))
+    np.testing.assert_array_equal(got, x[:, -1, 1:2])
+    seq = persistence_prediction(manifest(targets=("b",), seq=True), x, (5, 3, 1), levels=(0.1, 0.9))
+    assert seq.shape == (5, 3, 1, 3)  # every step, both levels and the mean head
+    np.testing.assert_array_equal(seq[:, 2, 0, 2], x[:, -1, 1])
+    assert persistence_prediction(manifest(targets=("c",)), x, (5, 1)) is None  # its past is not an input
+
+
 @pytest.mark.slow
 def test_a_real_leaked_run_is_warned_and_a_healthy_one_is_not(power, tmp_path):
     """A feature holding the next hour's target: the warning the guard never gave (issue #29)."""

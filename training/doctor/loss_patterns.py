@@ -152,16 +152,21 @@ def diagnose(losses: list[float], pred_stds: list[float], moved: list[float], *,
 
 
 def suspiciously_low(loss: float, baseline: float, *, what: str = "training loss after the first epoch",
-                     absolute: bool = False) -> str:
-    """A warning when the training loss falls far below the mean level (a leak's signature).
+                     absolute: bool = False, persistence: float | None = None) -> str:
+    """A warning when the training loss falls far below the mean level (a leak's signature),
+    and far below `persistence` too when known (the loss of repeating the target's last input
+    value: a smooth target is that close to its next value without any leak).
 
     `absolute`: a loss of |errors| (mae, pinball), which falls like the square root of a
     squared one, so the same fit shows at sqrt(LEAK_LOW) of its mean level."""
     low = math.sqrt(LEAK_LOW) if absolute else LEAK_LOW
+    if persistence is not None and persistence > 0 and loss >= low * persistence:
+        return ""
     if baseline > 0 and loss < low * baseline:
+        beside = f" and {loss / persistence:.2%} of persistence's ({persistence:.3g})" if persistence else ""
         return (f"the {what} is {loss:.3g}, {loss / baseline:.2%} of the loss "
-                f"of predicting the mean ({baseline:.3g}): suspiciously low; a column holding the target's future "
-                "value (a leak) looks like this. Check with: seqscale-doctor --only learnability")
+                f"of predicting the mean ({baseline:.3g}){beside}: suspiciously low; a column holding the target's "
+                "future value (a leak) looks like this. Check with: seqscale-doctor --only learnability")
     return ""
 
 
