@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                     job = os.path.join(work, f"job-{n.replace(' ', '_')}-{seed}")
                     val, epochs, secs = best_val(data, job, train, seed)
                     runs.append({"seed": seed, "val_loss": val, "epochs": epochs, "seconds": secs})
-                    print(f"[study] {ds:<16} {n:<28} seed {seed} best val loss {val:.4f} ({epochs} epochs, {secs:.0f} s)",
+                    print(f"[study] {ds:<16} {n:<28} seed {seed} best val loss {val:.5g} ({epochs} epochs, {secs:.0f} s)",
                           flush=True)
                 results[n][ds] = {"val_loss": float(np.mean([r["val_loss"] for r in runs])), "runs": runs}
     print(f"\n{'candidate':<28}" + "".join(f"{d:>18}" for d in sets) + f"{'geo. mean':>12}")
