@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from benchmarks.accuracy_data import DATASETS, Spec
+from benchmarks.accuracy_data import DATASETS, PROTOCOLS, Spec
 
 CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change from the defaults
     "defaults": ([], []),
@@ -71,7 +71,7 @@ def best_val(data: str, job: str, flags: list[str], seed: int) -> tuple[float, i
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--datasets", default=",".join([*DATASETS, *PROTOCOLS]))
     p.add_argument("--candidates", default=";".join(CANDIDATES), help="semicolon-separated names from CANDIDATES")
     p.add_argument("--seeds", default="0", help="comma-separated seeds: each candidate trains once per seed, "
                    "judged by its mean best validation loss")
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         for ds in sets:
             work = os.path.join(tmp, ds)
             os.makedirs(work)
-            spec = DATASETS[ds](work)
+            spec = {**DATASETS, **PROTOCOLS}[ds](work)
             for n in names:
                 pre, train = CANDIDATES[n]
                 data = preprocess(spec, os.path.join(work, "data-" + "-".join(pre).replace("--", "")), pre)
