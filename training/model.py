@@ -8,7 +8,7 @@ Dropout is applied between layers instead of inside the recurrence for the same 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from contract.logs import import_tensorflow
 from contract.manifest import Manifest
@@ -120,12 +120,32 @@ def uses_linear_skip(manifest: Manifest, cfg: ModelConfig) -> bool:
     return cfg.linear_skip
 
 
-AUTO_ANCHOR = "none"  # what --anchor auto means for a regression target with its past in the window
+AUTO_ANCHOR = "none"  # what --anchor auto picks where the last value is a forecast to build on
+
+
+def choose_anchor(manifest: Manifest, cfg: ModelConfig, x, y) -> ModelConfig:
+    """`cfg` with --anchor auto decided from training windows (x, y: a sample of them):
+    AUTO_ANCHOR where repeating each target's last input value forecasts them better than their
+    mean does (the squared error over every target and step), none otherwise (a target without
+    memory: the network would first have to learn to cancel the last value) or where it does not
+    apply (not regression, a target's past not in the window)."""
+    import numpy as np
+
+    if cfg.anchor != "auto":
+        return cfg
+    pos = manifest.target_positions
+    chosen = "none"
+    if manifest.task == "regression" and pos is not None and len(y):
+        y = np.asarray(y, dtype=np.float64).reshape(len(y), -1, len(pos))
+        last = np.asarray(x, dtype=np.float64)[:, -1, list(pos)][:, None, :]
+        if np.mean((y - last) ** 2) < np.mean((y - y.mean(axis=0)) ** 2):
+            chosen = AUTO_ANCHOR
+    return replace(cfg, anchor=chosen)
 
 
 def resolve_anchor(manifest: Manifest, cfg: ModelConfig) -> str:
-    """--anchor as set, checked; auto is AUTO_ANCHOR where it applies (a regression target whose
-    past is in the window), else none."""
+    """--anchor as set, checked; auto (not decided from the data by choose_anchor) is
+    AUTO_ANCHOR where it applies (a regression target whose past is in the window), else none."""
     if cfg.anchor == "auto":
         ok = manifest.task == "regression" and manifest.target_positions is not None
         return AUTO_ANCHOR if ok else "none"

@@ -15,7 +15,7 @@ import logging
 import posixpath
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from training import cluster as cluster_lib
 from training.config import Config, ConfigError, build_parser, load_config_file, resolve
@@ -90,6 +90,9 @@ def load_data(r: Run) -> None:
 
     r.manifest = data_lib.load_manifest(r.cfg.data.data)
     data_lib.verify_shards(r.manifest, r.cfg.data.data, hashes=r.cfg.data.verify_hashes)
+    if r.cfg.model.anchor == "auto":
+        r.cfg = decide_anchor(r.cfg, r.manifest)
+        log.info("--anchor auto: %s", r.cfg.model.anchor)
     r.plan = plan_lr(r.cfg.train, r.strategy.num_replicas_in_sync, r.manifest.windows("train"))
     r.val_steps = data_lib.steps_per_epoch(r.manifest, r.plan.global_batch).val
     c = r.cluster
@@ -101,6 +104,18 @@ def load_data(r: Run) -> None:
         log.info("%s", note)
     if not r.val_steps:
         log.warning("the val split has no windows: no validation, no early stopping")
+
+
+def decide_anchor(cfg: Config, manifest) -> Config:
+    """cfg with --anchor auto decided (training.model.choose_anchor) on a fixed sample of the
+    training windows: the same on every worker, and in the doctor."""
+    from training import data as data_lib
+    from training.model import choose_anchor
+
+    if cfg.model.anchor != "auto":
+        return cfg
+    sample = data_lib.sample_windows(manifest, cfg.data.data, n=2048)
+    return replace(cfg, model=choose_anchor(manifest, cfg.model, sample["x"], sample["y"]))
 
 
 def make_inputs(r: Run):

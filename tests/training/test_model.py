@@ -152,3 +152,26 @@ def test_anchor_needs_a_regression_target_among_the_features():
 
     assert resolve_anchor(manifest(task="binary"), ModelConfig()) == "none"  # auto: only where it applies
     assert resolve_anchor(manifest(targets=("c",)), ModelConfig()) == "none"
+
+
+def test_anchor_auto_follows_whether_the_last_value_beats_the_mean():
+    """--anchor auto: AUTO_ANCHOR on a random walk (the last value is the best forecast), none on
+    white noise (persistence's error is twice the mean's) and where it does not apply."""
+    import numpy as np
+
+    from training.model import AUTO_ANCHOR, choose_anchor
+
+    rng = np.random.default_rng(0)
+
+    def windows(series):
+        starts = np.arange(len(series) - 13)
+        x = np.stack([series[s : s + 12] for s in starts])[:, :, None].repeat(2, axis=2)
+        return x, series[starts + 12][:, None]
+
+    walk, noise = windows(np.cumsum(rng.normal(size=600))), windows(rng.normal(size=600))
+    m = manifest(targets=("b",))
+    assert choose_anchor(m, ModelConfig(), *walk).anchor == AUTO_ANCHOR
+    assert choose_anchor(m, ModelConfig(), *noise).anchor == "none"
+    assert choose_anchor(m, ModelConfig(anchor="relative"), *noise).anchor == "relative"  # as asked
+    assert choose_anchor(manifest(task="binary"), ModelConfig(), *walk).anchor == "none"
+    assert choose_anchor(manifest(targets=("c",)), ModelConfig(), *walk).anchor == "none"

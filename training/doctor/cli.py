@@ -51,11 +51,13 @@ def run_checks(cfg, *, raw: list[str] | None, out_dir: str, sample_size: int = 4
     from contract.logs import import_tensorflow
     from training.data import load_manifest, sample_windows
     from training.export import load_series_scaling
+    from training.train import decide_anchor
 
     tf = import_tensorflow()
     tf.keras.utils.set_random_seed(cfg.train.seed)
     manifest = load_manifest(cfg.data.data)
     sample = sample_windows(manifest, cfg.data.data, n=sample_size, seed=cfg.train.seed, with_ids=True)
+    cfg = decide_anchor(cfg, manifest)  # --anchor auto as the trainer decides it
     plan = plan_lr(cfg.train, replicas, manifest.windows("train"))
     tf.io.gfile.makedirs(out_dir)
     checks = {  # the head first: capacity, lr and batch build the model with it
