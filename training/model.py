@@ -120,7 +120,7 @@ def uses_linear_skip(manifest: Manifest, cfg: ModelConfig) -> bool:
     return cfg.linear_skip
 
 
-AUTO_ANCHOR = "none"  # what --anchor auto picks where the last value is a forecast to build on
+AUTO_ANCHOR = "last"  # what --anchor auto picks where the last value is a forecast to build on (study_defaults, 3 seeds)
 
 
 def choose_anchor(manifest: Manifest, cfg: ModelConfig, x, y) -> ModelConfig:
