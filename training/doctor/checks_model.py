@@ -33,26 +33,33 @@ def check_capacity(manifest, cfg, sample, steps: int = 300) -> Verdict:
 
     cfg1 = replace(cfg, model=replace(cfg.model, dropout=0.0))
     model = _model(manifest, cfg1, seed=cfg.train.seed)
-    from training.train import make_optimizer
+    import tensorflow as tf
 
-    # one batch of the size base_lr is tuned for, with the run's optimizer at that LR
-    model.compile(optimizer=make_optimizer(cfg, cfg.train.base_lr), loss=_loss(manifest, cfg1))
+    from training.config import TrainConfig
+
+    # one batch of the size base_lr is tuned for, with Adam at the default base LR: a check of
+    # the model's capacity, whatever LR the run asks for (the lr check judges that one)
+    lr = TrainConfig().base_lr
+    model.compile(optimizer=tf.keras.optimizers.Adam(lr), loss=_loss(manifest, cfg1))
     batch = cfg.train.reference_batch
     x, y = sample["x"][:batch], sample["y"][:batch]
     first = float(model.evaluate(x, y, verbose=0))
     model.fit(x, y, batch_size=batch, epochs=steps, verbose=0)
     last = float(model.evaluate(x, y, verbose=0))
-    # judged against the batch's mean level (the loss of predicting its mean), not the untrained
-    # loss: an anchored model (--anchor) starts near persistence's loss, a level model near the mean's
+    # judged against the lower of the untrained loss and the batch's mean level (the loss of
+    # predicting its mean): an anchored model (--anchor) starts near persistence's loss, which
+    # can be far below the mean level, a level model near the mean level
     from training.guard import mean_prediction
 
     level = float(_loss(manifest, cfg1)(y, mean_prediction(manifest, y, len(y), cfg.model.quantiles)))
-    drop = 1 - last / level if level > 0 else 0.0
+    start = min(first, level)
+    drop = 1 - last / start if start > 0 else 0.0
     # 90% lower for a squared loss; an absolute one (mae, the pinball loss of --quantiles) falls like
     # its square root, so the same memorization shows as 1 - sqrt(0.1) = 68% lower
     needed = 1 - math.sqrt(0.1) if cfg.model.quantiles or cfg.model.loss == "mae" else 0.9
-    evidence = (f"one batch of {len(x)} windows, {steps} {cfg.train.optimizer} steps at LR {cfg.train.base_lr:g}: loss {first:.4g} -> {last:.4g}, "
-                f"{drop * 100:.0f}% below the batch's mean level {level:.4g} (needs {needed * 100:.0f}%)")
+    below = f"the batch's mean level {level:.4g}" if level <= first else "the start"
+    evidence = (f"one batch of {len(x)} windows, {steps} Adam steps at LR {lr:g}: "
+                f"loss {first:.4g} -> {last:.4g}, {drop * 100:.0f}% below {below} (needs {needed * 100:.0f}%)")
     if not math.isfinite(last) or drop < needed:
         from training.doctor.checks_data import step_look_back
 

@@ -26,7 +26,7 @@ CAUSES = {
                                        "nothing to learn"),
     "target leaked into the inputs": ("leak", [], ("scaling", "windows", "learnability"), "learnability",
                                       "input column 'next_hour' at the last input row alone predicts the target"),
-    "too little capacity": ("good", ["--units", "1"], ("head", "capacity"), "capacity", "300 adam steps at LR 0.003"),
+    "too little capacity": ("good", ["--units", "1"], ("head", "capacity"), "capacity", "300 Adam steps at LR 0.003"),
     "wrong output activation": ("good", ["--head-activation", "sigmoid"], ("head",), "head",
                                 "sigmoid output on a regression target is refused"),
     "LR too high": ("good", ["--base-lr", "1.0"], ("lr",), "lr", "far too high: above the valley"),
