@@ -404,18 +404,18 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(bench(DATASETS[name](work), work, seeds, epochs, flags, baselines))
             print(f"[bench_accuracy] {name}: {time.time() - started:.0f} s", flush=True)
     if results:
-        print(f"\n{'data set':<18}{'freq':<8}{'series':>7}{'targets':>9}{'persistence':>13}  {'seqscale':<28}"
-              + "".join(f"{label:<28}{'ratio':>7}{'95% CI':>14}" for name, label in BASELINES.items() if name in baselines)
+        print(f"\n{'data set':<18}{'freq':<8}{'series':>7}{'targets':>9}{'persistence':>13}  {'seqscale':<31}"
+              + "".join(f"{label:<31}{'ratio':>7}{'95% CI':>14}  " for name, label in BASELINES.items() if name in baselines)
               + f"{'vs persistence':>16}{'mean of seeds':>15}")
         for r in results:
             below = 1 - np.mean(r["seqscale"]) / r["persistence"]
             line = (f"{r['dataset']:<18}{r['frequency']:<8}{r['series']:>7}{r['targets']:>9}{r['persistence']:>13.4f}  "
-                    f"{spread(r['seqscale']):<28}")
+                    f"{spread(r['seqscale']):<30} ")
             for name in BASELINES:
                 if name in baselines:
                     lo, hi = r[f"ratio_{name}_95"]
-                    line += (f"{spread(r[name]):<28}{np.mean(r['seqscale']) / np.mean(r[name]):>7.3f}"
-                             f"{f'{lo:.3f}..{hi:.3f}':>14}")
+                    line += (f"{spread(r[name]):<30} {np.mean(r['seqscale']) / np.mean(r[name]):>7.3f}"
+                             f"{f'{lo:.3f}..{hi:.3f}':>14}  ")
             print(line + f"{-below:>+16.1%}{r['seqscale_ensemble']:>15.4f}")
         print("RMSE in the target's units on the same test targets; ratio = seqscale / that model (< 1: seqscale better),\n"
               "95% CI: its interval over resampled test targets (paired moving-block bootstrap);\n"
