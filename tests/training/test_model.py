@@ -76,8 +76,8 @@ def test_linear_skip_adds_a_linear_map_of_the_window(seq):
     import numpy as np
 
     m = manifest(seq=seq, targets=("b",))
-    plain = build_model(m, ModelConfig(units=(8, 4), linear_skip=False), seed=3)
-    model = build_model(m, ModelConfig(units=(8, 4), linear_skip=True), seed=3)
+    plain = build_model(m, ModelConfig(units=(8, 4), linear_skip=False, anchor="none"), seed=3)
+    model = build_model(m, ModelConfig(units=(8, 4), linear_skip=True, anchor="none"), seed=3)  # the skip alone
     x = np.random.default_rng(0).normal(size=(5, 12, 2)).astype(np.float32)
     np.testing.assert_allclose(model.predict(x, verbose=0), plain.predict(x, verbose=0), atol=1e-6)
     dense = model.get_layer("skip_dense")
