@@ -99,14 +99,19 @@ class TakeColumns(tf.keras.layers.Layer):
         return {**super().get_config(), "columns": self.columns}
 
 
+def targets_not_features(manifest: Manifest) -> str:
+    """'c is not among the features [...]': why a target's past is not in the window."""
+    missing = [t for t in manifest.targets if t not in manifest.features]
+    return (f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not among the features "
+            f"{list(manifest.features)}")
+
+
 def skip_columns(manifest: Manifest) -> tuple[int, ...]:
     """Positions of the targets among the window's features (the linear skip's inputs)."""
     positions = manifest.target_positions
     if positions is None:
-        missing = [t for t in manifest.targets if t not in manifest.features]
         raise HeadError(
-            f"--linear-skip reads the targets' own past from the window, but {', '.join(missing)} "
-            f"{'is' if len(missing) == 1 else 'are'} not among the features {list(manifest.features)}; "
+            f"--linear-skip reads the targets' own past from the window, but {targets_not_features(manifest)}; "
             "add the target to --features in preprocessing, or train with --no-linear-skip"
         )
     return positions
@@ -131,14 +136,16 @@ def choose_anchor(manifest: Manifest, cfg: ModelConfig, x, y) -> ModelConfig:
     apply (not regression, a target's past not in the window)."""
     import numpy as np
 
+    from training.guard import mean_prediction, persistence_prediction
+
     if cfg.anchor != "auto":
         return cfg
-    pos = manifest.target_positions
+    y = np.asarray(y)
+    last = persistence_prediction(manifest, x, y.shape) if len(y) else None  # None: it does not apply
     chosen = "none"
-    if manifest.task == "regression" and pos is not None and len(y):
-        y = np.asarray(y, dtype=np.float64).reshape(len(y), -1, len(pos))
-        last = np.asarray(x, dtype=np.float64)[:, -1, list(pos)][:, None, :]
-        if np.mean((y - last) ** 2) < np.mean((y - y.mean(axis=0)) ** 2):
+    if last is not None:
+        y64 = y.astype(np.float64)
+        if np.mean((y64 - last) ** 2) < np.mean((y64 - mean_prediction(manifest, y, len(y))) ** 2):
             chosen = AUTO_ANCHOR
     return replace(cfg, anchor=chosen)
 
@@ -153,10 +160,9 @@ def resolve_anchor(manifest: Manifest, cfg: ModelConfig) -> str:
         raise HeadError(f"--anchor {cfg.anchor} forecasts a change in a regression target; a {manifest.task} "
                         "model outputs class probabilities: drop --anchor")
     if cfg.anchor != "none" and manifest.target_positions is None:
-        missing = [t for t in manifest.targets if t not in manifest.features]
         raise HeadError(f"--anchor {cfg.anchor} adds each target's last input value to the output, but "
-                        f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not among the features "
-                        f"{list(manifest.features)}; add the target to --features in preprocessing, or use --anchor none")
+                        f"{targets_not_features(manifest)}; add the target to --features in preprocessing, or use "
+                        "--anchor none")
     return cfg.anchor
 
 

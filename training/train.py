@@ -24,6 +24,9 @@ from training.lr_plan import LRPlan, lowered_default_note, plan_lr
 log = logging.getLogger("seqscale.train")
 
 
+GUARD_SAMPLE = 2048  # windows per split behind the anchor decision and the guard's levels
+
+
 @dataclass
 class Run:
     """What the steps of one run share."""
@@ -35,6 +38,16 @@ class Run:
     manifest: object = None
     plan: LRPlan | None = None
     val_steps: int = 0
+    _train_sample: dict | None = None
+
+    def train_sample(self) -> dict:
+        """The fixed sample of training windows the anchor decision and the guard's levels read
+        (read once; the same windows on every worker)."""
+        if self._train_sample is None:
+            from training import data as data_lib
+
+            self._train_sample = data_lib.sample_windows(self.manifest, self.cfg.data.data, n=GUARD_SAMPLE)
+        return self._train_sample
 
     @property
     def job_dir(self) -> str:
@@ -91,7 +104,7 @@ def load_data(r: Run) -> None:
     r.manifest = data_lib.load_manifest(r.cfg.data.data)
     data_lib.verify_shards(r.manifest, r.cfg.data.data, hashes=r.cfg.data.verify_hashes)
     if r.cfg.model.anchor == "auto":
-        r.cfg = decide_anchor(r.cfg, r.manifest)
+        r.cfg = decide_anchor(r.cfg, r.manifest, r.train_sample())
         log.info("--anchor auto: %s", r.cfg.model.anchor)
     r.plan = plan_lr(r.cfg.train, r.strategy.num_replicas_in_sync, r.manifest.windows("train"))
     r.val_steps = data_lib.steps_per_epoch(r.manifest, r.plan.global_batch).val
@@ -106,15 +119,16 @@ def load_data(r: Run) -> None:
         log.warning("the val split has no windows: no validation, no early stopping")
 
 
-def decide_anchor(cfg: Config, manifest) -> Config:
-    """cfg with --anchor auto decided (training.model.choose_anchor) on a fixed sample of the
-    training windows: the same on every worker, and in the doctor."""
+def decide_anchor(cfg: Config, manifest, sample: dict | None = None) -> Config:
+    """cfg with --anchor auto decided (training.model.choose_anchor) on the fixed sample of
+    training windows (`sample`, read here when not given): the same on every worker, and in the doctor."""
     from training import data as data_lib
     from training.model import choose_anchor
 
     if cfg.model.anchor != "auto":
         return cfg
-    sample = data_lib.sample_windows(manifest, cfg.data.data, n=2048)
+    if sample is None:
+        sample = data_lib.sample_windows(manifest, cfg.data.data, n=GUARD_SAMPLE)
     return replace(cfg, model=choose_anchor(manifest, cfg.model, sample["x"], sample["y"]))
 
 
@@ -217,7 +231,7 @@ def make_guard(r: Run):
     from training.guard import FlatLossGuard, mean_prediction, persistence_prediction
     from training.model import make_loss, resolve_head
 
-    sample = data_lib.sample_windows(r.manifest, r.cfg.data.data, n=2048)
+    sample = r.train_sample()
     head = resolve_head(r.manifest, r.cfg.model)
     loss = make_loss(head)
     y = sample["y"]
@@ -228,7 +242,7 @@ def make_guard(r: Run):
 
     val_baseline = val_persistence = None
     if r.val_steps:
-        val = data_lib.sample_windows(r.manifest, r.cfg.data.data, split="val", n=2048)
+        val = data_lib.sample_windows(r.manifest, r.cfg.data.data, split="val", n=GUARD_SAMPLE)
         val_baseline = float(loss(val["y"], mean_prediction(r.manifest, y, len(val["y"]), head.quantiles)))
         val_persistence = persistence_loss(val)
     t = r.cfg.train

@@ -30,17 +30,18 @@ def _loss(manifest, cfg):
 
 
 def check_capacity(manifest, cfg, sample, steps: int = 300) -> Verdict:
-
-    cfg1 = replace(cfg, model=replace(cfg.model, dropout=0.0))
-    model = _model(manifest, cfg1, seed=cfg.train.seed)
     import tensorflow as tf
 
     from training.config import TrainConfig
+    from training.guard import mean_prediction
 
+    cfg1 = replace(cfg, model=replace(cfg.model, dropout=0.0))
+    model = _model(manifest, cfg1, seed=cfg.train.seed)
+    loss_fn = _loss(manifest, cfg1)
     # one batch of the size base_lr is tuned for, with Adam at the default base LR: a check of
     # the model's capacity, whatever LR the run asks for (the lr check judges that one)
     lr = TrainConfig().base_lr
-    model.compile(optimizer=tf.keras.optimizers.Adam(lr), loss=_loss(manifest, cfg1))
+    model.compile(optimizer=tf.keras.optimizers.Adam(lr), loss=loss_fn)
     batch = cfg.train.reference_batch
     x, y = sample["x"][:batch], sample["y"][:batch]
     first = float(model.evaluate(x, y, verbose=0))
@@ -49,9 +50,7 @@ def check_capacity(manifest, cfg, sample, steps: int = 300) -> Verdict:
     # judged against the lower of the untrained loss and the batch's mean level (the loss of
     # predicting its mean): an anchored model (--anchor) starts near persistence's loss, which
     # can be far below the mean level, a level model near the mean level
-    from training.guard import mean_prediction
-
-    level = float(_loss(manifest, cfg1)(y, mean_prediction(manifest, y, len(y), cfg.model.quantiles)))
+    level = float(loss_fn(y, mean_prediction(manifest, y, len(y), cfg.model.quantiles)))
     start = min(first, level)
     drop = 1 - last / start if start > 0 else 0.0
     # 90% lower for a squared loss; an absolute one (mae, the pinball loss of --quantiles) falls like
