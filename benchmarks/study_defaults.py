@@ -27,6 +27,7 @@ CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change 
     "defaults": ([], []),
     "look-back 48": (["--look-back", "48"], []),
     "look-back 12": (["--look-back", "12"], []),
+    "look-back 24": (["--look-back", "24"], []),
     "units 64,32": ([], ["--units", "64,32"]),
     "units 256,128": ([], ["--units", "256,128"]),
     "dropout 0": ([], ["--dropout", "0"]),
@@ -46,7 +47,17 @@ CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change 
     "anchor last": ([], ["--anchor", "last"]),
     "anchor relative": ([], ["--anchor", "relative"]),
     "anchor none": ([], ["--anchor", "none"]),
+    # per data set: the look-back of two seasons of its time step (the tree baseline's lags)
+    "look-back 2 seasons": lambda spec: (["--look-back", str(2 * spec.season)], []),
+    "look-back 2 seasons, anchor relative": lambda spec: (["--look-back", str(2 * spec.season)],
+                                                          ["--anchor", "relative"]),
 }
+
+
+def flags_of(name: str, spec: Spec) -> tuple[list[str], list[str]]:
+    """(preprocessing flags, trainer flags) of a candidate on one data set."""
+    c = CANDIDATES[name]
+    return c(spec) if callable(c) else c
 
 
 def preprocess(spec: Spec, out: str, flags: list[str]) -> str:
@@ -83,30 +94,37 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[str, dict[str, dict]] = {n: {} for n in names}
     with tempfile.TemporaryDirectory(prefix="study-defaults-") as tmp:
+        specs = {}
         for ds in sets:
-            work = os.path.join(tmp, ds)
-            os.makedirs(work)
-            spec = {**DATASETS, **PROTOCOLS}[ds](work)
-            for n in names:
-                pre, train = CANDIDATES[n]
-                data = preprocess(spec, os.path.join(work, "data-" + "-".join(pre).replace("--", "")), pre)
-                runs = []
-                for seed in seeds:
-                    job = os.path.join(work, f"job-{n.replace(' ', '_')}-{seed}")
-                    val, epochs, secs = best_val(data, job, train, seed)
-                    runs.append({"seed": seed, "val_loss": val, "epochs": epochs, "seconds": secs})
+            os.makedirs(os.path.join(tmp, ds))
+            specs[ds] = {**DATASETS, **PROTOCOLS}[ds](os.path.join(tmp, ds))
+        # seeds outermost: a study stopped early has every candidate on the first seeds
+        for seed in seeds:
+            for ds in sets:
+                spec, work, done = specs[ds], os.path.join(tmp, ds), {}
+                for n in names:
+                    pre, train = flags_of(n, spec)
+                    key = (tuple(pre), tuple(train))
+                    if key in done:  # the same flags as an earlier candidate on this set: the same run
+                        val, epochs, secs = done[key]
+                    else:
+                        data = preprocess(spec, os.path.join(work, "data-" + "-".join(pre).replace("--", "")), pre)
+                        job = os.path.join(work, f"job-{n.replace(' ', '_')}-{seed}")
+                        val, epochs, secs = done[key] = best_val(data, job, train, seed)
+                    entry = results[n].setdefault(ds, {"runs": []})
+                    entry["runs"].append({"seed": seed, "val_loss": val, "epochs": epochs, "seconds": secs})
+                    entry["val_loss"] = float(np.mean([r["val_loss"] for r in entry["runs"]]))
                     print(f"[study] {ds:<16} {n:<28} seed {seed} best val loss {val:.5g} ({epochs} epochs, {secs:.0f} s)",
                           flush=True)
-                results[n][ds] = {"val_loss": float(np.mean([r["val_loss"] for r in runs])), "runs": runs}
+                    if args.out:  # after every run, so a study stopped early keeps what it measured
+                        with open(args.out, "w") as f:
+                            json.dump(results, f, indent=2)
     print(f"\n{'candidate':<28}" + "".join(f"{d:>18}" for d in sets) + f"{'geo. mean':>12}")
     for n in names:
         rel = [results[n][d]["val_loss"] / results["defaults"][d]["val_loss"] for d in sets]
         print(f"{n:<28}" + "".join(f"{r:>18.3f}" for r in rel) + f"{float(np.exp(np.mean(np.log(rel)))):>12.3f}")
     print(f"mean best validation loss over seeds {args.seeds} relative to the defaults (< 1: better); "
           "the test split is never read")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
     return 0
 
 

@@ -17,28 +17,12 @@ import math
 
 import numpy as np
 
-DAY_NS = 86_400_000_000_000
-WEEK_NS = 7 * DAY_NS
+from contract.seasons import season_length  # noqa: F401 - report.py's fm.season_length
 
 
 def time_label(kind: str, tick: int) -> str:
     """A time tick as users read it: ISO-8601 for timestamps, the integer otherwise."""
     return str(np.datetime64(tick, "ns")) if kind == "timestamp" else str(tick)
-
-
-def season_length(time_kind: str, step: int | None, given: int = 0) -> int | None:
-    """Rows per season: `given`, else a day for sub-daily steps, a week for daily, a year for weekly."""
-    if given:
-        return given
-    if time_kind != "timestamp" or not step:
-        return None
-    if step < DAY_NS and DAY_NS % step == 0:
-        return DAY_NS // step
-    if step == DAY_NS:
-        return 7
-    if step == WEEK_NS:
-        return 52
-    return None
 
 
 def seasonal_positions(look_back: int, distances: np.ndarray, season: int) -> list[int] | None:

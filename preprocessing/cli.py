@@ -26,7 +26,7 @@ from apache_beam.options.pipeline_options import (
 
 from contract.flags import unknown_flags_message
 from contract.manifest import MANIFEST_NAME, Manifest
-from preprocessing import capacity, output, readers
+from preprocessing import capacity, look_back, output, readers
 from preprocessing.errors import InputError, SeqscaleError, SpecError, user_message
 from preprocessing.options import add_arguments, build_parser, load_spec_file, resolve
 from preprocessing.pipeline import build
@@ -116,6 +116,7 @@ def run(argv: list[str] | None = None) -> Manifest | None:
     cfg = resolve(args, spec)
     started = time.time()
     paths, sizes = list_inputs(cfg.input)
+    cfg = look_back.resolve(cfg, paths)
     runner = options.view_as(StandardOptions).runner
     if cfg.capacity_check and capacity.is_local(runner):
         direct = options.view_as(DirectOptions)

@@ -21,6 +21,8 @@ from contract.window import WindowSpec
 from preprocessing.durations import parse_duration
 from preprocessing.errors import SpecError
 
+AUTO_LOOK_BACK = 0  # JobConfig.look_back before `--look-back auto` is resolved from the data
+
 TASKS = ("regression", "binary", "multiclass")
 SCALERS = ("standard", "minmax", "robust")
 SCALE_BY = ("global", "series")
@@ -42,7 +44,9 @@ class JobConfig:
         task: regression | binary | multiclass.
         num_classes: class count for multiclass (targets are 0..num_classes-1).
         time_format: strptime format for string time columns that are not ISO-8601.
-        look_back: rows per input window (L).
+        look_back: rows per input window (L); 0 (`--look-back auto`, the default): two seasons of
+            the time step, found from the first rows before the job runs (look_back.py).
+        look_back_source: how the look-back was chosen (set when `auto` is resolved; recorded).
         horizon: steps ahead of the last input row for the target (H).
         stride: keep every stride-th window, anchored to the global time grid.
         target_sequence: target is y[t+1..t+H] instead of y[t+H].
@@ -83,7 +87,8 @@ class JobConfig:
     task: str = "regression"
     num_classes: int | None = None
     time_format: str | None = None
-    look_back: int = 24
+    look_back: int = AUTO_LOOK_BACK
+    look_back_source: str = "given"
     horizon: int = 1
     stride: int = 1
     target_sequence: bool = False
@@ -136,6 +141,8 @@ class JobConfig:
 
     @property
     def window(self) -> WindowSpec:
+        if self.look_back == AUTO_LOOK_BACK:
+            raise SpecError("--look-back auto is not resolved yet (look_back.resolve reads the data's time step)")
         return WindowSpec(look_back=self.look_back, horizon=self.horizon, stride=self.stride,
                           target_sequence=self.target_sequence)
 
@@ -194,12 +201,14 @@ def _check_config(c: JobConfig) -> None:
         raise SpecError("--task multiclass needs --num-classes >= 2")
     if c.task != "regression" and len(c.targets) != 1:
         raise SpecError(f"--task {c.task} takes exactly one target column, got {len(c.targets)}")
-    for name in ("look_back", "horizon", "stride", "train_shards", "eval_shards", "block_size", "ffill_limit"):
+    if c.look_back < 0:
+        raise SpecError(f"--look-back must be >= 1 or auto, got {c.look_back}")
+    for name in ("horizon", "stride", "train_shards", "eval_shards", "block_size", "ffill_limit"):
         if getattr(c, name) < 1:
             raise SpecError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(c, name)}")
     if c.backtest_every < 0:
         raise SpecError(f"--backtest-every must be >= 0 (0: no backtest), got {c.backtest_every}")
-    if c.chunk_rows < 10 * c.window.span:
+    if c.look_back != AUTO_LOOK_BACK and c.chunk_rows < 10 * c.window.span:
         raise SpecError(
             f"--chunk-rows {c.chunk_rows} is too small for look_back + horizon = {c.window.span}; "
             "use at least 10x that"
@@ -245,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add_arguments(p)
-    return show_defaults(p, dataclass_defaults(JobConfig))
+    return show_defaults(p, {**dataclass_defaults(JobConfig), "look_back": "auto"})
 
 
 def add_arguments(p) -> None:
@@ -261,7 +270,8 @@ def add_arguments(p) -> None:
     a("--task", choices=TASKS, help="regression | binary | multiclass")
     a("--num-classes", type=int, help="class count for --task multiclass")
     a("--time-format", help="strptime format of a string time column that is not ISO-8601")
-    a("--look-back", type=int, help="rows per input window L")
+    a("--look-back", type=look_back_value, help="rows per input window L, or auto: two seasons of the time "
+      "step (48 for hourly rows, 14 for daily), 24 when the step names no season")
     a("--horizon", type=int, help="target is H steps after the last input row")
     a("--stride", type=int, help="keep every stride-th window")
     a("--target-sequence", action="store_const", const=True, help="target is the next H steps, not only step H")
@@ -294,6 +304,19 @@ def add_arguments(p) -> None:
     a("--log-level", choices=LEVELS, help="debug shows Beam's and TensorFlow's logs and full tracebacks (default: info)")
 
 
+def look_back_value(text: str) -> int:
+    """`--look-back`: a row count, or auto (AUTO_LOOK_BACK)."""
+    if str(text).strip().lower() == "auto":
+        return AUTO_LOOK_BACK
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected >= 1 rows or auto, got {value}")
+    return value
+
+
 _LIST_FIELDS = {"input", "features", "targets", "unscaled", "calendar"}
 
 
@@ -312,6 +335,8 @@ def load_spec_file(path: str, read_text) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError(f"spec file {path} must hold a mapping of option names to values")
     values = {k.replace("-", "_"): v for k, v in data.items()}
+    if str(values.get("look_back", "")).strip().lower() == "auto":
+        values["look_back"] = AUTO_LOOK_BACK
     choices = {a.dest: a.choices for a in build_parser()._actions if a.choices}
     return coerce_fields(JobConfig, values, source=path, error=SpecError, choices=choices)
 

@@ -55,7 +55,7 @@ class ReadTablesFn(beam.DoFn):
         kinds = set()
         started = last_report = time.time()
         writer = staging.RowsWriter(FileSystems.join(self.staging, "rows"), index, self.cfg.chunk_rows)
-        with FileSystems.open(path, compression_type=_compression_of(path)) as f:
+        with FileSystems.open(path, compression_type=compression_of(path)) as f:
             for batch in readers.raw_batches(f, path, self.cfg):
                 if batch.num_rows == 0:
                     continue
@@ -108,7 +108,7 @@ class Progress:
                      f"{self.rows:,}", self.rows / max(now - self.started, 1e-9))
 
 
-def _compression_of(path: str) -> str:
+def compression_of(path: str) -> str:
     return CompressionTypes.UNCOMPRESSED if readers.file_format(path) == "parquet" else CompressionTypes.AUTO
 
 

@@ -79,7 +79,7 @@ def power_hourly(minutes: int = 400_000) -> pd.DataFrame:
 def power(tmp_path_factory):
     """The usual mistakes, made through seqscale's own flags and input files on real data.
 
-    good       the demo's setup (seqscale defaults, look-back 24)
+    good       the demo's setup (seqscale defaults, look-back 25: a day back from the last input)
     unscaled   the user opted the target and Voltage (~240 V) out of scaling
     unrelated  the target column shuffled against its inputs (nothing to learn)
     leak       a feature holding the next hour's target (the target inside the window)
@@ -89,7 +89,7 @@ def power(tmp_path_factory):
     df = power_hourly()
     rng = np.random.default_rng(7)
     df["target"] = df["Global_active_power"]
-    base = ["--time-column", "date_time", "--targets", "target", "--look-back", "24", "--train-shards", "4",
+    base = ["--time-column", "date_time", "--targets", "target", "--look-back", "25", "--train-shards", "4",
             "--eval-shards", "2", "--calendar", "hour,dayofweek"]
     variants = {  # frame, extra features, extra flags
         "good": (df, [], []),

@@ -204,13 +204,13 @@ def read_raw(manifest, raw: list[str], columns: list[str]):
 
 
 def step_look_back(manifest) -> int | None:
-    """The look-back that reaches one season back, the season taken from the data's time step
-    (a day of hourly rows); None when the step names no season."""
+    """The look-back that reaches a season back from the last input, the season taken from the
+    data's time step (a day of hourly rows); None when the step names no season."""
     from evaluation.metrics import season_length
     from training.doctor.seasonality import look_back_for
 
     season = season_length(manifest.time_kind, manifest.step)
-    return look_back_for(season, manifest.window.horizon) if season else None
+    return look_back_for(season) if season else None
 
 
 def season_note(manifest, raw: list[str]) -> tuple[str, int | None]:
@@ -227,17 +227,18 @@ def season_note(manifest, raw: list[str]) -> tuple[str, int | None]:
     for k in np.unique(keys[train]):
         rows = np.flatnonzero(train & (keys == k))
         series.append(values[rows[np.argsort(times[rows], kind="stable")]])
-    L, H = manifest.window.look_back, manifest.window.horizon
+    L = manifest.window.look_back
     longest = max((len(s) for s in series), default=0)
     max_lag = min(max(3 * L, 400), longest // 3)
     found = dominant_season(autocorrelation(series, max_lag)) if max_lag > 2 else None
     if found is None:
         return f"no season in the target's autocorrelation up to lag {max_lag} on the training rows", None
     lag, r = found
-    need = look_back_for(lag, H)
+    need = look_back_for(lag)
     if need > L:
         return (f"the target repeats every {lag} rows (autocorrelation {r:.2f} on the training rows) but the "
-                f"look-back {L} does not reach one season before the target (needs {need})"), need
+                f"look-back {L} does not reach a season before the last input (needs {need}, so the window holds "
+                f"the change the target made a season earlier)"), need
     return f"the look-back {L} reaches the target's season ({lag} rows, autocorrelation {r:.2f})", None
 
 

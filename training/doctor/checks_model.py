@@ -63,7 +63,8 @@ def check_capacity(manifest, cfg, sample, steps: int = 300) -> Verdict:
         from training.doctor.checks_data import step_look_back
 
         L, reach = manifest.window.look_back, step_look_back(manifest)
-        first = (f"the look-back {L} is short of one season of the data's step ({reach} rows): windows that end "
+        first = (f"the look-back {L} does not reach a season back from the last input ({reach} rows at the data's "
+                 f"step): windows that end "
                  f"alike cannot be told apart, so raise --look-back to {reach} first; if it still fails, "
                  if reach and reach > L else "")
         return Verdict("capacity", FAIL, evidence,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.seasons import reaching_look_back
+
 MIN_ACF = 0.3  # a season must correlate at least this much to be worth a longer window
 NEAR_BEST = 0.9  # a shorter season within this fraction of the strongest one is preferred
 
@@ -48,6 +50,7 @@ def dominant_season(acf: np.ndarray, min_lag: int = 2) -> tuple[int, float] | No
     return int(near[0]), float(acf[near[0]])
 
 
-def look_back_for(season: int, horizon: int) -> int:
-    """The shortest look-back whose window holds the target's value one season earlier."""
-    return max(1, season - horizon + 1)
+def look_back_for(season: int) -> int:
+    """The shortest look-back whose window holds the last input's row one season back, so the
+    change the target made a season ago is among the inputs (contract.seasons)."""
+    return reaching_look_back(season)

@@ -50,21 +50,22 @@ def test_learnability_on_several_series_with_distant_levels_passes(healthy):
 
 
 def test_the_look_back_is_checked_against_the_targets_season(power, tmp_path):
-    """Hourly household power repeats daily: a 24-hour window reaches the same hour one day
-    before the target; a 12-hour window does not, and the doctor says which look-back would."""
+    """Hourly household power repeats daily: a 25-hour window holds the hour one day before the
+    last input (and so the change the target made a day earlier); a 12-hour window does not, and
+    the doctor says which look-back would."""
     from preprocessing.cli import run as preprocess
     from tests.training.conftest import POWER_FEATURES
 
     raw = [str(power["raw"]["good"])]
     good = load_manifest(str(power["good"]))
     v = checks_data.check_learnability(good, sample_windows(good, str(power["good"]), n=1024, with_ids=True), raw=raw)
-    assert v.status == "PASS" and "the look-back 24 reaches the target's season (24 rows" in v.evidence, v.evidence
+    assert v.status == "PASS" and "the look-back 25 reaches the target's season (24 rows" in v.evidence, v.evidence
     short = tmp_path / "short"
     preprocess(["--input", raw[0], "--output", str(short), "--time-column", "date_time", "--targets", "target",
                 "--features", ",".join(POWER_FEATURES), "--look-back", "12", "--train-shards", "2", "--eval-shards", "2"])
     m = load_manifest(str(short))
     v = checks_data.check_learnability(m, sample_windows(m, str(short), n=1024, with_ids=True), raw=raw)
-    assert v.status == "WARN" and "repeats every 24 rows" in v.evidence and "--look-back 24" in v.fix, v.evidence
+    assert v.status == "WARN" and "repeats every 24 rows" in v.evidence and "--look-back 25" in v.fix, v.evidence
 
 
 def test_per_series_scaling_passes_and_matches_the_raw_rows(tmp_path_factory):

@@ -93,8 +93,8 @@ def test_a_capacity_fail_with_a_short_look_back_names_the_look_back_first(power,
 
     m = load_manifest(str(power["short"]))
     v = check_capacity(m, config(power["short"]), sample_windows(m, str(power["short"]), n=1024))
-    assert v.status == "FAIL" and "raise --look-back to 24 first; if it still fails, add units" in v.fix, v
-    good = load_manifest(str(power["good"]))  # a look-back of a season: the fix stays "add units"
+    assert v.status == "FAIL" and "raise --look-back to 25 first; if it still fails, add units" in v.fix, v
+    good = load_manifest(str(power["good"]))  # a look-back reaching a season back: the fix stays "add units"
     v = check_capacity(good, config(power["good"], "--units", "1"), sample_windows(good, str(power["good"]), n=1024))
     assert v.status == "FAIL" and "--look-back" not in v.fix and "add units" in v.fix, v
 

@@ -1,0 +1,71 @@
+"""`--look-back auto`: the window length from the data's time step, chosen before the job runs.
+
+The window's length shapes the whole job (halo rows, window counts, the record layout), so it
+must be known when the pipeline is built. The time step is read from the first rows of the
+first input files (their time and series columns, HEAD_ROWS rows at most): the same typical
+step the job's own scan finds (plan.typical_step), on a head instead of every row. The season
+of that step and the look-back it gives are contract.seasons' (two seasons: 48 hourly rows, 14
+daily; 24 where the step names no season, e.g. an integer time column).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from apache_beam.io.filesystems import FileSystems
+
+from contract.seasons import auto_look_back, season_length
+from preprocessing import readers
+from preprocessing.options import AUTO_LOOK_BACK, JobConfig
+from preprocessing.plan import typical_step
+
+log = logging.getLogger(__name__)
+HEAD_ROWS = 100_000
+HEAD_FILES = 8
+
+
+def head_step(cfg: JobConfig, paths: list[str]) -> tuple[str | None, int]:
+    """(time kind, typical step within series) of the first HEAD_ROWS rows; (None, 0) when empty."""
+    from preprocessing.transforms import compression_of
+
+    kind, steps = None, []
+    seen = 0
+    for index, path in enumerate(paths[:HEAD_FILES]):
+        with FileSystems.open(path, compression_type=compression_of(path)) as f:
+            for batch in readers.raw_batches(f, path, cfg):
+                if batch.num_rows == 0:
+                    continue
+                batch = batch.slice(0, HEAD_ROWS - seen)
+                table, kind = readers.normalize(batch, path=path, file_index=index, first_row=seen, cfg=cfg)
+                step, weight = typical_step(table)
+                if weight:
+                    steps.append((step, weight))
+                seen += batch.num_rows
+                if seen >= HEAD_ROWS:
+                    break
+        if seen >= HEAD_ROWS:
+            break
+    if not steps:
+        return kind, 0
+    step, _ = max(steps, key=lambda s: s[1])  # the batch that saw the most steps
+    return kind, int(step)
+
+
+def resolve(cfg: JobConfig, paths: list[str]) -> JobConfig:
+    """`cfg` with `--look-back auto` replaced by the rows it stands for (and why, in look_back_source)."""
+    if cfg.look_back != AUTO_LOOK_BACK:
+        return cfg
+    kind, step = head_step(cfg, paths)
+    look_back, why = auto_look_back(season_length(kind or "", step))
+    source = f"auto: {why}" + (f" (time step {_duration(step)} in the first rows)" if kind == "timestamp" and step
+                               else "")
+    log.info("seqscale: --look-back auto: %d rows, %s", look_back, source.removeprefix("auto: "))
+    return dataclasses.replace(cfg, look_back=look_back, look_back_source=source)
+
+
+def _duration(ns: int) -> str:
+    for unit, size in (("d", 86_400_000_000_000), ("h", 3_600_000_000_000), ("min", 60_000_000_000), ("s", 10**9)):
+        if ns % size == 0:
+            return f"{ns // size}{unit}"
+    return f"{ns} ns"
