@@ -4,8 +4,8 @@ The window's length shapes the whole job (halo rows, window counts, the record l
 must be known when the pipeline is built. The time step is read from the first rows of the
 first input files (their time and series columns, HEAD_ROWS rows at most): the same typical
 step the job's own scan finds (plan.typical_step), on a head instead of every row. The season
-of that step and the look-back it gives are contract.seasons' (two seasons: 48 hourly rows, 14
-daily; 24 where the step names no season, e.g. an integer time column).
+of that step and the look-back it gives are contract.seasons' (a season and a row: 25 hourly
+rows, 8 daily; 24 where the step names no season, e.g. an integer time column).
 """
 
 from __future__ import annotations

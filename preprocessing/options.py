@@ -44,8 +44,8 @@ class JobConfig:
         task: regression | binary | multiclass.
         num_classes: class count for multiclass (targets are 0..num_classes-1).
         time_format: strptime format for string time columns that are not ISO-8601.
-        look_back: rows per input window (L); 0 (`--look-back auto`, the default): two seasons of
-            the time step, found from the first rows before the job runs (look_back.py).
+        look_back: rows per input window (L); 0 (`--look-back auto`, the default): a season of the
+            time step and a row, found from the first rows before the job runs (look_back.py).
         look_back_source: how the look-back was chosen (set when `auto` is resolved; recorded).
         horizon: steps ahead of the last input row for the target (H).
         stride: keep every stride-th window, anchored to the global time grid.
@@ -270,8 +270,8 @@ def add_arguments(p) -> None:
     a("--task", choices=TASKS, help="regression | binary | multiclass")
     a("--num-classes", type=int, help="class count for --task multiclass")
     a("--time-format", help="strptime format of a string time column that is not ISO-8601")
-    a("--look-back", type=look_back_value, help="rows per input window L, or auto: two seasons of the time "
-      "step (48 for hourly rows, 14 for daily), 24 when the step names no season")
+    a("--look-back", type=look_back_value, help="rows per input window L, or auto: a season of the time step "
+      "and a row (25 for hourly rows, 8 for daily), 24 when the step names no season")
     a("--horizon", type=int, help="target is H steps after the last input row")
     a("--stride", type=int, help="keep every stride-th window")
     a("--target-sequence", action="store_const", const=True, help="target is the next H steps, not only step H")
