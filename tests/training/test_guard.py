@@ -196,7 +196,9 @@ def test_a_real_leaked_run_is_warned_and_a_healthy_one_is_not(power, tmp_path):
 RUNS = {  # dataset, flags, the cause the guard must name (None: it must not stop)
     "LR too high": ("good", ["--base-lr", "1.0"], "oscillating"),
     "LR too low": ("good", ["--base-lr", "1e-6"], "frozen"),
-    "target unrelated to its inputs": ("unrelated", [], "mean_level"),
+    # flat at the mean level, or (with more inputs per window: look-back 25) the training loss
+    # memorizing a few percent while validation stays at its mean level: both name the cause
+    "target unrelated to its inputs": ("unrelated", [], ("mean_level", "val_mean_level")),
     # at the default LR 3e-3 this run is not flat (the loss keeps falling slowly through the other
     # inputs; the doctor's scaling check names the unscaled columns); at 1e-3 it sits flat
     "unscaled inputs": ("unscaled", ["--base-lr", "1e-3"], "saturated_inputs"),
@@ -204,7 +206,8 @@ RUNS = {  # dataset, flags, the cause the guard must name (None: it must not sto
     "seqscale's defaults": ("good", [], None),
 }
 WORDS = {"oscillating": "the learning rate is too high", "frozen": "the learning rate is too low",
-         "mean_level": "finds nothing in the inputs", "saturated_inputs": "unscaled inputs saturate"}
+         "mean_level": "finds nothing in the inputs", "saturated_inputs": "unscaled inputs saturate",
+         "val_mean_level": "the targets are unrelated to the inputs"}
 
 
 @pytest.mark.slow
@@ -223,5 +226,6 @@ def test_real_runs_are_stopped_with_their_cause_or_not_at_all(power, case, tmp_p
             assert len(epochs) >= 6, (seed, epochs)  # early stopping may end it, the guard did not
             continue
         assert run.returncode == 3, (seed, run.stderr[-3000:])
-        assert WORDS[expected] in run.stderr, (seed, run.stderr[-3000:])
+        causes = expected if isinstance(expected, tuple) else (expected,)
+        assert any(WORDS[c] in run.stderr for c in causes), (seed, run.stderr[-3000:])
         assert "Confirm with: seqscale-doctor --data" in run.stderr and len(epochs) < 10
