@@ -3,7 +3,7 @@
 The window's length shapes the whole job (halo rows, window counts, the record layout), so it
 must be known when the pipeline is built. The time step is read from the first rows of the
 first input files (their time and series columns, HEAD_ROWS rows at most): the same typical
-step the job's own scan finds (plan.typical_step), on a head instead of every row. The season
+step the job's own scan finds (plan.ScanAccumulator), on a head instead of every row. The season
 of that step and the look-back it gives are contract.seasons' (a season and a row: 25 hourly
 rows, 8 daily; 24 where the step names no season, e.g. an integer time column).
 """
@@ -18,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from contract.seasons import auto_look_back, season_length
 from preprocessing import readers
 from preprocessing.options import AUTO_LOOK_BACK, JobConfig
-from preprocessing.plan import typical_step
+from preprocessing.plan import ScanAccumulator
 
 log = logging.getLogger(__name__)
 HEAD_ROWS = 100_000
@@ -26,30 +26,30 @@ HEAD_FILES = 8
 
 
 def head_step(cfg: JobConfig, paths: list[str]) -> tuple[str | None, int]:
-    """(time kind, typical step within series) of the first HEAD_ROWS rows; (None, 0) when empty."""
+    """(time kind, typical step within series) of the first HEAD_ROWS rows, combined by the job's
+    own scan (plan.ScanAccumulator); (kind, 0) when no series has two rows there."""
     from preprocessing.transforms import compression_of
 
-    kind, steps = None, []
-    seen = 0
+    acc, seen = ScanAccumulator(), 0
     for index, path in enumerate(paths[:HEAD_FILES]):
+        offset = 0  # rows of this file so far: errors name the file's own row
         with FileSystems.open(path, compression_type=compression_of(path)) as f:
             for batch in readers.raw_batches(f, path, cfg):
                 if batch.num_rows == 0:
                     continue
                 batch = batch.slice(0, HEAD_ROWS - seen)
-                table, kind = readers.normalize(batch, path=path, file_index=index, first_row=seen, cfg=cfg)
-                step, weight = typical_step(table)
-                if weight:
-                    steps.append((step, weight))
+                table, kind = readers.normalize(batch, path=path, file_index=index, first_row=offset, cfg=cfg)
+                acc.add(table.replace_schema_metadata({"kind": kind}))
+                offset += batch.num_rows
                 seen += batch.num_rows
                 if seen >= HEAD_ROWS:
                     break
         if seen >= HEAD_ROWS:
             break
-    if not steps:
-        return kind, 0
-    step, _ = max(steps, key=lambda s: s[1])  # the batch that saw the most steps
-    return kind, int(step)
+    if not acc.rows:
+        return None, 0
+    scan = acc.result(paths)
+    return scan.kind, int(scan.step) if acc.steps else 0
 
 
 def resolve(cfg: JobConfig, paths: list[str]) -> JobConfig:
