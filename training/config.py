@@ -19,7 +19,7 @@ from contract.logs import LEVELS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 HEADS = ("auto", "linear", "sigmoid", "softmax")
-ANCHORS = ("auto", "none", "last", "relative")
+ANCHORS = ("auto", "none", "last", "relative", "scaled")
 LOSSES = ("auto", "mse", "huber", "mae", "binary_crossentropy", "sparse_categorical_crossentropy")
 SHARD_POLICIES = ("auto", "file", "data")
 VERBOSITY = ("auto", "bar", "line")
@@ -71,8 +71,11 @@ class ModelConfig:
             level. last: the output is added to each target's last input value, so the model
             forecasts the change from it (a level beyond the training range stays reachable).
             relative: as last, and the network also reads the targets' columns of the window
-            relative to that value (NLinear, Zeng et al. 2023): level-free inputs. auto: the
-            default for the data (see resolve_anchor).
+            relative to that value (NLinear, Zeng et al. 2023): level-free inputs. scaled: as
+            relative, in units of each target's spread over the window (the window divided by it,
+            the output change multiplied by it; RevIN-style, Kim et al. 2022): level- and
+            scale-free, for series whose changes are small beside their level. auto: the default
+            for the data (see choose_anchor).
         head_activation: auto picks from the task (linear, sigmoid, softmax); others are checked.
         loss: auto picks from the task; regression may choose mse, huber or mae.
         quantiles: sorted levels in (0, 1) (e.g. 0.1, 0.5, 0.9): one output per target, step and
@@ -244,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-linear-skip", dest="linear_skip", action="store_const", const=False, help="LSTM head only")
     g.add_argument("--anchor", choices=ANCHORS, help="none: forecast the target's level; last: the change from "
                    "its last input value; relative: that change, from the window relative to that value (NLinear); "
+                   "scaled: as relative, in units of the target's spread over the window (RevIN-style); "
                    "auto: the default for the data")
     g.add_argument("--head-activation", choices=HEADS, help="auto picks from the task")
     g.add_argument("--quantiles", type=_quantiles, help="quantile levels, e.g. 0.1,0.5,0.9: forecast them with "

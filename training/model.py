@@ -126,28 +126,65 @@ def uses_linear_skip(manifest: Manifest, cfg: ModelConfig) -> bool:
 
 
 AUTO_ANCHOR = "last"  # what --anchor auto picks where the last value is a forecast to build on (study_defaults, 3 seeds)
+MEMORY_R2 = 0.1  # --anchor auto anchors where the last value explains at least this share of the targets' variance
 
 
-def choose_anchor(manifest: Manifest, cfg: ModelConfig, x, y) -> ModelConfig:
-    """`cfg` with --anchor auto decided from training windows (x, y: a sample of them):
-    AUTO_ANCHOR where repeating each target's last input value forecasts them better than their
-    mean does (the squared error over every target and step), none otherwise (a target without
-    memory: the network would first have to learn to cancel the last value) or where it does not
-    apply (not regression, a target's past not in the window)."""
+@dataclass(frozen=True)
+class AnchorEvidence:
+    """What --anchor auto decides from, on a sample of training windows (choose_anchor)."""
+
+    persistence_mse: float  # repeating each target's last input value
+    mean_mse: float  # the targets' mean
+    memory: float  # mean r^2 of each target (and step) against its last input value
+    by_series: bool  # the job scaled each series by its own statistics (--scale-by series)
+
+    def describe(self, chosen: str) -> str:
+        return (f"--anchor auto: {chosen} (on training windows the last value explains {self.memory:.0%} of the "
+                f"targets' variance and repeating it errs {self.persistence_mse / max(self.mean_mse, 1e-30):.2f}x "
+                f"the mean's squared error; {'each series scaled alone' if self.by_series else 'one scale'})")
+
+
+def anchor_evidence(manifest: Manifest, x, y) -> AnchorEvidence | None:
+    """The statistics behind --anchor auto on windows (x, y); None where no anchor applies (not
+    regression, a target's past not in the window, no windows)."""
     import numpy as np
 
     from training.guard import mean_prediction, persistence_prediction
 
-    if cfg.anchor != "auto":
-        return cfg
     y = np.asarray(y)
-    last = persistence_prediction(manifest, x, y.shape) if len(y) else None  # None: it does not apply
+    last = persistence_prediction(manifest, x, y.shape) if len(y) else None
+    if last is None:
+        return None
+    y64, last64 = y.astype(np.float64), last.astype(np.float64)
+    flat_y, flat_last = y64.reshape(len(y), -1), last64.reshape(len(y), -1)
+    r2 = []
+    for j in range(flat_y.shape[1]):
+        a, b = flat_last[:, j] - flat_last[:, j].mean(), flat_y[:, j] - flat_y[:, j].mean()
+        denom = np.sqrt((a * a).sum() * (b * b).sum())
+        r2.append(float((a * b).sum() / denom) ** 2 if denom > 0 else 0.0)
+    return AnchorEvidence(persistence_mse=float(np.mean((y64 - last64) ** 2)),
+                          mean_mse=float(np.mean((y64 - mean_prediction(manifest, y, len(y))) ** 2)),
+                          memory=float(np.mean(r2)), by_series=manifest.scale_by == "series")
+
+
+def choose_anchor(manifest: Manifest, cfg: ModelConfig, x, y) -> tuple[ModelConfig, AnchorEvidence | None]:
+    """`cfg` with --anchor auto decided from training windows (x, y: a sample of them), and the
+    evidence (None where no anchor applies: not regression, a target's past not in the window):
+    - none where the last value tells little about the targets (a target without memory: the
+      network would first have to learn to cancel it): it explains under MEMORY_R2 of their
+      variance and repeating it forecasts them no better than their mean;
+    - scaled where each series was scaled alone (--scale-by series: a global model over series
+      of different sizes and growth), so the network reads and forecasts the change in each
+      window's own units and a large smooth series' small changes weigh as much as a small noisy
+      one's (the window scaling of DeepAR and NeuralForecast's global models);
+    - AUTO_ANCHOR (last) otherwise."""
+    if cfg.anchor != "auto":
+        return cfg, None
+    ev = anchor_evidence(manifest, x, y)
     chosen = "none"
-    if last is not None:
-        y64 = y.astype(np.float64)
-        if np.mean((y64 - last) ** 2) < np.mean((y64 - mean_prediction(manifest, y, len(y))) ** 2):
-            chosen = AUTO_ANCHOR
-    return replace(cfg, anchor=chosen)
+    if ev is not None and (ev.memory >= MEMORY_R2 or ev.persistence_mse < ev.mean_mse):
+        chosen = "scaled" if ev.by_series else AUTO_ANCHOR
+    return replace(cfg, anchor=chosen), ev
 
 
 def resolve_anchor(manifest: Manifest, cfg: ModelConfig) -> str:
@@ -166,52 +203,78 @@ def resolve_anchor(manifest: Manifest, cfg: ModelConfig) -> str:
     return cfg.anchor
 
 
-class RelativeToLast(tf.keras.layers.Layer):
-    """The window with the `columns` taken relative to their value at the last input row."""
+SPREAD_FLOOR = 0.01  # the least window spread --anchor scaled divides by, in the target's scaled units (a flat window)
 
-    def __init__(self, columns, **kwargs):
+
+def window_spread(t):
+    """Each target's standard deviation over the window (t: [batch, look_back, targets]) -> [batch,
+    targets], floored at SPREAD_FLOOR so a flat window does not divide by zero."""
+    _, var = tf.nn.moments(t, axes=[1])
+    return tf.sqrt(var + SPREAD_FLOOR**2)
+
+
+class RelativeToLast(tf.keras.layers.Layer):
+    """The window with the `columns` taken relative to their value at the last input row and,
+    when `scaled`, divided by their spread over the window (window_spread)."""
+
+    def __init__(self, columns, scaled: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.columns = [int(c) for c in columns]
+        self.columns, self.scaled = [int(c) for c in columns], bool(scaled)
 
     def call(self, x):
-        mask = tf.reduce_sum(tf.one_hot(self.columns, tf.shape(x)[-1], dtype=x.dtype), axis=0)
-        return x - x[:, -1:, :] * mask
+        onehot = tf.one_hot(self.columns, tf.shape(x)[-1], dtype=x.dtype)  # [targets, features]
+        mask = tf.reduce_sum(onehot, axis=0)
+        if not self.scaled:
+            return x - x[:, -1:, :] * mask
+        t = tf.gather(x, self.columns, axis=-1)  # [batch, look_back, targets]
+        rel = (t - t[:, -1:, :]) / window_spread(t)[:, None, :]
+        return x * (1.0 - mask) + tf.einsum("blt,tf->blf", rel, onehot)
 
     def get_config(self):
-        return {**super().get_config(), "columns": self.columns}
+        return {**super().get_config(), "columns": self.columns, "scaled": self.scaled}
 
 
 class AddLast(tf.keras.layers.Layer):
     """output + each target's last input value (`columns` of the window's last row), broadcast
-    over a target sequence's steps (`steps`) and a quantile head's levels (`levels`)."""
+    over a target sequence's steps (`steps`) and a quantile head's levels (`levels`); when
+    `scaled`, the output is first multiplied by each target's spread over the window."""
 
-    def __init__(self, columns, steps: bool = False, levels: bool = False, **kwargs):
+    def __init__(self, columns, steps: bool = False, levels: bool = False, scaled: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.columns, self.steps, self.levels = [int(c) for c in columns], bool(steps), bool(levels)
+        self.scaled = bool(scaled)
 
     def call(self, inputs):
         out, x = inputs
-        last = tf.cast(tf.gather(x[:, -1, :], self.columns, axis=-1), out.dtype)  # [batch, targets]
+        t = tf.cast(tf.gather(x, self.columns, axis=-1), out.dtype)  # [batch, look_back, targets]
+        last = t[:, -1, :]
+        spread = window_spread(t) if self.scaled else None
         if self.steps:
             last = last[:, None, :]
+            spread = None if spread is None else spread[:, None, :]
         if self.levels:
             last = last[..., None]
-        return out + last
+            spread = None if spread is None else spread[..., None]
+        return (out if spread is None else out * spread) + last
 
     def get_config(self):
-        return {**super().get_config(), "columns": self.columns, "steps": self.steps, "levels": self.levels}
+        return {**super().get_config(), "columns": self.columns, "steps": self.steps, "levels": self.levels,
+                "scaled": self.scaled}
 
 
 def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_precision: bool = False) -> tf.keras.Model:
     """Stacked LSTM: [LSTM (return sequences) -> Dropout] x (n-1) -> LSTM -> Dropout -> Dense head,
     plus (uses_linear_skip) a Dense over the targets' columns of the window added before the activation,
-    plus (resolve_anchor: last, relative) each target's last input value added to the output."""
+    plus (resolve_anchor: last, relative, scaled) each target's last input value added to the output."""
     head = resolve_head(manifest, cfg)
     anchor = resolve_anchor(manifest, cfg)
     look_back, n_features = manifest.x_shape
     init = tf.keras.initializers
     inputs = tf.keras.Input(shape=(look_back, n_features), name="x")
-    seen = RelativeToLast(manifest.target_positions, name="relative_to_last")(inputs) if anchor == "relative" else inputs
+    seen = inputs
+    if anchor in ("relative", "scaled"):
+        seen = RelativeToLast(manifest.target_positions, scaled=anchor == "scaled", dtype="float32",
+                              name="relative_to_last")(inputs)
     h = seen
     for i, units in enumerate(cfg.units):
         last = i == len(cfg.units) - 1
@@ -252,8 +315,8 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
     if anchor != "none":
         # the network forecasts the change from the last value (every level and the mean head
         # shift alike, so the quantiles still never cross)
-        out = AddLast(manifest.target_positions, steps=manifest.window.target_sequence,
-                      levels=bool(head.quantiles), dtype="float32", name="anchor_last")([out, inputs])
+        out = AddLast(manifest.target_positions, steps=manifest.window.target_sequence, levels=bool(head.quantiles),
+                      scaled=anchor == "scaled", dtype="float32", name="anchor_last")([out, inputs])
     return tf.keras.Model(inputs, out, name="seqscale_lstm")
 
 

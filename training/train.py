@@ -104,8 +104,7 @@ def load_data(r: Run) -> None:
     r.manifest = data_lib.load_manifest(r.cfg.data.data)
     data_lib.verify_shards(r.manifest, r.cfg.data.data, hashes=r.cfg.data.verify_hashes)
     if r.cfg.model.anchor == "auto":
-        r.cfg = decide_anchor(r.cfg, r.manifest, r.train_sample())
-        log.info("--anchor auto: %s", r.cfg.model.anchor)
+        r.cfg = decide_anchor(r.cfg, r.manifest, r.train_sample(), log=log)
     r.plan = plan_lr(r.cfg.train, r.strategy.num_replicas_in_sync, r.manifest.windows("train"))
     r.val_steps = data_lib.steps_per_epoch(r.manifest, r.plan.global_batch).val
     c = r.cluster
@@ -119,9 +118,10 @@ def load_data(r: Run) -> None:
         log.warning("the val split has no windows: no validation, no early stopping")
 
 
-def decide_anchor(cfg: Config, manifest, sample: dict | None = None) -> Config:
+def decide_anchor(cfg: Config, manifest, sample: dict | None = None, log=None) -> Config:
     """cfg with --anchor auto decided (training.model.choose_anchor) on the fixed sample of
-    training windows (`sample`, read here when not given): the same on every worker, and in the doctor."""
+    training windows (`sample`, read here when not given): the same on every worker, and in the
+    doctor; the decision and its evidence logged to `log` when given."""
     from training import data as data_lib
     from training.model import choose_anchor
 
@@ -129,7 +129,10 @@ def decide_anchor(cfg: Config, manifest, sample: dict | None = None) -> Config:
         return cfg
     if sample is None:
         sample = data_lib.sample_windows(manifest, cfg.data.data, n=GUARD_SAMPLE)
-    return replace(cfg, model=choose_anchor(manifest, cfg.model, sample["x"], sample["y"]))
+    model, evidence = choose_anchor(manifest, cfg.model, sample["x"], sample["y"])
+    if log is not None:
+        log.info("%s", evidence.describe(model.anchor) if evidence else f"--anchor auto: {model.anchor}")
+    return replace(cfg, model=model)
 
 
 def make_inputs(r: Run):

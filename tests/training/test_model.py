@@ -143,6 +143,43 @@ def test_anchor_relative_feeds_the_window_relative_to_the_last_value():
     assert np.abs(model.predict(moved, verbose=0) - model.predict(x, verbose=0)).max() > 1e-3
 
 
+@pytest.mark.parametrize("seq,levels", [(False, ()), (True, (0.1, 0.5, 0.9))])
+def test_anchor_scaled_is_equivariant_to_the_targets_level_and_scale(seq, levels):
+    """--anchor scaled: the network reads the target's window relative to its last value in units
+    of its spread over the window (RevIN-style), and its output change is multiplied back by that
+    spread, so a target window moved to a + k * x moves every forecast to a + k * forecast (other
+    columns read as they are); a flat window stays finite; the quantiles still never cross."""
+    import numpy as np
+
+    from training.model import SPREAD_FLOOR
+
+    m = manifest(seq=seq, targets=("b",))
+    model = build_model(m, ModelConfig(units=(8,), anchor="scaled", quantiles=levels), seed=1)
+    for name in ("skip_dense", "head_dense"):
+        dense = model.get_layer(name)  # random weights: a zero-initialized skip would hide a wrong input
+        dense.set_weights([np.random.default_rng(1).normal(size=w.shape).astype(np.float32) for w in dense.get_weights()])
+    x = np.random.default_rng(0).normal(size=(4, 12, 2)).astype(np.float32)
+    base = model.predict(x, verbose=0)
+    a, k = 40.0, 25.0
+    moved = x.copy()
+    moved[:, :, 1] = a + k * x[:, :, 1]
+    got = model.predict(moved, verbose=0)
+    np.testing.assert_allclose(got, a + k * base, rtol=1e-3, atol=1e-2)
+    # the change from the last value is the network's output times the window's spread (numpy)
+    spread = np.sqrt(moved[:, :, 1].var(axis=1) + SPREAD_FLOOR**2).reshape((4,) + (1,) * (got.ndim - 1))
+    last = moved[:, -1, 1].reshape(spread.shape)
+    assert np.abs((got - last) / spread).max() > 0.1  # not a constant: the window's spread really multiplies
+    other = x.copy()
+    other[:, :, 0] += 7.0  # a non-target column is read as it is: no equivariance there
+    assert np.abs(model.predict(other, verbose=0) - base).max() > 1e-3
+    flat = x.copy()
+    flat[:, :, 1] = 3.0
+    out = model.predict(flat, verbose=0)
+    assert np.isfinite(out).all() and np.abs(out - 3.0).max() < 100 * SPREAD_FLOOR
+    if levels:
+        assert (np.diff(got[..., :len(levels)], axis=-1) >= 0).all()
+
+
 def test_anchor_needs_a_regression_target_among_the_features():
     with pytest.raises(HeadError, match="c is not among the features"):
         build_model(manifest(targets=("c",)), ModelConfig(units=(4,), anchor="last"))
@@ -154,12 +191,15 @@ def test_anchor_needs_a_regression_target_among_the_features():
     assert resolve_anchor(manifest(targets=("c",)), ModelConfig()) == "none"
 
 
-def test_anchor_auto_follows_whether_the_last_value_beats_the_mean():
-    """--anchor auto: AUTO_ANCHOR on a random walk (the last value is the best forecast), none on
-    white noise (persistence's error is twice the mean's) and where it does not apply."""
+def test_anchor_auto_follows_the_memory_and_the_level_of_the_target():
+    """--anchor auto: AUTO_ANCHOR on a random walk (the last value is the best forecast), scaled
+    there when each series was scaled alone (--scale-by series), AUTO_ANCHOR on one with little
+    memory (AR(1), phi 0.45: repeating the last value errs more than the mean, but it explains
+    ~20% of the next value's variance), none on white noise (persistence's error twice the mean's,
+    r^2 ~ 0) and where it does not apply; the evidence equals numpy's."""
     import numpy as np
 
-    from training.model import AUTO_ANCHOR, choose_anchor
+    from training.model import AUTO_ANCHOR, MEMORY_R2, choose_anchor
 
     rng = np.random.default_rng(0)
 
@@ -168,10 +208,24 @@ def test_anchor_auto_follows_whether_the_last_value_beats_the_mean():
         x = np.stack([series[s : s + 12] for s in starts])[:, :, None].repeat(2, axis=2)
         return x, series[starts + 12][:, None]
 
+    def ar1(phi, n=4000):
+        e, out = rng.normal(size=n), np.zeros(n)
+        for i in range(1, n):
+            out[i] = phi * out[i - 1] + e[i]
+        return out
+
     walk, noise = windows(np.cumsum(rng.normal(size=600))), windows(rng.normal(size=600))
     m = manifest(targets=("b",))
-    assert choose_anchor(m, ModelConfig(), *walk).anchor == AUTO_ANCHOR
-    assert choose_anchor(m, ModelConfig(), *noise).anchor == "none"
-    assert choose_anchor(m, ModelConfig(anchor="relative"), *noise).anchor == "relative"  # as asked
-    assert choose_anchor(manifest(task="binary"), ModelConfig(), *walk).anchor == "none"
-    assert choose_anchor(manifest(targets=("c",)), ModelConfig(), *walk).anchor == "none"
+    cfg, ev = choose_anchor(m, ModelConfig(), *walk)
+    assert cfg.anchor == AUTO_ANCHOR and ev.persistence_mse < ev.mean_mse
+    assert choose_anchor(dataclasses.replace(m, scale_by="series"), ModelConfig(), *walk)[0].anchor == "scaled"
+    x, y = walk
+    assert ev.memory == pytest.approx(np.corrcoef(x[:, -1, 1], y[:, 0])[0, 1] ** 2)
+    assert ev.persistence_mse == pytest.approx(np.mean((y[:, 0] - x[:, -1, 1]) ** 2))
+    cfg, ev = choose_anchor(m, ModelConfig(), *windows(ar1(0.45)))
+    assert cfg.anchor == AUTO_ANCHOR and ev.persistence_mse > ev.mean_mse and ev.memory > MEMORY_R2
+    cfg, ev = choose_anchor(m, ModelConfig(), *noise)
+    assert cfg.anchor == "none" and ev.memory < 0.02
+    assert choose_anchor(m, ModelConfig(anchor="relative"), *noise)[0].anchor == "relative"  # as asked
+    assert choose_anchor(manifest(task="binary"), ModelConfig(), *walk) == (ModelConfig(anchor="none"), None)
+    assert choose_anchor(manifest(targets=("c",)), ModelConfig(), *walk)[0].anchor == "none"
