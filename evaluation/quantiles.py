@@ -24,7 +24,7 @@ import numpy as np
 
 def point_index(levels) -> int:
     """The output channel of a quantile model that is its point forecast: the 0.5 level, else the
-    mean head, one more channel after the levels (trained with the squared error)."""
+    mean head, one more channel after the levels (trained with the root mean squared error)."""
     levels = [float(q) for q in levels]
     return levels.index(0.5) if 0.5 in levels else len(levels)
 

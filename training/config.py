@@ -81,7 +81,7 @@ class ModelConfig:
         quantiles: sorted levels in (0, 1) (e.g. 0.1, 0.5, 0.9): one output per target, step and
             level, trained with the pinball loss averaged over levels; the levels never cross.
             The point forecast is the 0.5 level (the median), or, when 0.5 is not asked for, a
-            mean head trained with the squared error beside them. Empty: a point forecast
+            mean head trained with the root mean squared error beside them. Empty: a point forecast
             trained with `loss`.
     """
 
@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--head-activation", choices=HEADS, help="auto picks from the task")
     g.add_argument("--quantiles", type=_quantiles, help="quantile levels, e.g. 0.1,0.5,0.9: forecast them with "
                    "the pinball loss (never crossing); the point forecast is the 0.5 level, or without it "
-                   "a mean head (squared error)")
+                   "a mean head (root mean squared error)")
     g.add_argument("--loss", choices=LOSSES, help="auto picks from the task")
     g = p.add_argument_group("train")
     g.add_argument("--epochs", type=int, help="maximum epochs")

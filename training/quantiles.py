@@ -39,8 +39,14 @@ class PinballLoss(tf.keras.losses.Loss):
     """Mean pinball loss: y_true [..., T] against y_pred [..., T, Q] at `levels` (Q,).
 
     With a mean head (0.5 not among the levels), y_pred has a (Q+1)-th channel, the point
-    forecast, and its squared error is added: the levels learn the spread, the mean head the
-    forecast an RMSE judges (the median is not the RMSE-optimal forecast of a skewed target)."""
+    forecast, trained with the batch's root mean squared error: the levels learn the spread, the
+    mean head the forecast an RMSE judges (the median is not the RMSE-optimal forecast of a
+    skewed target). The root, not the square: the pinball loss grows with the errors, their square
+    with the errors squared, so on a target forecast to a few hundredths of its scale (hourly
+    temperatures) a squared term weighed ~1/50 of the levels in the gradients and in early
+    stopping, and the mean head stopped half-trained (test RMSE 1.6x the run without quantiles).
+    Each element adds its squared error / (2 x the batch's RMSE, held constant): the loss adds
+    RMSE / 2, its gradient is the RMSE's, and both terms scale with the target alike."""
 
     def __init__(self, levels, name: str = "pinball", **kwargs) -> None:
         super().__init__(name=name, **kwargs)
@@ -53,7 +59,11 @@ class PinballLoss(tf.keras.losses.Loss):
         y = tf.cast(y_true, y_pred.dtype)
         u = y[..., None] - y_pred[..., :q]
         loss = tf.reduce_mean(tf.maximum(tau * u, (tau - 1) * u), axis=-1)
-        return loss + tf.square(y - y_pred[..., q]) if self.mean else loss
+        if not self.mean:
+            return loss
+        sq = tf.square(y - y_pred[..., q])
+        rmse = tf.stop_gradient(tf.sqrt(tf.reduce_mean(sq)))
+        return loss + sq / (2.0 * rmse + 1e-12)
 
     def get_config(self):
         return {**super().get_config(), "levels": self.levels}

@@ -57,8 +57,8 @@ def test_minimizing_the_pinball_loss_finds_the_quantiles():
 
 
 def test_without_the_median_a_mean_head_follows_the_levels_and_learns_the_mean():
-    """--quantiles 0.1,0.9: one more channel, the mean (squared error), never sorted with the
-    levels; the loss is the levels' pinball plus the mean's squared error (numpy), and fitting
+    """--quantiles 0.1,0.9: one more channel, the mean (root mean squared error), never sorted
+    with the levels; the loss is the levels' pinball plus half the mean's RMSE (numpy), and fitting
     constants to skewed draws gives the empirical quantiles and the mean, not the median."""
     import tensorflow as tf
 
@@ -74,8 +74,17 @@ def test_without_the_median_a_mean_head_follows_the_levels_and_learns_the_mean()
     assert (np.diff(out[..., :2], axis=-1) >= 0).all() and np.array_equal(out[..., 2], x[..., 2])
     y = rng.normal(size=(64, 2))
     p = rng.normal(size=(64, 2, 3))
-    want = pinball(y, p[..., :2], levels).mean(axis=-1) + (y - p[..., 2]) ** 2
-    assert float(PinballLoss(levels)(y, p)) == pytest.approx(want.mean(), rel=1e-12)
+    rmse = np.sqrt(np.mean((y - p[..., 2]) ** 2))
+    want = pinball(y, p[..., :2], levels).mean(axis=-1).mean() + rmse / 2
+    assert float(PinballLoss(levels)(y, p)) == pytest.approx(want, rel=1e-12)
+    # the mean head's gradient is the batch RMSE's (numpy), and the loss scales with the target:
+    # at a hundredth of the scale both terms shrink alike, so the mean head keeps its weight
+    pv = tf.Variable(p)
+    with tf.GradientTape() as tape:
+        loss = PinballLoss(levels)(y, pv)
+    grad = tape.gradient(loss, pv).numpy()
+    np.testing.assert_allclose(grad[..., 2], -(y - p[..., 2]) / (y.size * rmse), rtol=1e-9)
+    assert float(PinballLoss(levels)(y / 100, p / 100)) == pytest.approx(want / 100, rel=1e-9)
 
     y = rng.exponential(size=(20_000, 1)).astype(np.float32)  # skewed: mean 1, median ln 2
     raw = tf.Variable(np.zeros((1, 1, 3), np.float32))
