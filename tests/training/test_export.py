@@ -52,9 +52,13 @@ def per_series_dataset(tmp_path_factory):
     return build_dataset(tmp_path_factory.mktemp("per_series"), extra=("--scale-by", "series"))
 
 
-def test_per_series_export_and_evaluation_invert_with_each_series_statistics(per_series_dataset, tmp_path):
+@pytest.mark.parametrize("anchor", ["auto", "scaled"])
+def test_per_series_export_and_evaluation_invert_with_each_series_statistics(per_series_dataset, tmp_path, anchor):
     """Served with its series key, each window is scaled and unscaled with that series' own numbers
-    (numpy per series on the raw training rows); eval.json's original units likewise."""
+    (numpy per series on the raw training rows); eval.json's original units likewise. Also with
+    --anchor scaled (what auto trains on per-series data), whose layers read the window's spread."""
+    import dataclasses
+
     import tensorflow as tf
 
     from training.evaluate import collect, regression_report
@@ -67,7 +71,8 @@ def test_per_series_export_and_evaluation_invert_with_each_series_statistics(per
     raw = pd.read_parquet(data.parent / "raw.parquet")
     train = raw[raw["t"] < m.split_boundaries.val_start]
     stats = train.groupby("sid")[["x1", "x2", "y"]].agg(["mean", lambda v: v.std(ddof=0)])
-    model = build_model(m, config(data).model)
+    model = build_model(m, dataclasses.replace(config(data).model, anchor=anchor))
+    assert (anchor == "scaled") == any(layer.name == "relative_to_last" for layer in model.layers)
     export(model, m, str(tmp_path / "export"), series=series)
     w = next(read_windows(m, str(data), "test", shuffle=False, with_ids=True).batch(256).as_numpy_iterator())
     keys = np.array([series.names[i] for i in series.rows_of_ids(w["sid"])])
