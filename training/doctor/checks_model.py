@@ -79,11 +79,12 @@ def check_capacity(manifest, cfg, sample, steps: int = 300) -> Verdict:
 def check_head(manifest, cfg, sample) -> Verdict:
     import numpy as np
 
-    from training.model import HeadError, resolve_head
+    from training.model import HeadError, resolve_anchor, resolve_head
 
     y = np.asarray(sample["y"]).reshape(-1)
     try:
         head = resolve_head(manifest, cfg.model)
+        anchor = resolve_anchor(manifest, cfg.model)
     except HeadError as e:
         return Verdict("head", FAIL, f"target range [{y.min():.3g}, {y.max():.3g}] ({manifest.task}): {e}",
                        "use --head-activation auto --loss auto: linear+MSE for regression, sigmoid+binary "
@@ -92,7 +93,13 @@ def check_head(manifest, cfg, sample) -> Verdict:
         return Verdict("head", FAIL, f"binary labels take values {sorted(set(np.unique(y)))[:5]}",
                        "labels must be 0 or 1")
     return Verdict("head", PASS, f"{head.activation} output with {head.loss} for a {manifest.task} target in "
-                                 f"[{y.min():.3g}, {y.max():.3g}] (as stored in the shards)")
+                                 f"[{y.min():.3g}, {y.max():.3g}] (as stored in the shards), "
+                                 f"{ANCHOR_WORDS[anchor]} (--anchor {anchor})")
+
+
+ANCHOR_WORDS = {"none": "forecasting its level", "last": "forecasting the change from its last value",
+                "relative": "forecasting the change from its last value, the window read relative to it",
+                "scaled": "forecasting the change from its last value in the window's own scale"}
 
 
 # ------------------------------------------------------------------ 5. learning rate

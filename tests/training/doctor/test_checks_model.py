@@ -20,7 +20,10 @@ def test_capacity(healthy):
 
 def test_head(healthy):
     data, m, s = healthy
-    assert checks_model.check_head(m, config(data), s).status == "PASS"
+    v = checks_model.check_head(m, config(data), s)
+    assert v.status == "PASS" and v.evidence.endswith("forecasting the change from its last value (--anchor last)")
+    v = checks_model.check_head(m, config(data, "--anchor", "scaled"), s)
+    assert v.evidence.endswith("in the window's own scale (--anchor scaled)")
     v = checks_model.check_head(m, config(data, "--head-activation", "sigmoid"), s)
     assert v.status == "FAIL" and "sigmoid output on a regression target is refused" in v.evidence
 
