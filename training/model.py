@@ -246,16 +246,17 @@ class AddLast(tf.keras.layers.Layer):
 
     def call(self, inputs):
         out, x = inputs
-        t = tf.cast(tf.gather(x, self.columns, axis=-1), out.dtype)  # [batch, look_back, targets]
-        last = t[:, -1, :]
-        spread = window_spread(t) if self.scaled else None
+        if self.scaled:
+            out = out * self.like_output(window_spread(tf.cast(tf.gather(x, self.columns, axis=-1), out.dtype)))
+        return out + self.like_output(tf.cast(tf.gather(x[:, -1, :], self.columns, axis=-1), out.dtype))
+
+    def like_output(self, v):
+        """[batch, targets] broadcast over the output's steps and levels."""
         if self.steps:
-            last = last[:, None, :]
-            spread = None if spread is None else spread[:, None, :]
+            v = v[:, None, :]
         if self.levels:
-            last = last[..., None]
-            spread = None if spread is None else spread[..., None]
-        return (out if spread is None else out * spread) + last
+            v = v[..., None]
+        return v
 
     def get_config(self):
         return {**super().get_config(), "columns": self.columns, "steps": self.steps, "levels": self.levels,
