@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from preprocessing.records import encode_block_parts, frame
+from preprocessing.records import encode_block_parts, frame_parts
 
 
 def main() -> None:
@@ -69,9 +69,9 @@ def main() -> None:
                     xb = x[s[:, None] + np.arange(L)]
                     yb = y[s + L - 1 + H][:, None, :]
                     last = s + L - 1
-                    rec = frame(encode_block_parts(xb, yb, t[last], np.zeros(len(s), np.int64)))
-                    f.write(rec)
-                    sha.update(rec)
+                    for part in frame_parts(encode_block_parts(xb, yb, t[last], np.zeros(len(s), np.int64))):
+                        f.write(part)
+                        sha.update(part)
     with open(os.path.join(a.output, "counts.json"), "w") as f:
         json.dump(counts_out, f)
 

@@ -11,6 +11,7 @@ contract's (contract/records.py).
 
 from __future__ import annotations
 
+import functools
 import struct
 
 import google_crc32c
@@ -36,43 +37,56 @@ def _hdr(number: int, length: int) -> bytes:
     return _varint((number << 3) | 2) + _varint(length)
 
 
-def _bytes_entry(key: str, data) -> list:
-    """Parts of one Features map entry holding a BytesList with one value."""
+@functools.lru_cache(maxsize=1024)
+def _bytes_prefix(key: str, n: int) -> bytes:
+    """Everything of a Features map entry holding one `n`-byte BytesList value, up to the value.
+
+    Cached: a shard's full records all have the same lengths, so the protobuf headers are
+    built once per key and block size, not once per record.
+    """
     k = key.encode()
-    n = len(data)
     bytes_list = len(_hdr(1, n)) + n  # BytesList.value (1)
     feature = len(_hdr(1, bytes_list)) + bytes_list  # Feature.bytes_list (1)
     entry = len(_hdr(1, len(k))) + len(k) + len(_hdr(2, feature)) + feature  # key (1), value (2)
-    return [_hdr(1, entry), _hdr(1, len(k)), k, _hdr(2, feature), _hdr(1, bytes_list), _hdr(1, n), data]
+    return b"".join([_hdr(1, entry), _hdr(1, len(k)), k, _hdr(2, feature), _hdr(1, bytes_list), _hdr(1, n)])
 
 
-def _int64_entry(key: str, value: int) -> list:
+def _bytes_entry(key: str, data) -> list:
+    """Parts of one Features map entry holding a BytesList with one value."""
+    return [_bytes_prefix(key, len(data)), data]
+
+
+@functools.lru_cache(maxsize=1024)
+def _int64_entry(key: str, value: int) -> bytes:
     k = key.encode()
     packed = _varint(value & 0xFFFFFFFFFFFFFFFF)
     int_list = len(_hdr(1, len(packed))) + len(packed)  # Int64List.value (1), packed
     feature = len(_hdr(3, int_list)) + int_list  # Feature.int64_list (3)
     entry = len(_hdr(1, len(k))) + len(k) + len(_hdr(2, feature)) + feature
-    return [_hdr(1, entry), _hdr(1, len(k)), k, _hdr(2, feature), _hdr(3, int_list), _hdr(1, len(packed)), packed]
+    return b"".join([_hdr(1, entry), _hdr(1, len(k)), k, _hdr(2, feature), _hdr(3, int_list),
+                     _hdr(1, len(packed)), packed])
 
 
-def _raw(a: np.ndarray, dtype: str) -> bytes:
-    # bytes, not a memoryview: google_crc32c's C extension takes only real bytes
-    return np.ascontiguousarray(a, dtype).tobytes()
+def _raw(a: np.ndarray, dtype: str):
+    """The array's bytes in `dtype`: a view of its memory when it already is that (no copy)."""
+    a = np.ascontiguousarray(a, dtype)
+    return memoryview(a).cast("B")
 
 
 def encode_block_parts(x: np.ndarray, y: np.ndarray, t: np.ndarray, sid: np.ndarray) -> list:
-    """The serialized Example as a list of byte strings (joined once, by `frame`).
+    """The serialized Example as a list of byte strings and array views (joined once, by `frame`).
 
     Nested protobuf lengths are computed up front so the window payload (hundreds of
-    KB per record) is copied once instead of once per nesting level.
+    KB per record) is copied once instead of once per nesting level; the payload parts are
+    views of the arrays, so that one copy is the join.
     """
-    parts = (
-        _int64_entry(COUNT, len(x))
-        + _bytes_entry(SERIES, _raw(sid, DTYPES[SERIES]))
-        + _bytes_entry(TIME, _raw(t, DTYPES[TIME]))
-        + _bytes_entry(X, _raw(x, DTYPES[X]))
-        + _bytes_entry(Y, _raw(y, DTYPES[Y]))
-    )
+    parts = [
+        _int64_entry(COUNT, len(x)),
+        *_bytes_entry(SERIES, _raw(sid, DTYPES[SERIES])),
+        *_bytes_entry(TIME, _raw(t, DTYPES[TIME])),
+        *_bytes_entry(X, _raw(x, DTYPES[X])),
+        *_bytes_entry(Y, _raw(y, DTYPES[Y])),
+    ]
     return [_hdr(1, sum(len(p) for p in parts)), *parts]  # Example.features (1)
 
 
@@ -89,19 +103,24 @@ def _masked_crc(data: bytes) -> int:
     return _mask(google_crc32c.value(data))
 
 
+def frame_parts(record) -> tuple[bytes, bytes, bytes]:
+    """TFRecord framing as (length and its masked crc32c, data, masked crc32c of data).
+
+    `record` is bytes or a list of byte strings and buffers (as from encode_block_parts),
+    joined here once. Written as three pieces, the record's data is not copied again to
+    frame it (google_crc32c reads only `bytes`, so the join comes first).
+    """
+    data = record if isinstance(record, bytes) else b"".join(record)
+    header = struct.pack("<Q", len(data))
+    return (header + struct.pack("<I", _masked_crc(header)), data, struct.pack("<I", _masked_crc(data)))
+
+
 def frame(record) -> bytes:
     """TFRecord framing: length, masked crc32c of length, data, masked crc32c of data.
 
     `record` is bytes or a list of byte strings (as from encode_block_parts).
     """
-    parts = [record] if isinstance(record, bytes | bytearray) else record
-    length = sum(len(p) for p in parts)
-    crc = google_crc32c.Checksum()
-    for p in parts:
-        crc.update(p)
-    header = struct.pack("<Q", length)
-    footer = struct.pack("<I", _mask(int.from_bytes(crc.digest(), "big")))
-    return b"".join([header, struct.pack("<I", _masked_crc(header)), *parts, footer])
+    return b"".join(frame_parts(record))
 
 
 def iter_frames(data: bytes):

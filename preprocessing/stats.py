@@ -121,8 +121,9 @@ class ColumnStats:
         out.shift = values[0].copy()
         rel = values - out.shift
         out.mean_rel = rel.mean(axis=0)
+        rel -= out.mean_rel  # in place: a block can be millions of rows
         with np.errstate(over="ignore"):  # overflow is reported by scaling_from_stats
-            out.m2 = ((rel - out.mean_rel) ** 2).sum(axis=0)
+            out.m2 = np.square(rel, out=rel).sum(axis=0)
         out.min = values.min(axis=0)
         out.max = values.max(axis=0)
         if out.sketch is not None:
@@ -189,6 +190,9 @@ MAX_ABS = 1e154  # a larger value's square overflows float64, and with it the va
 
 def first_too_large(values: np.ndarray) -> tuple[int, int] | None:
     """(row, column) of the first value whose square overflows float64, or None."""
+    if values.size == 0 or (np.fmax.reduce(values, axis=None) <= MAX_ABS
+                            and np.fmin.reduce(values, axis=None) >= -MAX_ABS):
+        return None  # the common case, without a temporary the size of the block
     big = np.abs(values) > MAX_ABS
     if not big.any():
         return None

@@ -195,13 +195,15 @@ class CleanUnitFn(beam.DoFn):
         self.rows.inc(len(unit))
         self.progress.tick(len(unit))
         counts["units"] += 1
-        if (big := first_too_large(np.where(train[:, None], unit.values, 0.0))) is not None:
-            i, c = big
+        train_values = unit.values[train]
+        if (big := first_too_large(train_values)) is not None:
+            r, c = big
+            i = int(np.flatnonzero(train)[r])
             raise InputError(
                 f"{unit.label(i, self.paths)}: column {cfg.columns[c]!r} is {unit.values[i, c]:g}, a training value "
                 "too large to scale (its square overflows float64); fix the value or rescale the column (e.g. "
                 "change its units)")
-        yield beam.pvalue.TaggedOutput(self.STATS, ColumnStats.of(unit.values[train], quantiles=cfg.scaler == "robust"))
+        yield beam.pvalue.TaggedOutput(self.STATS, ColumnStats.of(train_values, quantiles=cfg.scaler == "robust"))
         if cfg.scale_by == "series":
             for code in np.unique(unit.series[train]):
                 rows = train & (unit.series == code)

@@ -34,7 +34,7 @@ def test_shard_records_cut_each_dealt_window_once(tmp_path):
     got_t = []
     for shard in range(2):
         for n, rec in shards.shard_records(units, "train", shard, np.random.default_rng(shard), spec, block_size=16):
-            assert n <= 16 and len(list(iter_frames(rec))) == 1
+            assert n <= 16 and len(list(iter_frames(b"".join(rec)))) == 1
             got_t.append(n)
     assert sum(got_t) == sum(len(a[3]) for a in arrays)
 
@@ -89,7 +89,7 @@ def test_records_are_full_blocks_across_small_units(tmp_path):
     sizes, got = [], []
     for n, rec in shards.shard_records(units, "train", 0, np.random.default_rng(1), spec, block_size=16,
                                        cache=shards.UnitCache(size=3)):
-        assert len(list(iter_frames(rec))) == 1
+        assert len(list(iter_frames(b"".join(rec)))) == 1
         sizes.append(n)
     assert sum(sizes) == 140 and sizes[:-1] == [16] * 8 and sizes[-1] == 12
     out = tmp_path / "ds"
