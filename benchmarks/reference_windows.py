@@ -69,9 +69,9 @@ def main() -> None:
                     xb = x[s[:, None] + np.arange(L)]
                     yb = y[s + L - 1 + H][:, None, :]
                     last = s + L - 1
-                    for part in frame_parts(encode_block_parts(xb, yb, t[last], np.zeros(len(s), np.int64))):
-                        f.write(part)
-                        sha.update(part)
+                    for piece in frame_parts(encode_block_parts(xb, yb, t[last], np.zeros(len(s), np.int64))):
+                        f.write(piece)
+                        sha.update(piece)
     with open(os.path.join(a.output, "counts.json"), "w") as f:
         json.dump(counts_out, f)
 
