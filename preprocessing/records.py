@@ -67,10 +67,10 @@ def _int64_entry(key: str, value: int) -> bytes:
                      _hdr(1, len(packed)), packed])
 
 
-def _raw(a: np.ndarray, dtype: str):
-    """The array's bytes in `dtype`: a view of its memory when it already is that (no copy)."""
-    a = np.ascontiguousarray(a, dtype)
-    return memoryview(a).cast("B")
+def _raw(a: np.ndarray, dtype: str) -> np.ndarray:
+    """The array's bytes in `dtype`, as a flat uint8 view of its memory when it already is that
+    (no copy; `bytes.join` reads it through the buffer protocol)."""
+    return np.ascontiguousarray(a, dtype).reshape(-1).view(np.uint8)
 
 
 def encode_block_parts(x: np.ndarray, y: np.ndarray, t: np.ndarray, sid: np.ndarray) -> list:

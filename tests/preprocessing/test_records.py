@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from contract.records import series_id
-from preprocessing.records import encode_block, frame, iter_frames
+from preprocessing.records import encode_block, encode_block_parts, frame, frame_parts, iter_frames
 
 
 def test_block_parses_with_tensorflow_and_tfrecord_framing_is_valid(tmp_path):
@@ -33,6 +33,31 @@ def test_block_parses_with_tensorflow_and_tfrecord_framing_is_valid(tmp_path):
     # the same bytes as TensorFlow's own proto serialization
     proto = tf.train.Example.FromString(recs[1].numpy())
     assert proto.features.feature["n"].int64_list.value == [2]
+
+
+def test_any_layout_and_dtype_encodes_as_the_contract_bytes_and_an_empty_block_too(tmp_path):
+    """Payloads are views of the arrays when they already are the contract's dtype, converted
+    otherwise: a Fortran-ordered float64 block, a strided target, int32 times and an empty block
+    all read back exactly; the three pieces of `frame_parts` are `frame`'s bytes."""
+    rng = np.random.default_rng(1)
+    x = np.asfortranarray(rng.normal(size=(4, 3, 2)))  # float64, Fortran order
+    y = rng.normal(size=(4, 1, 4)).astype(np.float32)[:, :, ::2]  # not contiguous
+    t = np.arange(4, dtype=np.int32)
+    sid = np.arange(4, dtype=np.int64)
+    parts = encode_block_parts(x, y, t, sid)
+    assert b"".join(frame_parts(parts)) == frame(encode_block(x, y, t, sid))
+    empty = encode_block(np.zeros((0, 3, 2), np.float32), np.zeros((0, 1, 2), np.float32), np.zeros(0, np.int64),
+                         np.zeros(0, np.int64))
+    path = tmp_path / "r.tfrecord"
+    path.write_bytes(b"".join(frame_parts(parts)) + frame(empty))
+    spec = {k: tf.io.FixedLenFeature([], tf.string) for k in ("x", "y", "t", "sid")}
+    spec["n"] = tf.io.FixedLenFeature([], tf.int64)
+    first, second = (tf.io.parse_single_example(r, spec) for r in tf.data.TFRecordDataset(str(path)))
+    np.testing.assert_array_equal(tf.io.decode_raw(first["x"], tf.float32).numpy().reshape(4, 3, 2),
+                                  x.astype(np.float32))
+    np.testing.assert_array_equal(tf.io.decode_raw(first["y"], tf.float32).numpy().reshape(4, 1, 2), y)
+    np.testing.assert_array_equal(tf.io.decode_raw(first["t"], tf.int64).numpy(), t)
+    assert int(second["n"]) == 0 and tf.io.decode_raw(second["x"], tf.float32).numpy().size == 0
 
 
 def test_iter_frames_detects_corruption():
