@@ -12,6 +12,7 @@ worth making the default lowers it on every set.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -89,16 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0", help="comma-separated seeds: each candidate trains once per seed, "
                    "judged by its mean best validation loss")
     p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--work", help="keep the datasets and runs here (each job dir with its export and history), "
+                   "e.g. for benchmarks.ensemble_validation; default: a temporary directory, removed")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     names = [n for n in args.candidates.split(";") if n]
     sets = args.datasets.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[str, dict[str, dict]] = {n: {} for n in names}
-    with tempfile.TemporaryDirectory(prefix="study-defaults-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = args.work or stack.enter_context(tempfile.TemporaryDirectory(prefix="study-defaults-"))
         specs = {}
         for ds in sets:
-            os.makedirs(os.path.join(tmp, ds))
+            os.makedirs(os.path.join(tmp, ds), exist_ok=True)
             specs[ds] = {**DATASETS, **PROTOCOLS}[ds](os.path.join(tmp, ds))
         # seeds outermost: a study stopped early has every candidate on the first seeds
         for seed in seeds:
