@@ -120,6 +120,9 @@ class TrainConfig:
         min_delta: smallest val_loss improvement that counts.
         max_steps_per_epoch: cap on steps per epoch (0: one pass over the train windows).
         seed: seed for weights, shuffling and dropout.
+        members: networks to train, with seeds seed, seed+1, ... (each a whole run in
+            <job_dir>/member-<k>); the export and eval.json are their average (in scaled
+            units, as seqscale-ensemble's), which removes most of the seed's spread.
         mixed_precision: float16 compute on GPUs (the head stays float32).
         flat_patience: stop after this many epochs of a flat loss (0 disables the guard's flat check).
         flat_tolerance: "flat" means within this fraction of the predict-the-mean loss.
@@ -147,6 +150,7 @@ class TrainConfig:
     min_delta: float = 0.0
     max_steps_per_epoch: int = 0
     seed: int = 0
+    members: int = 1
     mixed_precision: bool = False
     flat_patience: int = 3
     flat_tolerance: float = 0.05
@@ -279,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--min-delta", type=float, help="smallest val_loss improvement")
     g.add_argument("--max-steps-per-epoch", type=int, help="cap steps per epoch, 0 means one pass over the train windows")
     g.add_argument("--seed", type=int, help="seed")
+    g.add_argument("--members", type=int, help="train N networks with seeds seed..seed+N-1 (each in "
+                   "<job-dir>/member-<k>) and export their average: an ensemble in one run")
     g.add_argument("--mixed-precision", action="store_const", const=True, help="float16 compute (GPU)")
     g.add_argument("--flat-patience", type=int, help="stop after N epochs of flat loss, 0 disables the flat check")
     g.add_argument("--flat-tolerance", type=float, help="flat = within this fraction of predict-the-mean")
@@ -354,6 +360,8 @@ def check(cfg: Config) -> None:
     t = cfg.train
     if t.epochs < 1:
         raise ConfigError("--epochs must be >= 1")
+    if t.members < 1:
+        raise ConfigError("--members must be >= 1 (1: a single network)")
     if not 0 <= cfg.model.dropout < 1:
         raise ConfigError("--dropout must be in [0, 1)")
     if cfg.runtime.calibrate and not cfg.model.quantiles:

@@ -10,7 +10,8 @@ own job dir: in parallel on a cluster, or one after another), then:
 
 writes `runs/ensemble/export` (the same serving signature as a single run: raw rows in,
 original units out, the members' outputs averaged in scaled units inside the graph) and
-`eval.json` for the ensemble, and prints its test table beside each member's RMSE.
+`eval.json` for the ensemble, and prints its test table beside each member's RMSE. The
+trainer's `--members N` trains the members one after the other in one run and writes the same.
 """
 
 from __future__ import annotations
@@ -85,38 +86,58 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def write_ensemble(dirs: list[str], manifest, data: str, out: str, *, season: int = 0, evaluate: bool = True,
+                   config_json: str | None = None) -> dict | None:
+    """The members' mean as `<out>/export` and, with `evaluate` and a test split, `<out>/eval.json`
+    (returned, with each member's RMSE from its own eval.json)."""
+    from evaluation import report as er
+    from training.evaluate import evaluate as score
+    from training.evaluate import evaluation_plan, write_report
+    from training.export import export, load_series_scaling
+
+    model = MeanOfMembers(load_members(dirs, manifest))
+    levels = member_quantiles(dirs)
+    tf.io.gfile.makedirs(out)
+    series = load_series_scaling(manifest, data)
+    plan = evaluation_plan(manifest, data, series, season=season, levels=levels)
+    export(model, manifest, posixpath.join(out, "export"), config_json=config_json, series=series,
+           evaluation=er.to_dict(plan, season), quantiles=levels)
+    if not (evaluate and manifest.windows("test")):
+        return None
+    report = score(model, manifest, data, season=season, plan=plan, quantiles=levels)
+    report["members"] = []
+    for d in dirs:
+        path = posixpath.join(d, "eval.json")
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                report["members"].append({"job_dir": d, "rmse": json.load(f)["model"].get("original", {}).get("rmse")})
+    write_report(report, posixpath.join(out, "eval.json"))
+    return report
+
+
+def members_line(report: dict) -> str | None:
+    """The members' test RMSE beside the ensemble's."""
+    rmses = [m["rmse"] for m in report.get("members", []) if m["rmse"] is not None]
+    if not rmses:
+        return None
+    return (f"members' RMSE: {', '.join(f'{r:.4f}' for r in rmses)} (mean {sum(rmses) / len(rmses):.4f}); "
+            f"ensemble {report['model']['original']['rmse']:.4f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from evaluation import report as er
     from training.data import load_manifest
-    from training.evaluate import evaluate, evaluation_plan, format_table, write_report
-    from training.export import export, load_series_scaling
+    from training.evaluate import format_table
 
     dirs = [d.strip() for d in args.members.split(",") if d.strip()]
     if len(dirs) < 2:
         raise SystemExit("seqscale-ensemble: --members needs at least two job dirs")
     manifest = load_manifest(args.data)
-    model = MeanOfMembers(load_members(dirs, manifest))
-    levels = member_quantiles(dirs)
-    tf.io.gfile.makedirs(args.out)
-    series = load_series_scaling(manifest, args.data)
-    plan = evaluation_plan(manifest, args.data, series, season=args.season, levels=levels)
-    export(model, manifest, posixpath.join(args.out, "export"), series=series,
-           evaluation=er.to_dict(plan, args.season), quantiles=levels)
-    if manifest.windows("test"):
-        report = evaluate(model, manifest, args.data, season=args.season, plan=plan, quantiles=levels)
-        report["members"] = []
-        for d in dirs:
-            path = posixpath.join(d, "eval.json")
-            if tf.io.gfile.exists(path):
-                with tf.io.gfile.GFile(path) as f:
-                    report["members"].append({"job_dir": d, "rmse": json.load(f)["model"].get("original", {}).get("rmse")})
-        write_report(report, posixpath.join(args.out, "eval.json"))
+    report = write_ensemble(dirs, manifest, args.data, args.out, season=args.season)
+    if report is not None:
         print(format_table(report))
-        rmses = [m["rmse"] for m in report["members"] if m["rmse"] is not None]
-        if rmses:
-            print(f"members' RMSE: {', '.join(f'{r:.4f}' for r in rmses)} (mean {sum(rmses) / len(rmses):.4f}); "
-                  f"ensemble {report['model']['original']['rmse']:.4f}")
+        if line := members_line(report):
+            print(line)
     return 0
 
 

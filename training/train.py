@@ -61,6 +61,13 @@ def run(argv: list[str] | None = None) -> dict:
     """Train as configured by `argv`; returns a summary dict (also logged)."""
     started = time.time()
     r = start(argv)
+    if r.cfg.train.members > 1:
+        return train_members(r, started)
+    return train_one(r, started)
+
+
+def train_one(r: Run, started: float) -> dict:
+    """One network: data, inputs, model, callbacks, fit, reports."""
     load_data(r)
     train_ds, val_ds = make_inputs(r)
     model, factor = compile_model(r)
@@ -68,6 +75,76 @@ def run(argv: list[str] | None = None) -> dict:
     model.fit(train_ds, epochs=r.cfg.train.epochs, steps_per_epoch=r.plan.steps_per_epoch, validation_data=val_ds,
               validation_steps=r.val_steps or None, callbacks=callbacks, verbose=keras_verbosity(r.cfg.runtime.verbose))
     return finish(r, model, guard, history, started)
+
+
+MEMBER_DONE = "member.json"  # the chief's last word on a member: its summary, after its export
+
+
+def member_run(r: Run, k: int) -> Run:
+    """Member k: the run's config with seed + k, in <job_dir>/member-<k>, on the same cluster and strategy."""
+    t, rt = r.cfg.train, r.cfg.runtime
+    cfg = replace(r.cfg, train=replace(t, seed=t.seed + k, members=1),
+                  runtime=replace(rt, job_dir=posixpath.join(rt.job_dir, f"member-{k}")))
+    return Run(cfg=cfg, argv=r.argv, cluster=r.cluster, strategy=r.strategy)
+
+
+def train_members(r: Run, started: float) -> dict:
+    """--members N: N whole runs one after the other (seeds seed..seed+N-1), then their mean as the
+    export and eval.json of the job dir (training/ensemble.py, what seqscale-ensemble writes).
+
+    A restarted job skips the members the chief finished (their member.json, written after their
+    export): every worker reads the same file before its first collective, so all skip the same
+    members; the member in progress resumes from its own backup.
+    """
+    import tensorflow as tf
+
+    from training import jobdir
+
+    n = r.cfg.train.members
+    summaries = []
+    for k in range(n):
+        m = member_run(r, k)
+        done = jobdir.read_json(m.path(MEMBER_DONE))
+        if done is not None:
+            log.info("member %d of %d (seed %d): already trained, skipped", k + 1, n, m.cfg.train.seed)
+            summaries.append(done)
+            continue
+        log.info("member %d of %d (seed %d) in %s", k + 1, n, m.cfg.train.seed, m.job_dir)
+        jobdir.preflight(m.job_dir, r.cluster, r.cfg.runtime.min_free_disk_mb)
+        tf.keras.backend.clear_session()  # each member builds the same layer names, as a run of its own
+        tf.keras.utils.set_random_seed(m.cfg.train.seed)
+        summary = train_one(m, time.time())
+        if r.cluster.is_chief:
+            jobdir.write_atomic(m.path(MEMBER_DONE), json.dumps({k: v for k, v in summary.items() if k != "eval"}))
+        summaries.append(summary)
+    out = {"members": [{k: v for k, v in s.items() if k != "eval"} for s in summaries],
+           "seconds": round(time.time() - started, 1)}
+    if r.cluster.is_chief:
+        out.update(ensemble_reports(r, [member_run(r, k).job_dir for k in range(n)]))
+    log.info("done: %d members, %.0f s", n, out["seconds"])
+    return out
+
+
+def ensemble_reports(r: Run, dirs: list[str]) -> dict:
+    """Chief: the members' mean as <job_dir>/export, eval.json and config.json (with the member dirs)."""
+    from training import jobdir
+    from training.data import load_manifest
+    from training.ensemble import members_line, write_ensemble
+    from training.evaluate import format_table
+
+    manifest = load_manifest(r.cfg.data.data)
+    ran = json.loads(r.cfg.to_json())
+    ran["members"] = [jobdir.read_json(posixpath.join(d, "config.json")) for d in dirs]
+    resolved = json.dumps(ran, indent=2)
+    report = write_ensemble(dirs, manifest, r.cfg.data.data, r.job_dir, season=r.cfg.runtime.season,
+                            evaluate=r.cfg.runtime.evaluate, config_json=resolved)
+    jobdir.write_atomic(r.path("config.json"), resolved)
+    if report is None:
+        return {}
+    print(format_table(report), flush=True)
+    if line := members_line(report):
+        print(line, flush=True)
+    return {"eval": report}
 
 
 def keras_verbosity(choice: str) -> int:
