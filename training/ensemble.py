@@ -21,6 +21,8 @@ import json
 import posixpath
 import sys
 
+import numpy as np
+
 import training  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from contract.flags import SuggestingParser
 from contract.logs import import_tensorflow
@@ -54,6 +56,23 @@ def load_members(job_dirs: list[str], manifest):
                              "(its manifest's shards differ); every member must use the same dataset")
         members.append(tf.saved_model.load(export_dir).model)
     return members
+
+
+def validation_mse(members, manifest, data: str, batch: int = 1024) -> tuple[list[float], float]:
+    """Each member's and their mean's mean squared error over every validation window (scaled units:
+    a point model's validation loss), streamed batch by batch."""
+    from training.data import read_windows
+
+    sq, mean_sq, n = np.zeros(len(members)), 0.0, 0
+    for w in read_windows(manifest, data, "val", shuffle=False).batch(batch):
+        y = w["y"].numpy()
+        preds = [m(w["x"], training=False).numpy().reshape(y.shape) for m in members]
+        sq += [float(np.sum((p - y) ** 2)) for p in preds]
+        mean_sq += float(np.sum((np.mean(preds, axis=0) - y) ** 2))
+        n += y.size
+    if not n:
+        return [], float("nan")
+    return [float(v) for v in sq / n], mean_sq / n
 
 
 def member_quantiles(job_dirs: list[str]) -> tuple[float, ...]:

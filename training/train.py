@@ -121,6 +121,8 @@ def train_members(r: Run, started: float) -> dict:
            "seconds": round(time.time() - started, 1)}
     if r.cluster.is_chief:
         out.update(ensemble_reports(r, [member_run(r, k).job_dir for k in range(n)]))
+        jobdir.write_atomic(r.path("members.json"), json.dumps({k: v for k, v in out.items() if k != "eval"},
+                                                              indent=2))
     log.info("done: %d members, %.0f s", n, out["seconds"])
     return out
 
@@ -133,6 +135,9 @@ def ensemble_reports(r: Run, dirs: list[str]) -> dict:
     from training.evaluate import format_table
 
     manifest = load_manifest(r.cfg.data.data)
+    out = {}
+    if manifest.task == "regression" and not r.cfg.model.quantiles and manifest.windows("val"):
+        out["val_loss"] = ensemble_val_loss(dirs, manifest, r.cfg.data.data)
     ran = json.loads(r.cfg.to_json())
     ran["members"] = [jobdir.read_json(posixpath.join(d, "config.json")) for d in dirs]
     resolved = json.dumps(ran, indent=2)
@@ -140,11 +145,23 @@ def ensemble_reports(r: Run, dirs: list[str]) -> dict:
                             evaluate=r.cfg.runtime.evaluate, config_json=resolved)
     jobdir.write_atomic(r.path("config.json"), resolved)
     if report is None:
-        return {}
+        return out
     print(format_table(report), flush=True)
     if line := members_line(report):
         print(line, flush=True)
-    return {"eval": report}
+    return {**out, "eval": report}
+
+
+def ensemble_val_loss(dirs: list[str], manifest, data: str) -> dict:
+    """The members' and their mean's validation loss (MSE, scaled units, over every validation
+    window), logged: what the ensemble gains over a single network, without reading the test split."""
+    from training.ensemble import load_members, validation_mse
+
+    members, mean = validation_mse(load_members(dirs, manifest), manifest, data)
+    avg = sum(members) / len(members)
+    log.info("validation loss: members %s (mean %.5g); the ensemble's %.5g (%.3fx)",
+             ", ".join(f"{v:.5g}" for v in members), avg, mean, mean / avg)
+    return {"members": members, "ensemble": mean}
 
 
 def keras_verbosity(choice: str) -> int:

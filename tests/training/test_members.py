@@ -45,6 +45,21 @@ def test_members_train_in_one_run_and_the_export_is_their_mean(dataset, tmp_path
     config = json.loads((job / "config.json").read_text())
     assert config["train"]["members"] == 2 and [c["train"]["seed"] for c in config["members"]] == [3, 4]
     assert "members' RMSE" in out
+    # the validation loss of each member (its best epoch's, as the trainer logged it) and of their mean
+    import tensorflow as tf
+
+    from training.evaluate import collect
+
+    info = json.loads((job / "members.json").read_text())
+    best = [min(e["val_loss"] for e in json.loads((d / "history.json").read_text())["epochs"]) for d in dirs]
+    np.testing.assert_allclose(info["val_loss"]["members"], best, rtol=1e-4)
+    m = load_manifest(str(dataset))
+    y, preds = None, []
+    for d in dirs:
+        _, y, p, _, _ = collect(tf.saved_model.load(str(d / "export")).model, m, str(dataset), "val")
+        preds.append(p.reshape(y.shape))
+    np.testing.assert_allclose(info["val_loss"]["ensemble"], np.mean((np.mean(preds, axis=0) - y) ** 2), rtol=1e-5)
+    assert info["val_loss"]["ensemble"] < np.mean(best)
 
     # started again (as after a restart): the finished members are skipped, the export is rebuilt the same
     os.remove(job / "export" / "saved_model.pb")
