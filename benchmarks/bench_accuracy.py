@@ -227,6 +227,26 @@ def train_seqscale(spec: Spec, work: str, seed: int, epochs: int | None, flags: 
     return m, job, time.time() - started
 
 
+def epochs_run(job: str) -> int | list[int]:
+    """Epochs a run trained: one number, or each member's with --members (members.json)."""
+    members = os.path.join(job, "members.json")
+    if os.path.exists(members):
+        with open(members) as f:
+            return [m["epochs_run"] for m in json.load(f)["members"]]
+    with open(os.path.join(job, "history.json")) as f:
+        return len(json.load(f)["epochs"])
+
+
+def members_of(flags: tuple[str, ...]) -> int:
+    """--members N in the trainer flags (1 without)."""
+    for i, a in enumerate(flags):
+        if a == "--members" and i + 1 < len(flags):
+            return int(flags[i + 1])
+        if a.startswith("--members="):
+            return int(a.split("=", 1)[1])
+    return 1
+
+
 def daily_protocol(spec: Spec, work: str, seeds: list[int], epochs: int | None, flags: tuple[str, ...] = ()) -> dict:
     """The published 7-day protocol, scored by seqscale's own rolling-origin backtest
     (`--backtest-every 7` from the test start): eval.json's backtest RMSE over every origin and
@@ -236,11 +256,9 @@ def daily_protocol(spec: Spec, work: str, seeds: list[int], epochs: int | None, 
         m, job, secs = train_seqscale(spec, work, seed, epochs, flags)
         with open(os.path.join(job, "eval.json")) as f:
             bt = json.load(f)["backtest"]
-        with open(os.path.join(job, "history.json")) as f:
-            epochs_run = len(json.load(f)["epochs"])
         runs.append({"rmse": bt["model"]["original"]["rmse"], "origins": len(bt["per_origin"]), "windows": bt["windows"],
                      "persistence": bt["baselines"]["persistence"]["original"]["rmse"], "seconds": secs,
-                     "epochs": epochs_run, "first_origin": str(bt["per_origin"][0]["origin"])[:10],
+                     "epochs": epochs_run(job), "first_origin": str(bt["per_origin"][0]["origin"])[:10],
                      "last_origin": str(bt["per_origin"][-1]["origin"])[:10]})
     return {"dataset": spec.name, "protocol": "7 days ahead from each Saturday, weekly walk-forward over the test range",
             "seqscale": [r["rmse"] for r in runs], "persistence": runs[0]["persistence"], "runs": runs,
@@ -268,11 +286,9 @@ def seqscale(spec: Spec, work: str, seed: int, epochs: int | None, flags: tuple[
         times = np.stack([t[r - L:r] for r in rows]) if m.calendar else None
         keys = [key] * len(rows) if m.scale_by == "series" else None
         out[key] = predict(x, times, keys).reshape(len(rows), -1)[:, 0]
-    with open(os.path.join(job, "history.json")) as f:
-        epochs_run = len(json.load(f)["epochs"])
     with open(os.path.join(job, "eval.json")) as f:
         intervals = quantile_summary(json.load(f))
-    return m, out, secs, epochs_run, intervals
+    return m, out, secs, epochs_run(job), intervals
 
 
 def quantile_summary(report: dict) -> dict | None:
@@ -397,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
             work = os.path.join(tmp, name)
             os.makedirs(work)
             started = time.time()
-            seeds, epochs, flags = list(range(args.seeds)), 2 if args.quick else None, tuple(shlex.split(args.train_flags))
+            flags = tuple(shlex.split(args.train_flags))
+            # with --members N each run trains seeds seed..seed+N-1: runs N apart share no member
+            seeds, epochs = [i * members_of(flags) for i in range(args.seeds)], 2 if args.quick else None
             if name in PROTOCOLS:
                 protocols.append(daily_protocol(PROTOCOLS[name](work), work, seeds, epochs, flags))
             else:

@@ -49,6 +49,7 @@ CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change 
     "anchor relative": ([], ["--anchor", "relative"]),
     "anchor none": ([], ["--anchor", "none"]),
     "anchor scaled": ([], ["--anchor", "scaled"]),
+    "members 3": ([], ["--members", "3"]),
     # per data set: the look-back of two seasons of its time step (the tree baseline's lags)
     "look-back 2 seasons": lambda spec: (["--look-back", str(2 * spec.season)], []),
     "look-back season+1": lambda spec: (["--look-back", str(spec.season + 1)], []),
@@ -78,6 +79,10 @@ def best_val(data: str, job: str, flags: list[str], seed: int) -> tuple[float, i
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if done.returncode:
         return float("nan"), 0, time.time() - started
+    if os.path.exists(os.path.join(job, "members.json")):  # --members N: the ensemble's validation loss
+        with open(os.path.join(job, "members.json")) as f:
+            info = json.load(f)
+        return info["val_loss"]["ensemble"], sum(m["epochs_run"] for m in info["members"]), time.time() - started
     with open(os.path.join(job, "history.json")) as f:
         epochs = json.load(f)["epochs"]
     return min(e["val_loss"] for e in epochs), len(epochs), time.time() - started

@@ -111,3 +111,18 @@ def test_ratio_interval_matches_a_loop_over_the_same_draws():
         ratios.append(np.mean([rmse_at(p, truth, idx) for p in ours]) / np.mean([rmse_at(p, truth, idx) for p in classic]))
     want = np.percentile(ratios, [2.5, 97.5])
     np.testing.assert_allclose(ratio_interval(truth, ours, classic, draws=draws), want, rtol=1e-12)
+
+
+def test_runs_with_members_are_spaced_and_report_each_members_epochs(tmp_path):
+    """With --members N a run trains seeds seed..seed+N-1, so repeated runs start N seeds apart (no
+    member shared), and a run's epochs are its members' (members.json) instead of history.json's."""
+    from benchmarks.bench_accuracy import epochs_run, members_of
+
+    assert members_of(("--members", "3", "--dropout", "0")) == 3
+    assert members_of(("--members=2",)) == 2 and members_of(("--dropout", "0")) == 1
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "history.json").write_text(json.dumps({"epochs": [{}, {}, {}]}))
+    assert epochs_run(str(tmp_path / "one")) == 3
+    (tmp_path / "ens").mkdir()
+    (tmp_path / "ens" / "members.json").write_text(json.dumps({"members": [{"epochs_run": 4}, {"epochs_run": 7}]}))
+    assert epochs_run(str(tmp_path / "ens")) == [4, 7]
