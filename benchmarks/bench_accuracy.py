@@ -365,7 +365,7 @@ def bench(spec: Spec, work: str, seeds: list[int], epochs: int | None, flags: tu
     ours_flat = np.stack([flat(r[0], keys) for r in runs])
     for name in baselines:
         preds, secs_, chosen = [], [], []
-        for s in seeds:
+        for s in range(len(seeds)):  # 0, 1, 2 whatever seqscale's seeds (--members spaces those)
             started = time.time()
             if name == "classic":
                 preds.append(classic_recipe(df, spec, m.split_boundaries, m.step, s, epochs or 50))
