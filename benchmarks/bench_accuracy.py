@@ -238,13 +238,10 @@ def epochs_run(job: str) -> int | list[int]:
 
 
 def members_of(flags: tuple[str, ...]) -> int:
-    """--members N in the trainer flags (1 without)."""
-    for i, a in enumerate(flags):
-        if a == "--members" and i + 1 < len(flags):
-            return int(flags[i + 1])
-        if a.startswith("--members="):
-            return int(a.split("=", 1)[1])
-    return 1
+    """--members N in the trainer flags (1 without), read by the trainer's own parser."""
+    from training.config import build_parser
+
+    return build_parser().parse_known_args(list(flags))[0].members or 1
 
 
 def daily_protocol(spec: Spec, work: str, seeds: list[int], epochs: int | None, flags: tuple[str, ...] = ()) -> dict:

@@ -42,7 +42,11 @@ def unit_arrays(unit: Unit, scaling: Scaling, cfg: JobConfig, series: SeriesScal
     xi = [cols.index(c) for c in cfg.window_features]
     yi = [cols.index(c) for c in cfg.targets]
     x = _scaled32(unit.values, center, scale, xi)
-    y = _scaled32(unit.values, center, scale, yi) if cfg.task == "regression" else _scaled32(unit.values, 0.0, 1.0, yi)
+    if cfg.task == "regression":
+        y = _scaled32(unit.values, center, scale, yi)
+    else:
+        with np.errstate(over="ignore"):
+            y = np.ascontiguousarray(unit.values[:, yi], dtype=np.float32)
     sid = np.array([series_id(n) for n in unit.series_names], dtype=np.int64)[unit.series]
     return UnitArrays(x=x, y=y, t=unit.time, sid=sid)
 
@@ -54,12 +58,11 @@ def _scaled32(values: np.ndarray, center, scale, cols: list[int]) -> np.ndarray:
     (np.take along rows) is ~35x slower than from rows laid out contiguously. Only the picked
     columns are scaled, into one float64 temporary, and the division writes float32 directly.
     """
-    pick = (lambda a: a) if np.ndim(center) == 0 else (lambda a: np.asarray(a)[..., cols])
     tmp = np.asarray(values[:, cols], np.float64)  # a copy: fancy indexing
-    np.subtract(tmp, pick(center), out=tmp)
+    np.subtract(tmp, center[..., cols], out=tmp)  # center, scale: [C], or [n, C] per row
     out = np.empty((len(values), len(cols)), np.float32)
     with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: drop_overflow names its row
-        np.divide(tmp, pick(scale), out=out, casting="same_kind")
+        np.divide(tmp, scale[..., cols], out=out, casting="same_kind")
     return out
 
 

@@ -238,8 +238,8 @@ class _HashingWriter:
     sha256 and file writes release the GIL, so on a worker with two cores hashing one record
     and writing another overlap with cutting and encoding the next (one thread doing both was
     the shard writer's bottleneck: the cutting thread waited for it a third of the time).
-    `write` takes bytes or a tuple of them (a framed record's pieces, `frame_parts`); each
-    thread sees the records in order.
+    `writelines` takes a framed record's pieces (`frame_parts`) as one queued item; each thread
+    sees the records in order.
     """
 
     def __init__(self, f) -> None:
@@ -252,22 +252,24 @@ class _HashingWriter:
             t.start()
 
     def _drain(self, q: queue.Queue, use) -> None:
-        while (item := q.get()) is not None:
+        while (parts := q.get()) is not None:
             if self._error is None:
                 try:
-                    for b in (item,) if isinstance(item, bytes) else item:
+                    for b in parts:
                         use(b)
                 except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
                     self._error = e
 
-    def write(self, b) -> int:
+    def writelines(self, parts) -> None:
         if self._error is not None:
             raise self._error
         for q in self._queues:
-            q.put(b)
-        n = len(b) if isinstance(b, bytes) else sum(len(p) for p in b)
-        self.size += n
-        return n
+            q.put(parts)
+        self.size += sum(len(p) for p in parts)
+
+    def write(self, b) -> int:
+        self.writelines((b,))
+        return len(b)
 
     def flush(self) -> None:
         pass
@@ -290,17 +292,13 @@ def write_shard(dest: str, records: Iterable[tuple[int, bytes | tuple[bytes, ...
     windows = 0
     with FileSystems.create(dest, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         hw = _HashingWriter(raw)
-        gz = gzip.GzipFile(fileobj=hw, mode="wb", compresslevel=6, mtime=0) if compression == "gzip" else None
+        out = gzip.GzipFile(fileobj=hw, mode="wb", compresslevel=6, mtime=0) if compression == "gzip" else hw
         try:
             for n, rec in records:
-                if gz is None:
-                    hw.write(rec)
-                else:
-                    for part in (rec,) if isinstance(rec, bytes) else rec:
-                        gz.write(part)
+                out.writelines((rec,) if isinstance(rec, bytes) else rec)
                 windows += n
-            if gz is not None:
-                gz.close()
+            if compression == "gzip":
+                out.close()
         finally:
             hw.close()
     return windows, hw.size, hw.sha.hexdigest()

@@ -106,15 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def write_ensemble(dirs: list[str], manifest, data: str, out: str, *, season: int = 0, evaluate: bool = True,
-                   config_json: str | None = None) -> dict | None:
+                   config_json: str | None = None, members=None) -> dict | None:
     """The members' mean as `<out>/export` and, with `evaluate` and a test split, `<out>/eval.json`
-    (returned, with each member's RMSE from its own eval.json)."""
+    (returned, with each member's RMSE from its own eval.json). `members`: the networks of `dirs`
+    when the caller has loaded them already (`load_members`)."""
     from evaluation import report as er
     from training.evaluate import evaluate as score
     from training.evaluate import evaluation_plan, write_report
     from training.export import export, load_series_scaling
 
-    model = MeanOfMembers(load_members(dirs, manifest))
+    model = MeanOfMembers(members if members is not None else load_members(dirs, manifest))
     levels = member_quantiles(dirs)
     tf.io.gfile.makedirs(out)
     series = load_series_scaling(manifest, data)

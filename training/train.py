@@ -113,36 +113,39 @@ def train_members(r: Run, started: float) -> dict:
         jobdir.preflight(m.job_dir, r.cluster, r.cfg.runtime.min_free_disk_mb)
         tf.keras.backend.clear_session()  # each member builds the same layer names, as a run of its own
         tf.keras.utils.set_random_seed(m.cfg.train.seed)
-        summary = train_one(m, time.time())
+        summary = without_eval(train_one(m, time.time()))  # its eval.json holds the report
         if r.cluster.is_chief:
-            jobdir.write_atomic(m.path(MEMBER_DONE), json.dumps({k: v for k, v in summary.items() if k != "eval"}))
+            jobdir.write_atomic(m.path(MEMBER_DONE), json.dumps(summary))
         summaries.append(summary)
-    out = {"members": [{k: v for k, v in s.items() if k != "eval"} for s in summaries],
-           "seconds": round(time.time() - started, 1)}
+    out = {"members": summaries, "seconds": round(time.time() - started, 1)}
     if r.cluster.is_chief:
         out.update(ensemble_reports(r, [member_run(r, k).job_dir for k in range(n)]))
-        jobdir.write_atomic(r.path("members.json"), json.dumps({k: v for k, v in out.items() if k != "eval"},
-                                                              indent=2))
+        jobdir.write_atomic(r.path("members.json"), json.dumps(without_eval(out), indent=2))
     log.info("done: %d members, %.0f s", n, out["seconds"])
     return out
+
+
+def without_eval(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k != "eval"}
 
 
 def ensemble_reports(r: Run, dirs: list[str]) -> dict:
     """Chief: the members' mean as <job_dir>/export, eval.json and config.json (with the member dirs)."""
     from training import jobdir
     from training.data import load_manifest
-    from training.ensemble import members_line, write_ensemble
+    from training.ensemble import load_members, members_line, write_ensemble
     from training.evaluate import format_table
 
     manifest = load_manifest(r.cfg.data.data)
+    members = load_members(dirs, manifest)  # once: for the validation loss and the export
     out = {}
     if manifest.task == "regression" and not r.cfg.model.quantiles and manifest.windows("val"):
-        out["val_loss"] = ensemble_val_loss(dirs, manifest, r.cfg.data.data)
+        out["val_loss"] = ensemble_val_loss(members, manifest, r.cfg.data.data)
     ran = json.loads(r.cfg.to_json())
     ran["members"] = [jobdir.read_json(posixpath.join(d, "config.json")) for d in dirs]
     resolved = json.dumps(ran, indent=2)
     report = write_ensemble(dirs, manifest, r.cfg.data.data, r.job_dir, season=r.cfg.runtime.season,
-                            evaluate=r.cfg.runtime.evaluate, config_json=resolved)
+                            evaluate=r.cfg.runtime.evaluate, config_json=resolved, members=members)
     jobdir.write_atomic(r.path("config.json"), resolved)
     if report is None:
         return out
@@ -152,12 +155,12 @@ def ensemble_reports(r: Run, dirs: list[str]) -> dict:
     return {**out, "eval": report}
 
 
-def ensemble_val_loss(dirs: list[str], manifest, data: str) -> dict:
+def ensemble_val_loss(members, manifest, data: str) -> dict:
     """The members' and their mean's validation loss (MSE, scaled units, over every validation
     window), logged: what the ensemble gains over a single network, without reading the test split."""
-    from training.ensemble import load_members, validation_mse
+    from training.ensemble import validation_mse
 
-    members, mean = validation_mse(load_members(dirs, manifest), manifest, data)
+    members, mean = validation_mse(members, manifest, data)
     avg = sum(members) / len(members)
     log.info("validation loss: members %s (mean %.5g); the ensemble's %.5g (%.3fx)",
              ", ".join(f"{v:.5g}" for v in members), avg, mean, mean / avg)
