@@ -238,10 +238,12 @@ def epochs_run(job: str) -> int | list[int]:
 
 
 def members_of(flags: tuple[str, ...]) -> int:
-    """--members N in the trainer flags (1 without), read by the trainer's own parser."""
-    from training.config import build_parser
+    """The most networks a run trains: --members N in the trainer flags, read by the trainer's own
+    parser, or as many as --members auto (the default) trains at most."""
+    from training.config import AUTO_MEMBERS, build_parser
 
-    return build_parser().parse_known_args(list(flags))[0].members or 1
+    n = build_parser().parse_known_args(list(flags))[0].members
+    return AUTO_MEMBERS if n in (None, "auto") else n
 
 
 def daily_protocol(spec: Spec, work: str, seeds: list[int], epochs: int | None, flags: tuple[str, ...] = ()) -> dict:

@@ -115,7 +115,7 @@ def main() -> int:
     proc = subprocess.run(
         [sys.executable, "-m", "training.launch", "--workers", "2", "--timeout", "900", "--",
          "--data", data, "--job-dir", job, "--epochs", "3", "--max-steps-per-epoch", str(STEPS),
-         "--global-batch-size", str(BATCH), "--no-evaluate", "--patience", "0"],
+         "--global-batch-size", str(BATCH), "--no-evaluate", "--patience", "0", "--members", "1"],
         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     if proc.returncode:

@@ -207,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     job = os.path.join(args.out, "run")
     say(f"training with {args.workers} local workers (MultiWorkerMirroredStrategy), at most {args.epochs} epochs")
     t = time.time()
-    code = launch(args.workers, ["--data", data, "--job-dir", job, "--epochs", str(args.epochs), *TRAIN_ARGS],
+    # one network: the default (--members auto) would train three on a split this small, tripling the demo
+    code = launch(args.workers, ["--data", data, "--job-dir", job, "--epochs", str(args.epochs), "--members", "1",
+                                 *TRAIN_ARGS],
                   env={"TF_CPP_MIN_LOG_LEVEL": "2"})
     if code:
         say(f"training failed with exit code {code}")

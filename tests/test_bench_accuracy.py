@@ -31,6 +31,7 @@ def test_quick_run_scores_the_same_targets_as_an_independent_persistence(tmp_pat
     np.testing.assert_allclose(r["persistence"], np.sqrt(np.mean((y[scored] - y[scored - 1]) ** 2)), rtol=1e-9)
     for name in ("classic", "seqscale", "lightgbm"):
         assert len(r[name]) == 1 and 0 < r[name][0] < 10 * r["persistence"], (name, r[name])
+    assert r["seqscale_epochs"] == [[2, 2, 2]]  # the defaults on ~1,000 train windows: three networks (auto)
     # the trees beat persistence on this set; their parameters come from the validation range
     assert r["lightgbm"][0] < r["persistence"] and r["lightgbm_chosen"][0]["trees"] > 0
     assert "LightGBM on lags" in proc.stdout and len(r["ratio_lightgbm_95"]) == 2
@@ -119,7 +120,8 @@ def test_runs_with_members_are_spaced_and_report_each_members_epochs(tmp_path):
     from benchmarks.bench_accuracy import epochs_run, members_of
 
     assert members_of(("--members", "3", "--dropout", "0")) == 3
-    assert members_of(("--members=2",)) == 2 and members_of(("--dropout", "0")) == 1
+    assert members_of(("--members=2",)) == 2 and members_of(("--members", "1")) == 1
+    assert members_of(("--dropout", "0")) == members_of(("--members", "auto")) == 3  # the most auto trains
     (tmp_path / "one").mkdir()
     (tmp_path / "one" / "history.json").write_text(json.dumps({"epochs": [{}, {}, {}]}))
     assert epochs_run(str(tmp_path / "one")) == 3

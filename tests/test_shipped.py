@@ -66,7 +66,7 @@ def test_rendered_pods_run_on_the_trainer_image_through_export_and_eval(trainer_
     data = build_dataset(tmp_path / "ds")
     objects = render("cpu-small", image="registry.example.com/seqscale-trainer:0.1.0", data=str(data),
                      job_dir=str(tmp_path / "runs"), run="shipped")
-    cmds = pod_commands(objects, tmp_path, {"train": {"epochs": 2, "max_steps_per_epoch": 8},
+    cmds = pod_commands(objects, tmp_path, {"train": {"epochs": 2, "max_steps_per_epoch": 8, "members": 1},
                                             "model": {"units": [16]}})
     cmds = [(cmd, {**trainer_image.env, **env}) for cmd, env in cmds]  # the image's ENV, then the pod's
     pods = tmp_path / "pod-cwd"

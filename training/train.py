@@ -61,9 +61,26 @@ def run(argv: list[str] | None = None) -> dict:
     """Train as configured by `argv`; returns a summary dict (also logged)."""
     started = time.time()
     r = start(argv)
+    if r.cfg.train.members is None:
+        r.cfg = decide_members(r.cfg)
     if r.cfg.train.members > 1:
         return train_members(r, started)
     return train_one(r, started)
+
+
+def decide_members(cfg: Config) -> Config:
+    """cfg with --members auto decided from the train split's window count (the manifest's, the same
+    on every worker), logged with the way to choose otherwise."""
+    from training.config import AUTO_MEMBERS_MAX_TRAIN_WINDOWS, default_members
+    from training.data import load_manifest
+
+    windows = load_manifest(cfg.data.data).windows("train")
+    n = default_members(windows)
+    if n > 1:
+        log.info("--members auto: an ensemble of %d networks (seeds %d..%d), as the %s train windows are at most %s; "
+                 "--members 1 trains one", n, cfg.train.seed, cfg.train.seed + n - 1, f"{windows:,}",
+                 f"{AUTO_MEMBERS_MAX_TRAIN_WINDOWS:,}")
+    return replace(cfg, train=replace(cfg.train, members=n))
 
 
 def train_one(r: Run, started: float) -> dict:

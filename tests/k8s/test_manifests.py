@@ -285,7 +285,7 @@ def rendered_pods(dataset, tmp_path, train_overrides):
 
 @pytest.mark.slow
 def test_rendered_pods_train_and_the_chief_exports(tiny_dataset, tmp_path):
-    cmds, job_dir = rendered_pods(tiny_dataset, tmp_path, {"train": {"epochs": 2, "max_steps_per_epoch": 10},
+    cmds, job_dir = rendered_pods(tiny_dataset, tmp_path, {"train": {"epochs": 2, "max_steps_per_epoch": 10, "members": 1},
                                                           "model": {"units": [16]}})
     assert [env["JOB_COMPLETION_INDEX"] for _, env in cmds] == ["0", "1"]
     codes, outs = wait_all(start_pods(cmds, free_base_port(2)), timeout=300)
@@ -297,7 +297,7 @@ def test_rendered_pods_train_and_the_chief_exports(tiny_dataset, tmp_path):
 @pytest.mark.slow
 def test_lost_pod_gang_restart_resumes(tiny_dataset, tmp_path):
     cmds, job_dir = rendered_pods(tiny_dataset, tmp_path, {"train": {"epochs": 4, "max_steps_per_epoch": 60,
-                                                                    "patience": 0},
+                                                                    "patience": 0, "members": 1},
                                                           "model": {"units": [16]}, "runtime": {"evaluate": False}})
     procs = start_pods(cmds, free_base_port(2))
     hist = job_dir / "history.json"

@@ -48,7 +48,8 @@ def test_gs_input_and_output_equal_local_run(tmp_path, gcs):
     import sys
 
     train = subprocess.run([sys.executable, "-m", "training", "--data", str(dl), "--job-dir", str(tmp_path / "job"),
-                            "--epochs", "1", "--max-steps-per-epoch", "5", "--units", "8", "--verify-hashes"],
+                            "--epochs", "1", "--max-steps-per-epoch", "5", "--units", "8", "--verify-hashes",
+                            "--members", "1"],
                            capture_output=True, text=True, timeout=300,
                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert train.returncode == 0, train.stderr[-2000:]

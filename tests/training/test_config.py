@@ -101,3 +101,28 @@ def test_keras_verbosity_follows_the_terminal():
 
     assert keras_verbosity("bar") == 1 and keras_verbosity("line") == 2
     assert keras_verbosity("auto") == (1 if __import__("sys").stdout.isatty() else 2)
+
+
+def test_members_auto_is_the_default_and_a_count_or_auto_from_flags_or_file():
+    from training.config import AUTO_MEMBERS, AUTO_MEMBERS_MAX_TRAIN_WINDOWS, default_members
+
+    def members(argv, file=None):
+        return resolve(build_parser().parse_args(["--data", "d", "--job-dir", "j", *argv]), file).train.members
+
+    assert members([]) is None and members(["--members", "auto"]) is None and members(["--members", "AUTO"]) is None
+    assert members(["--members", "2"]) == 2
+    assert members([], {"train": {"members": "auto"}}) is None and members([], {"members": 4}) == 4
+    assert members([], {"train": {"members": "3"}}) == 3  # YAML/JSON strings as numbers, like every field
+    assert members(["--members", "auto"], {"train": {"members": 4}}) is None  # the flag wins, auto too
+    assert members(["--members", "1"], {"train": {"members": "auto"}}) == 1
+    with pytest.raises(ConfigError, match=r"c.yaml: train.members: --members takes a count of networks or auto"):
+        resolve(build_parser().parse_args(["--data", "d", "--job-dir", "j"]), {"train": {"members": "many"}},
+                source="c.yaml")
+    with pytest.raises(ConfigError, match="--members must be >= 1"):
+        resolve(build_parser().parse_args(["--data", "d", "--job-dir", "j"]), {"train": {"members": 0}})
+    for bad in ("0", "-1", "three", "1.5"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["--members", bad])
+    # three networks up to the threshold, one above it
+    assert AUTO_MEMBERS == 3 and AUTO_MEMBERS_MAX_TRAIN_WINDOWS == 50_000
+    assert [default_members(n) for n in (0, 1_000, 50_000, 50_001, 10**9)] == [3, 3, 3, 1, 1]

@@ -186,7 +186,7 @@ def test_a_real_leaked_run_is_warned_and_a_healthy_one_is_not(power, tmp_path):
     for dataset in ("leak", "good"):
         job = tmp_path / dataset
         run = subprocess.run([PY, "-m", "training", "--data", str(power[dataset]), "--job-dir", str(job), "--units",
-                              "16", "--epochs", "4", "--patience", "10"], capture_output=True, text=True, timeout=300,
+                              "16", "--members", "1", "--epochs", "4", "--patience", "10"], capture_output=True, text=True, timeout=300,
                              env=env)
         assert run.returncode == 0, run.stderr[-3000:]
         warned = "suspiciously low" in run.stderr
@@ -218,7 +218,7 @@ def test_real_runs_are_stopped_with_their_cause_or_not_at_all(power, case, tmp_p
     for seed in (0, 1, 2):
         job = tmp_path / str(seed)
         run = subprocess.run([PY, "-m", "training", "--data", str(power[dataset]), "--job-dir", str(job), "--units", "16",
-                              "--epochs", "10", "--seed", str(seed), *flags],
+                              "--members", "1", "--epochs", "10", "--seed", str(seed), *flags],
                              capture_output=True, text=True, timeout=300, env=env)
         epochs = json.loads((job / "history.json").read_text())["epochs"]
         if expected is None:

@@ -90,3 +90,36 @@ def test_members_must_be_positive(dataset, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "training", *trainer(dataset, tmp_path / "j", "--members", "0")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--members must be >= 1" in proc.stderr
+
+
+def test_the_default_trains_three_members_on_a_small_split(dataset, tmp_path):
+    """No --members: auto, three networks (seeds 0..2) on this split of a few thousand windows,
+    said in the log and recorded in config.json as what ran."""
+    job = tmp_path / "job"
+    out = run_single(["--data", str(dataset), "--job-dir", str(job), "--epochs", "1", "--max-steps-per-epoch", "3",
+                      "--units", "4", "--patience", "0", "--no-evaluate"], timeout=600)
+    windows = load_manifest(str(dataset)).windows("train")
+    assert 0 < windows <= 50_000
+    assert f"--members auto: an ensemble of 3 networks (seeds 0..2), as the {windows:,} train windows" in out
+    info = json.loads((job / "members.json").read_text())
+    assert len(info["members"]) == 3 and (job / "export" / "saved_model.pb").exists()
+    config = json.loads((job / "config.json").read_text())
+    assert config["train"]["members"] == 3 and [c["train"]["seed"] for c in config["members"]] == [0, 1, 2]
+
+
+def test_auto_is_decided_from_the_manifest(dataset, monkeypatch):
+    """Above the threshold auto trains one network, at it three (the train split's window count
+    from the manifest, the same on every worker)."""
+    from tests.training.conftest import config
+    from training import config as config_lib
+    from training.train import decide_members
+
+    windows = load_manifest(str(dataset)).windows("train")
+    cfg = config(dataset)
+    assert cfg.train.members is None
+    monkeypatch.setattr(config_lib, "AUTO_MEMBERS_MAX_TRAIN_WINDOWS", windows)
+    assert decide_members(cfg).train.members == 3
+    monkeypatch.setattr(config_lib, "AUTO_MEMBERS_MAX_TRAIN_WINDOWS", windows - 1)
+    assert decide_members(cfg).train.members == 1
+    explicit = config(dataset, "--members", "2")
+    assert explicit.train.members == 2  # a count is kept as given (run() decides only auto)

@@ -26,7 +26,8 @@ def test_broken_run_is_diagnosed_and_stopped_and_the_defaults_cure_it(offsets, t
     verdicts = json.loads((tmp_path / "doc" / "doctor.json").read_text())
     assert [v["check"] for v in verdicts] == ["scaling", "head", "lr"]
 
-    train = subprocess.run([PY, "-m", "training", *bad, "--job-dir", str(tmp_path / "job"), "--epochs", "20"],
+    train = subprocess.run([PY, "-m", "training", *bad, "--job-dir", str(tmp_path / "job"), "--epochs", "20",
+                            "--members", "1"],
                            capture_output=True, text=True, timeout=300, env=env)
     assert train.returncode == 3, train.stdout[-2000:] + train.stderr[-2000:]
     # the guard names the cause the curve shows: the target left unscaled near 20000
@@ -35,7 +36,7 @@ def test_broken_run_is_diagnosed_and_stopped_and_the_defaults_cure_it(offsets, t
     assert len(json.loads((tmp_path / "job" / "history.json").read_text())["epochs"]) < 20
 
     cured = subprocess.run([PY, "-m", "training", "--data", str(offsets / "good"), "--job-dir", str(tmp_path / "ok"),
-                            "--units", "32", "--epochs", "8", "--global-batch-size", "64", "--base-lr", "3e-3"],
+                            "--units", "32", "--members", "1", "--epochs", "8", "--global-batch-size", "64", "--base-lr", "3e-3"],
                            capture_output=True, text=True, timeout=300, env=env)
     assert cured.returncode == 0, cured.stderr[-2000:]
     best = min(e["val_loss"] for e in json.loads((tmp_path / "ok" / "history.json").read_text())["epochs"])
