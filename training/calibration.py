@@ -10,6 +10,8 @@ never cross. The export and eval.json then use the calibrated model.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from contract.logs import import_tensorflow
@@ -17,6 +19,8 @@ from evaluation.quantiles import QuantileSums, conformal_shifts
 from evaluation.quantiles import calibrate as shifted
 
 tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
+
+log = logging.getLogger("seqscale.train")
 
 COVERAGE_TOLERANCE = 0.05  # "off by more than a few points"
 MAX_WINDOWS = 200_000  # validation windows whose residuals are kept for the shifts (the first ones)
@@ -74,3 +78,36 @@ def calibrate(model, manifest, data_dir: str, levels) -> tuple[Calibrated, dict]
         "method": "split-conformal on the validation windows, per level (scaled units)",
         "validation_windows": int(len(y)), "shifts": [float(s) for s in shifts],
         "validation_before": coverage_report(y, q, levels), "validation_after": coverage_report(y, after, levels)}
+
+
+def check(model, manifest, data_dir: str, levels, *, fix: bool):
+    """A quantile model's validation coverage: a warning when an interval is off by more than a few
+    points, or, with `fix` (--calibrate), the calibrated model. Returns (the model to export and evaluate,
+    what calibration did or None). A single run and an ensemble (whose mean is what is calibrated)
+    both come here."""
+    if not levels or not manifest.windows("val"):
+        return model, None
+    if fix:
+        calibrated, done = calibrate(model, manifest, data_dir, levels)
+        log.info("quantiles calibrated on %s validation windows: shifts %s (scaled units)",
+                 f"{done['validation_windows']:,}", ", ".join(f"{s:+.4f}" for s in done["shifts"]))
+        return calibrated, done
+    y, q = validation_levels(model, manifest, data_dir, levels)
+    for line in miscalibrated(coverage_report(y, q, levels)):
+        log.warning("quantiles: %s; train with --calibrate to fix the levels on the validation windows "
+                    "(split-conformal)", line)
+    return model, None
+
+
+def evaluate_served(served, plain, calibration: dict | None, manifest, data_dir: str, **kw) -> dict:
+    """eval.json of the exported model (`served`); when it is `plain` calibrated, with the test
+    range's coverage before calibration beside the calibrated report."""
+    from training.evaluate import evaluate
+
+    report = evaluate(served, manifest, data_dir, **kw)
+    if calibration is not None:
+        before = evaluate(plain, manifest, data_dir, **kw)
+        report["quantiles"]["calibration"] = {**calibration, "test_before": before["quantiles"]["intervals"],
+                                              "test_after": report["quantiles"]["intervals"],
+                                              "test_before_observed": before["quantiles"]["observed"]}
+    return report

@@ -102,29 +102,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for export/ and eval.json")
     p.add_argument("--season", type=int, default=0, help="season length in steps for the seasonal baseline "
                    "(0: inferred from the time step)")
+    p.add_argument("--calibrate", action="store_true", help="quantile members: calibrate the mean's levels on the "
+                   "validation windows (split-conformal, as the trainer's --calibrate)")
     return p
 
 
 def write_ensemble(dirs: list[str], manifest, data: str, out: str, *, season: int = 0, evaluate: bool = True,
-                   config_json: str | None = None, members=None) -> dict | None:
+                   config_json: str | None = None, members=None, calibrate: bool = False) -> dict | None:
     """The members' mean as `<out>/export` and, with `evaluate` and a test split, `<out>/eval.json`
     (returned, with each member's RMSE from its own eval.json). `members`: the networks of `dirs`
-    when the caller has loaded them already (`load_members`)."""
+    when the caller has loaded them already (`load_members`). Quantile levels: the mean's
+    validation coverage is checked, or with `calibrate` the mean is calibrated (split-conformal on
+    the validation windows, as a single run's), and reliability.png is drawn."""
     from evaluation import report as er
-    from training.evaluate import evaluate as score
+    from training import calibration as cal
     from training.evaluate import evaluation_plan, write_report
     from training.export import export, load_series_scaling
 
     model = MeanOfMembers(members if members is not None else load_members(dirs, manifest))
     levels = member_quantiles(dirs)
+    if calibrate and not levels:
+        raise SystemExit("seqscale-ensemble: --calibrate adjusts quantile levels; the members forecast none")
     tf.io.gfile.makedirs(out)
     series = load_series_scaling(manifest, data)
     plan = evaluation_plan(manifest, data, series, season=season, levels=levels)
-    export(model, manifest, posixpath.join(out, "export"), config_json=config_json, series=series,
+    served, calibration = cal.check(model, manifest, data, levels, fix=calibrate)
+    export(served, manifest, posixpath.join(out, "export"), config_json=config_json, series=series,
            evaluation=er.to_dict(plan, season), quantiles=levels)
     if not (evaluate and manifest.windows("test")):
         return None
-    report = score(model, manifest, data, season=season, plan=plan, quantiles=levels)
+    report = cal.evaluate_served(served, model, calibration, manifest, data, season=season, plan=plan,
+                                 quantiles=levels)
+    if "quantiles" in report:
+        from training.plots import plot_reliability
+
+        plot_reliability(report["quantiles"], posixpath.join(out, "reliability.png"))
     report["members"] = []
     for d in dirs:
         path = posixpath.join(d, "eval.json")
@@ -153,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(dirs) < 2:
         raise SystemExit("seqscale-ensemble: --members needs at least two job dirs")
     manifest = load_manifest(args.data)
-    report = write_ensemble(dirs, manifest, args.data, args.out, season=args.season)
+    report = write_ensemble(dirs, manifest, args.data, args.out, season=args.season, calibrate=args.calibrate)
     if report is not None:
         print(format_table(report))
         if line := members_line(report):

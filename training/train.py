@@ -38,6 +38,7 @@ class Run:
     manifest: object = None
     plan: LRPlan | None = None
     val_steps: int = 0
+    member: bool = False  # one of --members N: the ensemble's mean is checked and calibrated, not each member
     _train_sample: dict | None = None
 
     def train_sample(self) -> dict:
@@ -102,7 +103,7 @@ def member_run(r: Run, k: int) -> Run:
     t, rt = r.cfg.train, r.cfg.runtime
     cfg = replace(r.cfg, train=replace(t, seed=t.seed + k, members=1),
                   runtime=replace(rt, job_dir=posixpath.join(rt.job_dir, f"member-{k}")))
-    return Run(cfg=cfg, argv=r.argv, cluster=r.cluster, strategy=r.strategy)
+    return Run(cfg=cfg, argv=r.argv, cluster=r.cluster, strategy=r.strategy, member=True)
 
 
 def train_members(r: Run, started: float) -> dict:
@@ -162,7 +163,8 @@ def ensemble_reports(r: Run, dirs: list[str]) -> dict:
     ran["members"] = [jobdir.read_json(posixpath.join(d, "config.json")) for d in dirs]
     resolved = json.dumps(ran, indent=2)
     report = write_ensemble(dirs, manifest, r.cfg.data.data, r.job_dir, season=r.cfg.runtime.season,
-                            evaluate=r.cfg.runtime.evaluate, config_json=resolved, members=members)
+                            evaluate=r.cfg.runtime.evaluate, config_json=resolved, members=members,
+                            calibrate=r.cfg.runtime.calibrate)
     jobdir.write_atomic(r.path("config.json"), resolved)
     if report is None:
         return out
@@ -403,7 +405,8 @@ def chief_reports(r: Run, model) -> dict:
 
     from evaluation import report as er
     from evaluation.quantiles import point_level
-    from training.evaluate import evaluate, evaluation_plan, format_table, write_report
+    from training import calibration as cal
+    from training.evaluate import evaluation_plan, format_table, write_report
     from training.export import export, load_series_scaling
     from training.model import build_model, resolve_anchor, uses_linear_skip
 
@@ -418,21 +421,16 @@ def chief_reports(r: Run, model) -> dict:
     series = load_series_scaling(r.manifest, r.cfg.data.data)
     plan = evaluation_plan(r.manifest, r.cfg.data.data, series, season=r.cfg.runtime.season,
                            levels=r.cfg.model.quantiles)
-    served, calibration = check_calibration(r, plain)
+    served, calibration = (plain, None) if r.member else cal.check(
+        plain, r.manifest, r.cfg.data.data, r.cfg.model.quantiles, fix=r.cfg.runtime.calibrate)
     export(served, r.manifest, r.path("export"), config_json=resolved, series=series,
            evaluation=er.to_dict(plan, r.cfg.runtime.season), quantiles=r.cfg.model.quantiles)
     with tf.io.gfile.GFile(r.path("config.json"), "w") as f:
         f.write(resolved)
     out = {}
     if r.cfg.runtime.evaluate and r.manifest.windows("test"):
-        report = evaluate(served, r.manifest, r.cfg.data.data, season=r.cfg.runtime.season, plan=plan,
-                          quantiles=r.cfg.model.quantiles)
-        if calibration is not None:  # the test range before calibration, beside the calibrated report
-            before = evaluate(plain, r.manifest, r.cfg.data.data, season=r.cfg.runtime.season, plan=plan,
-                              quantiles=r.cfg.model.quantiles)
-            report["quantiles"]["calibration"] = {**calibration, "test_before": before["quantiles"]["intervals"],
-                                                  "test_after": report["quantiles"]["intervals"],
-                                                  "test_before_observed": before["quantiles"]["observed"]}
+        report = cal.evaluate_served(served, plain, calibration, r.manifest, r.cfg.data.data,
+                                     season=r.cfg.runtime.season, plan=plan, quantiles=r.cfg.model.quantiles)
         write_report(report, r.path("eval.json"))
         if "quantiles" in report:
             from training.plots import plot_reliability
@@ -445,27 +443,6 @@ def chief_reports(r: Run, model) -> dict:
         tf.io.gfile.rmtree(state_dir)
     _remove_if_empty(r.path("backup"))
     return out
-
-
-def check_calibration(r: Run, model):
-    """A quantile model's validation coverage: a warning when an interval is off by more than a few
-    points, or, with --calibrate, the calibrated model. Returns (the model to export and evaluate,
-    what calibration did or None)."""
-    levels = r.cfg.model.quantiles
-    if not levels or not r.manifest.windows("val"):
-        return model, None
-    from training import calibration as cal
-
-    if r.cfg.runtime.calibrate:
-        calibrated, done = cal.calibrate(model, r.manifest, r.cfg.data.data, levels)
-        log.info("quantiles calibrated on %s validation windows: shifts %s (scaled units)",
-                 f"{done['validation_windows']:,}", ", ".join(f"{s:+.4f}" for s in done["shifts"]))
-        return calibrated, done
-    y, q = cal.validation_levels(model, r.manifest, r.cfg.data.data, levels)
-    for line in cal.miscalibrated(cal.coverage_report(y, q, levels)):
-        log.warning("quantiles: %s; train with --calibrate to fix the levels on the validation windows "
-                    "(split-conformal)", line)
-    return model, None
 
 
 def remove_scratch(r: Run) -> None:

@@ -53,6 +53,11 @@ def test_ensemble_export_and_report_average_the_members(dataset, tmp_path):
     for r, p in zip(report["members"], each, strict=True):
         np.testing.assert_allclose(r["rmse"], np.sqrt(np.mean((p - y) ** 2)), rtol=1e-4)
     assert "members' RMSE" in proc.stdout
+    refused = subprocess.run([sys.executable, "-m", "training.ensemble", "--data", str(dataset), "--members",
+                              ",".join(members), "--out", str(tmp_path / "cal"), "--calibrate"],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "--calibrate adjusts quantile levels; the members forecast none" in refused.stderr
+    assert not (tmp_path / "cal" / "export").exists()
 
     # seqscale-predict's score mode on the ensemble's export reproduces its eval.json
     from prediction.cli import run as predict

@@ -126,6 +126,43 @@ def test_calibrate_fixes_each_level_on_validation_and_reports_the_test_range(ar1
         "intervals"][0]["coverage"]
 
 
+def test_members_calibrate_their_mean_not_each_member(ar1, tmp_path):
+    """--members 2 --calibrate: the members export their own levels uncalibrated; the job's export is
+    their mean with each level shifted by its validation residual quantile and sorted again, which
+    holds on the validation windows (up to one window), reported in the job's eval.json."""
+    import tensorflow as tf
+
+    from training.data import load_manifest, read_windows
+    from training.export import SIGNATURE
+
+    d, _ = ar1
+    job = tmp_path / "ens"
+    out = run_single(trainer(d / "data", job, "--quantiles", "0.1,0.5,0.9", "--units", "4", "--epochs", "1",
+                             "--seed", "3", "--members", "2", "--calibrate"), timeout=900)
+    assert out.count("quantiles calibrated on") == 1  # the mean's, once
+    for k in (0, 1):
+        assert "calibration" not in json.loads((job / f"member-{k}" / "eval.json").read_text())["quantiles"]
+    report = json.loads((job / "eval.json").read_text())
+    cal = report["quantiles"]["calibration"]
+    m = load_manifest(str(d / "data"))
+    n = m.windows("val")
+    assert cal["validation_windows"] == n and abs(cal["validation_after"][0]["coverage"] - 0.8) <= 2 / n
+    assert (job / "reliability.png").stat().st_size > 1000
+
+    def levels(export, split):  # [windows, 3] in original units
+        w = next(read_windows(m, str(d / "data"), split, shuffle=False).batch(100_000).as_numpy_iterator())
+        col = m.column("y")
+        x = tf.constant(w["x"] * col.scale + col.center, tf.float32)
+        return tf.saved_model.load(str(export)).signatures[SIGNATURE](x=x)["quantiles"].numpy()[:, 0, :], w, col
+
+    mean = np.mean([levels(job / f"member-{k}" / "export", "val")[0] for k in (0, 1)], axis=0)
+    ours, w, col = levels(job / "export", "val")
+    shifts = np.asarray(cal["shifts"]) * col.scale  # scaled units -> the target's
+    np.testing.assert_allclose(ours, np.sort(mean + shifts, axis=-1), rtol=1e-4, atol=1e-4)
+    y = w["y"][:, 0] * col.scale + col.center
+    assert abs(np.mean((y >= ours[:, 0]) & (y <= ours[:, 2])) - 0.8) <= 2 / n  # the 10-90% interval, numpy
+
+
 def test_miscalibration_is_named_beyond_a_few_points():
     from training.calibration import miscalibrated
 
