@@ -107,7 +107,7 @@ def test_the_default_trains_three_members_on_a_small_split(dataset, tmp_path):
     assert config["train"]["members"] == 3 and [c["train"]["seed"] for c in config["members"]] == [0, 1, 2]
 
 
-def test_auto_is_decided_from_the_manifest(dataset, monkeypatch):
+def test_auto_is_decided_from_the_manifest(dataset, monkeypatch, caplog):
     """Above the threshold auto trains one network, at it three (the train split's window count
     from the manifest, the same on every worker)."""
     from tests.training.conftest import config
@@ -120,6 +120,8 @@ def test_auto_is_decided_from_the_manifest(dataset, monkeypatch):
     monkeypatch.setattr(config_lib, "AUTO_MEMBERS_MAX_TRAIN_WINDOWS", windows)
     assert decide_members(cfg).train.members == 3
     monkeypatch.setattr(config_lib, "AUTO_MEMBERS_MAX_TRAIN_WINDOWS", windows - 1)
-    assert decide_members(cfg).train.members == 1
+    with caplog.at_level("INFO", logger="seqscale.train"):
+        assert decide_members(cfg).train.members == 1
+    assert f"--members auto: one network, as the {windows:,} train windows are over {windows - 1:,}" in caplog.text
     explicit = config(dataset, "--members", "2")
     assert explicit.train.members == 2  # a count is kept as given (run() decides only auto)

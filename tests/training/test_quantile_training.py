@@ -142,6 +142,7 @@ def test_members_calibrate_their_mean_not_each_member(ar1, tmp_path):
     assert out.count("quantiles calibrated on") == 1  # the mean's, once
     for k in (0, 1):
         assert "calibration" not in json.loads((job / f"member-{k}" / "eval.json").read_text())["quantiles"]
+        assert json.loads((job / f"member-{k}" / "config.json").read_text())["runtime"]["calibrate"] is False
     report = json.loads((job / "eval.json").read_text())
     cal = report["quantiles"]["calibration"]
     m = load_manifest(str(d / "data"))
