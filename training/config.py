@@ -228,9 +228,12 @@ def _members(text) -> int | str:
     if str(text).strip().lower() == "auto":
         return "auto"
     try:
-        n = int(str(text))
+        number = float(str(text))  # a config file's 3.0 (YAML and JSON numbers) is 3, as for every int field
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--members takes a count of networks or auto, got {text!r}") from None
+        number = float("nan")
+    if isinstance(text, bool) or not number.is_integer():
+        raise argparse.ArgumentTypeError(f"--members takes a count of networks or auto, got {text!r}")
+    n = int(number)
     if n < 1:
         raise argparse.ArgumentTypeError(f"--members must be >= 1 (1: a single network) or auto, got {text!r}")
     return n

@@ -113,6 +113,7 @@ def test_members_auto_is_the_default_and_a_count_or_auto_from_flags_or_file():
     assert members(["--members", "2"]) == 2
     assert members([], {"train": {"members": "auto"}}) is None and members([], {"members": 4}) == 4
     assert members([], {"train": {"members": "3"}}) == 3  # YAML/JSON strings as numbers, like every field
+    assert members([], {"train": {"members": 3.0}}) == 3
     assert members(["--members", "auto"], {"train": {"members": 4}}) is None  # the flag wins, auto too
     assert members(["--members", "1"], {"train": {"members": "auto"}}) == 1
     with pytest.raises(ConfigError, match=r"c.yaml: train.members: --members takes a count of networks or auto"):
@@ -120,7 +121,10 @@ def test_members_auto_is_the_default_and_a_count_or_auto_from_flags_or_file():
                 source="c.yaml")
     with pytest.raises(ConfigError, match="--members must be >= 1"):
         resolve(build_parser().parse_args(["--data", "d", "--job-dir", "j"]), {"train": {"members": 0}})
-    for bad in ("0", "-1", "three", "1.5"):
+    for bad in (1.5, True):
+        with pytest.raises(ConfigError, match="train.members: --members takes a count"):
+            resolve(build_parser().parse_args(["--data", "d", "--job-dir", "j"]), {"train": {"members": bad}})
+    for bad in ("0", "-1", "three", "1.5", "inf"):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["--members", bad])
     # three networks up to the threshold, one above it
