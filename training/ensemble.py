@@ -133,17 +133,13 @@ def write_ensemble(dirs: list[str], manifest, data: str, out: str, *, season: in
         return None
     report = cal.evaluate_served(served, model, calibration, manifest, data, season=season, plan=plan,
                                  quantiles=levels)
-    if "quantiles" in report:
-        from training.plots import plot_reliability
-
-        plot_reliability(report["quantiles"], posixpath.join(out, "reliability.png"))
     report["members"] = []
     for d in dirs:
         path = posixpath.join(d, "eval.json")
         if tf.io.gfile.exists(path):
             with tf.io.gfile.GFile(path) as f:
                 report["members"].append({"job_dir": d, "rmse": json.load(f)["model"].get("original", {}).get("rmse")})
-    write_report(report, posixpath.join(out, "eval.json"))
+    write_report(report, out)
     return report
 
 

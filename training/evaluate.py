@@ -9,6 +9,7 @@ read), with MASE and, for a target sequence, per horizon step.
 from __future__ import annotations
 
 import json
+import posixpath
 
 import numpy as np
 
@@ -204,6 +205,12 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: dict, path: str) -> None:
-    with tf.io.gfile.GFile(path, "w") as f:
+def write_report(report: dict, directory: str) -> None:
+    """<directory>/eval.json, and for a quantile report reliability.png beside it (a run's and an
+    ensemble's alike)."""
+    with tf.io.gfile.GFile(posixpath.join(directory, "eval.json"), "w") as f:
         json.dump(report, f, indent=2)
+    if "quantiles" in report:
+        from training.plots import plot_reliability
+
+        plot_reliability(report["quantiles"], posixpath.join(directory, "reliability.png"))

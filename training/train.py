@@ -435,11 +435,7 @@ def chief_reports(r: Run, model) -> dict:
     if r.cfg.runtime.evaluate and r.manifest.windows("test"):
         report = cal.evaluate_served(served, plain, calibration, r.manifest, r.cfg.data.data,
                                      season=r.cfg.runtime.season, plan=plan, quantiles=r.cfg.model.quantiles)
-        write_report(report, r.path("eval.json"))
-        if "quantiles" in report:
-            from training.plots import plot_reliability
-
-            plot_reliability(report["quantiles"], r.path("reliability.png"))
+        write_report(report, r.job_dir)
         out["eval"] = report
         print(format_table(report), flush=True)
     state_dir = r.path("backup", "seqscale_state")
