@@ -123,17 +123,38 @@ class QuantileSums:
         return out
 
 
+def conformal_ranks(n: int, levels) -> tuple[np.ndarray, list[float]]:
+    """The 1-based rank, among n sorted calibration residuals y - q, of each level's split-conformal
+    shift, and the levels n is too small to guarantee.
+
+    The finite-sample rule of split-conformal prediction (Vovk et al. 2005; per bound as in
+    conformalized quantile regression, Romano, Patterson & Candès 2019): an upper level (tau > 0.5)
+    takes the ceil((n+1)·tau)-th smallest residual, so that a new target exchangeable with the n
+    falls at or below it with probability at least tau; a lower level (tau < 0.5) takes the
+    floor((n+1)·tau)-th, so that one falls below it with probability at most tau. Every central
+    interval then covers at least its nominal share (and at most 2/(n+1) more). The median takes
+    the plain ceil(n/2)-th (it bounds nothing). A rank outside 1..n means n is too small for the
+    guarantee (the exact rule would shift that level to infinity): it is clipped and the level named.
+    """
+    tau = np.asarray(levels, np.float64)
+    eps = 1e-9  # (n+1)·tau computed in floating point may land a hair off an integer
+    rank = np.where(tau > 0.5, np.ceil((n + 1) * tau - eps),
+                    np.where(tau < 0.5, np.floor((n + 1) * tau + eps), np.ceil(n * tau - eps))).astype(int)
+    short = [float(t) for t, k in zip(tau, rank, strict=True) if k < 1 or k > n]
+    return np.clip(rank, 1, max(n, 1)), short
+
+
 def conformal_shifts(y: np.ndarray, q: np.ndarray, levels) -> np.ndarray:
-    """Split-conformal shift of each level from calibration windows: the smallest s_tau such that
-    y <= q_tau + s_tau holds for at least a fraction tau of the calibration targets (exactly
-    ceil(n·tau)/n of them, ties aside). y (...,), q (..., Q) -> (Q,)."""
+    """Split-conformal shift of each level from calibration windows: the `conformal_ranks` residual
+    y - q_tau, so that q_tau + s_tau bounds a new target as a level tau should (with ties aside,
+    a fraction rank/n of the calibration targets lies at or below it). y (...,), q (..., Q) -> (Q,)."""
     r = (np.asarray(y, np.float64)[..., None] - np.asarray(q, np.float64)).reshape(-1, len(levels))
     n = len(r)
     if n == 0:
         raise ValueError("conformal calibration needs at least one calibration target")
     r = np.sort(r, axis=0)
-    k = np.ceil(n * np.asarray(levels, np.float64) - 1e-12).astype(int) - 1
-    return r[np.clip(k, 0, n - 1), np.arange(len(levels))]
+    rank, _ = conformal_ranks(n, levels)
+    return r[rank - 1, np.arange(len(levels))]
 
 
 def calibrate(q: np.ndarray, shifts: np.ndarray) -> np.ndarray:

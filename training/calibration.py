@@ -4,8 +4,10 @@ A level tau is calibrated when about a fraction tau of the targets fall at or be
 check computes each central interval's coverage on the validation windows and says when it
 is off by more than COVERAGE_TOLERANCE. `--calibrate` fixes it split-conformal style
 (evaluation/quantiles.py `conformal_shifts`): each level is shifted, in scaled units, by its
-residual quantile on the validation windows, and the shifted levels are sorted again, so they
-never cross. The export and eval.json then use the calibrated model.
+residual quantile on the validation windows with the finite-sample rank (an upper level's
+ceil((n+1)·tau)-th residual, a lower level's floor((n+1)·tau)-th), so each central interval covers
+at least its nominal share of targets exchangeable with them, and the shifted levels are sorted
+again, so they never cross. The export and eval.json then use the calibrated model.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import numpy as np
 
 from contract.logs import import_tensorflow
-from evaluation.quantiles import QuantileSums, conformal_shifts
+from evaluation.quantiles import QuantileSums, conformal_ranks, conformal_shifts
 from evaluation.quantiles import calibrate as shifted
 
 tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
@@ -73,6 +75,11 @@ def calibrate(model, manifest, data_dir: str, levels) -> tuple[Calibrated, dict]
     before and after."""
     y, q = validation_levels(model, manifest, data_dir, levels)
     shifts = conformal_shifts(y, q, levels)
+    _, short = conformal_ranks(y.size, levels)
+    for tau in short:
+        need = int(np.ceil(1 / min(tau, 1 - tau) - 1 - 1e-9))
+        log.warning("quantiles: %s validation targets are too few to calibrate the %g level with a guarantee "
+                    "(it needs at least %s): it is shifted to the extreme residual", f"{y.size:,}", tau, f"{need:,}")
     after = shifted(q, shifts)
     return Calibrated(model, shifts), {
         "method": "split-conformal on the validation windows, per level (scaled units)",

@@ -9,6 +9,7 @@ from evaluation.quantiles import (
     QuantileSums,
     calibrate,
     central_intervals,
+    conformal_ranks,
     conformal_shifts,
     pinball,
 )
@@ -72,14 +73,50 @@ def test_levels_must_be_sorted_and_shapes_must_fit():
 
 
 @pytest.mark.parametrize("n", [1, 7, 100, 1001])
-def test_conformal_shifts_reach_each_level_exactly_on_the_calibration_windows(n):
+def test_conformal_shifts_hold_each_level_on_the_calibration_windows_with_the_finite_sample_rank(n):
     rng = np.random.default_rng(n)
     y = rng.normal(size=(n, 1, 1)) * 3 + 1  # the forecast below is far too narrow and off-centre
     q = np.broadcast_to(np.linspace(-0.5, 0.5, len(LEVELS)), (n, 1, 1, len(LEVELS)))
     fixed = calibrate(q, conformal_shifts(y, q, LEVELS))
     for j, tau in enumerate(LEVELS):
-        assert (y <= fixed[..., j]).mean() == pytest.approx(np.ceil(n * tau) / n)
+        # upper levels: at least tau of the targets at or below; lower: below it at most tau of them
+        rank = np.ceil((n + 1) * tau) if tau > 0.5 else np.floor((n + 1) * tau) if tau < 0.5 else np.ceil(n * tau)
+        assert (y <= fixed[..., j]).mean() == pytest.approx(min(max(rank, 1), n) / n)
+        if tau > 0.5 and (n + 1) * tau <= n:
+            assert (y <= fixed[..., j]).mean() >= tau
+        if tau < 0.5 and (n + 1) * tau >= 1:
+            assert (y < fixed[..., j]).mean() <= tau
     assert (np.diff(fixed, axis=-1) >= 0).all()  # calibrated quantiles never cross
+
+
+@pytest.mark.parametrize("n", [19, 20, 57])
+def test_conformal_intervals_cover_a_new_target_at_least_nominally(n):
+    """The split-conformal guarantee, by simulation: calibrate on n exchangeable targets, then the
+    10-90% interval covers a new target from the same distribution with probability between 0.8 and
+    0.8 + 2/(n+1) (exactly (ceil(0.9(n+1)) - floor(0.1(n+1))) / (n+1)). The plain empirical quantile
+    (ceil(n·tau)-th residual) falls short: 0.762 at n = 20."""
+    rng = np.random.default_rng(n)
+    trials = 100_000
+    levels = (0.1, 0.9)
+    q = np.array([-0.5, 0.5])  # a forecast far too narrow, off-centre
+    y = rng.standard_t(4, size=(trials, n)) * 3 + 1
+    new = rng.standard_t(4, size=trials) * 3 + 1
+    covered = np.empty(trials, bool)
+    for chunk in np.array_split(np.arange(trials), 20):
+        shifts = np.stack([conformal_shifts(y[i, :, None, None], np.broadcast_to(q, (n, 1, 1, 2)), levels)
+                           for i in chunk])
+        lo, hi = (q + shifts).T
+        covered[chunk] = (new[chunk] >= lo) & (new[chunk] <= hi)
+    exact = (np.ceil(0.9 * (n + 1)) - np.floor(0.1 * (n + 1))) / (n + 1)
+    assert 0.8 <= exact <= 0.8 + 2 / (n + 1)
+    assert abs(covered.mean() - exact) < 0.006  # 4 standard errors of 100,000 trials
+
+
+def test_too_few_calibration_targets_for_a_level_are_named():
+    assert conformal_ranks(100, LEVELS)[1] == []
+    rank, short = conformal_ranks(5, (0.1, 0.5, 0.9))
+    assert short == [0.1, 0.9] and list(rank) == [1, 3, 5]  # (5+1)·0.1 < 1 and (5+1)·0.9 > 5: clipped
+    assert conformal_ranks(9, (0.1, 0.9))[1] == []  # 10·0.1 = 1, 10·0.9 = 9: exactly enough
 
 
 def test_a_naive_baseline_without_an_interval_is_said():

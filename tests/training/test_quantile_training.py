@@ -106,7 +106,8 @@ def test_predict_writes_a_column_per_level_and_scores_them_as_eval_json(ar1, tmp
 
 def test_calibrate_fixes_each_level_on_validation_and_reports_the_test_range(ar1, tmp_path):
     """One epoch of a tiny model leaves the levels off; --calibrate shifts them so each holds on the
-    validation windows (exactly, up to one window), and eval.json reports test coverage before and after."""
+    validation windows (the 10-90% interval covers at least 80%, by under 4 windows more), and
+    eval.json reports test coverage before and after."""
     from training.data import load_manifest
 
     d, _ = ar1
@@ -119,7 +120,8 @@ def test_calibrate_fixes_each_level_on_validation_and_reports_the_test_range(ar1
     n = load_manifest(str(d / "data")).windows("val")
     assert cal["validation_windows"] == n and len(cal["shifts"]) == 3
     after = cal["validation_after"][0]
-    assert after["nominal"] == 0.8 and abs(after["coverage"] - 0.8) <= 2 / n
+    # the finite-sample split-conformal ranks: at least nominal, less than 4 windows over it
+    assert after["nominal"] == 0.8 and 0.8 <= after["coverage"] <= 0.8 + 4 / n
     assert {"test_before", "test_after"} <= cal.keys()
     assert (job / "reliability.png").stat().st_size > 1000
     assert cal["test_after"][0]["coverage"] == json.loads((job / "eval.json").read_text())["quantiles"][
@@ -129,7 +131,8 @@ def test_calibrate_fixes_each_level_on_validation_and_reports_the_test_range(ar1
 def test_members_calibrate_their_mean_not_each_member(ar1, tmp_path):
     """--members 2 --calibrate: the members export their own levels uncalibrated; the job's export is
     their mean with each level shifted by its validation residual quantile and sorted again, which
-    holds on the validation windows (up to one window), reported in the job's eval.json."""
+    holds on the validation windows (at least nominally, by under 4 windows more), reported in the
+    job's eval.json."""
     import tensorflow as tf
 
     from training.data import load_manifest, read_windows
@@ -147,7 +150,7 @@ def test_members_calibrate_their_mean_not_each_member(ar1, tmp_path):
     cal = report["quantiles"]["calibration"]
     m = load_manifest(str(d / "data"))
     n = m.windows("val")
-    assert cal["validation_windows"] == n and abs(cal["validation_after"][0]["coverage"] - 0.8) <= 2 / n
+    assert cal["validation_windows"] == n and 0.8 <= cal["validation_after"][0]["coverage"] <= 0.8 + 4 / n
     assert (job / "reliability.png").stat().st_size > 1000
 
     def levels(export, split):  # [windows, 3] in original units
@@ -161,7 +164,7 @@ def test_members_calibrate_their_mean_not_each_member(ar1, tmp_path):
     shifts = np.asarray(cal["shifts"]) * col.scale  # scaled units -> the target's
     np.testing.assert_allclose(ours, np.sort(mean + shifts, axis=-1), rtol=1e-4, atol=1e-4)
     y = w["y"][:, 0] * col.scale + col.center
-    assert abs(np.mean((y >= ours[:, 0]) & (y <= ours[:, 2])) - 0.8) <= 2 / n  # the 10-90% interval, numpy
+    assert 0.8 <= np.mean((y >= ours[:, 0]) & (y <= ours[:, 2])) <= 0.8 + 4 / n  # the 10-90% interval, numpy
 
 
 def test_miscalibration_is_named_beyond_a_few_points():
