@@ -351,7 +351,7 @@ def make_guard(r: Run):
 
     from evaluation.quantiles import point_index
     from training import data as data_lib
-    from training.guard import FlatLossGuard, mean_prediction, persistence_prediction
+    from training.guard import FlatLossGuard, mean_prediction, naive_predictions
     from training.model import make_loss, resolve_head
 
     sample = r.train_sample()
@@ -359,9 +359,9 @@ def make_guard(r: Run):
     loss = make_loss(head)
     y = sample["y"]
 
-    def persistence_loss(w):
-        pred = persistence_prediction(r.manifest, w["x"], w["y"].shape, head.quantiles)
-        return None if pred is None else float(loss(w["y"], pred))
+    def persistence_loss(w):  # the best naive forecast's: repeating or extending the target's last value
+        preds = naive_predictions(r.manifest, w["x"], w["y"].shape, head.quantiles)
+        return min((float(loss(w["y"], p)) for p in preds), default=None)
 
     val_baseline = val_persistence = None
     if r.val_steps:

@@ -162,8 +162,16 @@ def test_a_smooth_target_near_persistence_is_not_a_leak(tmp_path):
     guard.on_epoch_end(0, {"loss": 0.0009, "val_loss": 0.0007})
     assert not guard.warnings
     guard.on_epoch_end(1, {"loss": 0.0001, "val_loss": 0.00015})
-    assert "0.01% of the loss of predicting the mean (1) and 0.50% of persistence's (0.02)" in guard.warnings[0], \
-        guard.warnings
+    assert "0.01% of the loss of predicting the mean (1) and 0.50% of the best naive forecast's (0.02: repeating " \
+        "or extending the target's last value)" in guard.warnings[0], guard.warnings
+
+
+def test_a_target_a_naive_forecast_gets_exactly_is_not_a_leak(tmp_path):
+    """A ramp: extending the last change forecasts it exactly (naive loss 0), so no loss is too low."""
+    model, guard = started(tmp_path, persistence=0.0, val_persistence=0.0)
+    guard.val_baseline = 1.0
+    guard.on_epoch_end(0, {"loss": 1e-7, "val_loss": 1e-7})
+    assert not guard.warnings
 
 
 def test_the_persistence_level_is_the_last_input_value_shaped_like_the_output():
@@ -177,6 +185,41 @@ def test_the_persistence_level_is_the_last_input_value_shaped_like_the_output():
     assert seq.shape == (5, 3, 1, 3)  # every step, both levels and the mean head
     np.testing.assert_array_equal(seq[:, 2, 0, 2], x[:, -1, 1])
     assert persistence_prediction(manifest(targets=("c",)), x, (5, 1)) is None  # its past is not an input
+
+
+def test_extending_the_last_change_reaches_each_target_row_and_is_the_yardstick_on_a_smooth_target():
+    """last + d·(last − previous), d rows ahead (numpy by hand); on hourly-temperature-like data
+    (a daily sine plus slow noise) it misses by a fraction of persistence's squared error, so the
+    guard's yardstick (the lower of the two) is far below persistence's there, and on noise it is
+    persistence's."""
+    from tests.training.test_model import manifest
+    from training.guard import extrapolation_prediction, naive_predictions, persistence_prediction
+
+    x = np.random.default_rng(0).normal(size=(5, 12, 2)).astype(np.float32)
+    got = extrapolation_prediction(manifest(targets=("b",)), x, (5, 1))
+    np.testing.assert_allclose(got, x[:, -1, 1:2] + 3 * (x[:, -1, 1:2] - x[:, -2, 1:2]), rtol=1e-5)  # horizon 3
+    m = manifest(targets=("b",), seq=True)
+    assert list(m.window.target_distances) == [1, 2, 3]
+    seq = extrapolation_prediction(m, x, (5, 3, 1), levels=(0.1, 0.9))
+    assert seq.shape == (5, 3, 1, 3)
+    for d in (1, 2, 3):
+        np.testing.assert_allclose(seq[:, d - 1, 0, 1], x[:, -1, 1] + d * (x[:, -1, 1] - x[:, -2, 1]), rtol=1e-5)
+    assert extrapolation_prediction(manifest(targets=("b",)), x[:, -1:], (5, 1)) is None  # one row: no change
+    assert extrapolation_prediction(manifest(targets=("c",)), x, (5, 1)) is None
+
+    rng = np.random.default_rng(1)
+    t = np.arange(3000)
+    series = np.sin(2 * np.pi * t / 24) + np.cumsum(rng.normal(scale=0.01, size=len(t)))
+    windows = np.lib.stride_tricks.sliding_window_view(series, 15)  # 12 inputs, the target 3 rows after
+    xs = np.stack([windows[:, :12], windows[:, :12]], axis=-1).astype(np.float32)
+    y = windows[:, 14:15].astype(np.float32)
+    mse = [float(np.mean((y - p) ** 2)) for p in naive_predictions(manifest(targets=("b",)), xs, y.shape)]
+    assert mse[1] < 0.5 * mse[0]  # persistence, then extrapolation
+    noise = rng.normal(size=(3000, 15, 2)).astype(np.float32)
+    yn = noise[:, -1, 1:2].copy()
+    pers = persistence_prediction(manifest(targets=("b",)), noise[:, :12], yn.shape)
+    ext = extrapolation_prediction(manifest(targets=("b",)), noise[:, :12], yn.shape)
+    assert np.mean((yn - pers) ** 2) < np.mean((yn - ext) ** 2)  # on noise persistence is the lower one
 
 
 @pytest.mark.slow
