@@ -51,14 +51,14 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
                  doctor_cmd: str, checkpoint_path: str, writer: bool, steps_per_epoch: int = 0,
                  val_baseline: float | None = None, features: tuple[str, ...] = (), patience: int = 3,
                  tolerance: float = 0.05, check_every: int = CHECK_EVERY, point: int | None = None,
-                 absolute: bool = False, persistence: float | None = None,
-                 val_persistence: float | None = None) -> None:
+                 absolute: bool = False, naive: float | None = None,
+                 val_naive: float | None = None) -> None:
         super().__init__()
         # the best naive forecast's loss, repeating or extending the target's last input value (None:
         # its past is not in the window): a legitimate forecaster, so a loss is a leak's signature
         # only far below it too (on smooth hourly temperatures persistence alone is at 2% of the mean
         # level, and extending the last change at 0.4%)
-        self.persistence, self.val_persistence = persistence, val_persistence
+        self.naive, self.val_naive = naive, val_naive
         self.absolute = absolute  # an absolute loss (mae, pinball): the leak threshold is its square root
         self.point = point  # a quantile model: its point forecast's level (the spread of the levels is not a signal)
         self._supports_tf_logs = True
@@ -160,15 +160,15 @@ class FlatLossGuard(tf.keras.callbacks.Callback):
         the validation loss against its own mean level (no dropout, no warmup in it)."""
         if self._leak_warned:
             return
-        seen = [(loss, self.baseline, self.persistence, f"training loss of epoch {epoch + 1}")]
+        seen = [(loss, self.baseline, self.naive, f"training loss of epoch {epoch + 1}")]
         if self.batch_losses:
-            seen.append((self.batch_losses[-1], self.baseline, self.persistence,
+            seen.append((self.batch_losses[-1], self.baseline, self.naive,
                          f"training loss over the last steps of epoch {epoch + 1}"))
         if val_loss is not None and self.val_baseline:
-            seen.append((val_loss, self.val_baseline, self.val_persistence, f"validation loss after epoch {epoch + 1}"))
+            seen.append((val_loss, self.val_baseline, self.val_naive, f"validation loss after epoch {epoch + 1}"))
         # the lowest against the lower of its levels
-        value, baseline, persistence, what = min(seen, key=lambda s: s[0] / min(s[1], s[2] or s[1]))
-        warning = suspiciously_low(value, baseline, what=what, absolute=self.absolute, persistence=persistence)
+        value, baseline, naive, what = min(seen, key=lambda s: s[0] / min(s[1], s[2] or s[1]))
+        warning = suspiciously_low(value, baseline, what=what, absolute=self.absolute, naive=naive)
         if warning:
             self.warnings.append(warning)
             self._leak_warned = True

@@ -359,15 +359,15 @@ def make_guard(r: Run):
     loss = make_loss(head)
     y = sample["y"]
 
-    def persistence_loss(w):  # the best naive forecast's: repeating or extending the target's last value
+    def naive_loss(w):  # the best naive forecast's: repeating or extending the target's last value
         preds = naive_predictions(r.manifest, w["x"], w["y"].shape, head.quantiles)
         return min((float(loss(w["y"], p)) for p in preds), default=None)
 
-    val_baseline = val_persistence = None
+    val_baseline = val_naive = None
     if r.val_steps:
         val = data_lib.sample_windows(r.manifest, r.cfg.data.data, split="val", n=GUARD_SAMPLE)
         val_baseline = float(loss(val["y"], mean_prediction(r.manifest, y, len(val["y"]), head.quantiles)))
-        val_persistence = persistence_loss(val)
+        val_naive = naive_loss(val)
     t = r.cfg.train
     return FlatLossGuard(
         baseline=float(loss(y, mean_prediction(r.manifest, y, len(y), head.quantiles))), val_baseline=val_baseline,
@@ -376,8 +376,8 @@ def make_guard(r: Run):
         steps_per_epoch=r.plan.steps_per_epoch, features=tuple(r.manifest.features),
         doctor_cmd=f"seqscale-doctor --data {r.cfg.data.data} " + " ".join(argv_for_doctor(r.argv)),
         checkpoint_path=r.path("checkpoints", "last_good.npz"), writer=r.cluster.is_chief,
-        patience=t.flat_patience, tolerance=t.flat_tolerance, persistence=persistence_loss(sample),
-        val_persistence=val_persistence)
+        patience=t.flat_patience, tolerance=t.flat_tolerance, naive=naive_loss(sample),
+        val_naive=val_naive)
 
 
 def finish(r: Run, model, guard, history, started: float) -> dict:

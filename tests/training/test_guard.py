@@ -157,7 +157,7 @@ def test_a_smooth_target_near_persistence_is_not_a_leak(tmp_path):
     """Hourly temperatures: persistence alone is at 2% of the mean level and a good model at 0.07%.
     Below 1% of the mean level but not of persistence's loss: no warning; below both: one that
     names both levels."""
-    model, guard = started(tmp_path, persistence=0.02, val_persistence=0.021)
+    model, guard = started(tmp_path, naive=0.02, val_naive=0.021)
     guard.val_baseline = 1.0
     guard.on_epoch_end(0, {"loss": 0.0009, "val_loss": 0.0007})
     assert not guard.warnings
@@ -168,7 +168,7 @@ def test_a_smooth_target_near_persistence_is_not_a_leak(tmp_path):
 
 def test_a_target_a_naive_forecast_gets_exactly_is_not_a_leak(tmp_path):
     """A ramp: extending the last change forecasts it exactly (naive loss 0), so no loss is too low."""
-    model, guard = started(tmp_path, persistence=0.0, val_persistence=0.0)
+    model, guard = started(tmp_path, naive=0.0, val_naive=0.0)
     guard.val_baseline = 1.0
     guard.on_epoch_end(0, {"loss": 1e-7, "val_loss": 1e-7})
     assert not guard.warnings

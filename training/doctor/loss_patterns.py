@@ -152,20 +152,20 @@ def diagnose(losses: list[float], pred_stds: list[float], moved: list[float], *,
 
 
 def suspiciously_low(loss: float, baseline: float, *, what: str = "training loss after the first epoch",
-                     absolute: bool = False, persistence: float | None = None) -> str:
+                     absolute: bool = False, naive: float | None = None) -> str:
     """A warning when the training loss falls far below the mean level (a leak's signature),
-    and far below `persistence` too when known (the lower loss of repeating the target's last input
+    and far below `naive` too when known (the lower loss of repeating the target's last input
     value and of extending its last change: a smooth target is that close to its next value
     without any leak).
 
     `absolute`: a loss of |errors| (mae, pinball), which falls like the square root of a
     squared one, so the same fit shows at sqrt(LEAK_LOW) of its mean level."""
     low = math.sqrt(LEAK_LOW) if absolute else LEAK_LOW
-    if persistence is not None and loss >= low * persistence:  # 0: the naive forecast is exact (a ramp)
+    if naive is not None and loss >= low * naive:  # 0: the naive forecast is exact (a ramp)
         return ""
     if baseline > 0 and loss < low * baseline:
-        beside = (f" and {loss / persistence:.2%} of the best naive forecast's ({persistence:.3g}: repeating or "
-                  "extending the target's last value)") if persistence else ""
+        beside = (f" and {loss / naive:.2%} of the best naive forecast's ({naive:.3g}: repeating or "
+                  "extending the target's last value)") if naive else ""
         return (f"the {what} is {loss:.3g}, {loss / baseline:.2%} of the loss "
                 f"of predicting the mean ({baseline:.3g}){beside}: suspiciously low; a column holding the target's "
                 "future value (a leak) looks like this. Check with: seqscale-doctor --only learnability")
