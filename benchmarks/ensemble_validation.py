@@ -25,10 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     dirs = [d for d in args.members.split(",") if d]
     from training.data import load_manifest
-    from training.ensemble import load_members, validation_mse
+    from training.ensemble import load_members, member_quantiles, validation_mse
 
     manifest = load_manifest(args.data)
-    single, mean = validation_mse(load_members(dirs, manifest), manifest, args.data)
+    single, mean = validation_mse(load_members(dirs, manifest), manifest, args.data, levels=member_quantiles(dirs))
     for d, m in zip(dirs, single, strict=True):
         print(f"{d}: validation MSE {m:.6g}")
     print(f"mean of the members' MSE {np.mean(single):.6g}; the ensemble's {mean:.6g} "

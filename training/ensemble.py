@@ -58,15 +58,20 @@ def load_members(job_dirs: list[str], manifest):
     return members
 
 
-def validation_mse(members, manifest, data: str, batch: int = 1024) -> tuple[list[float], float]:
+def validation_mse(members, manifest, data: str, batch: int = 1024, levels=()) -> tuple[list[float], float]:
     """Each member's and their mean's mean squared error over every validation window (scaled units:
-    a point model's validation loss), streamed batch by batch."""
+    a point model's validation loss), streamed batch by batch. Quantile members (`levels`): of their
+    point forecast (evaluation/quantiles.py `point_index`), which the mean's is too."""
+    from evaluation.quantiles import point_index
     from training.data import read_windows
+
+    def point(out, shape):
+        return out.reshape(shape) if not len(levels) else out.reshape(*shape, -1)[..., point_index(levels)]
 
     sq, mean_sq, n = np.zeros(len(members)), 0.0, 0
     for w in read_windows(manifest, data, "val", shuffle=False).batch(batch):
         y = w["y"].numpy()
-        preds = [m(w["x"], training=False).numpy().reshape(y.shape) for m in members]
+        preds = [point(m(w["x"], training=False).numpy(), y.shape) for m in members]
         sq += [float(np.sum((p - y) ** 2)) for p in preds]
         mean_sq += float(np.sum((np.mean(preds, axis=0) - y) ** 2))
         n += y.size

@@ -161,8 +161,8 @@ def ensemble_reports(r: Run, dirs: list[str]) -> dict:
     manifest = load_manifest(r.cfg.data.data)
     members = load_members(dirs, manifest)  # once: for the validation loss and the export
     out = {}
-    if manifest.task == "regression" and not r.cfg.model.quantiles and manifest.windows("val"):
-        out["val_loss"] = ensemble_val_loss(members, manifest, r.cfg.data.data)
+    if manifest.task == "regression" and manifest.windows("val"):
+        out["val_loss"] = ensemble_val_loss(members, manifest, r.cfg.data.data, r.cfg.model.quantiles)
     ran = json.loads(r.cfg.to_json())
     ran["members"] = [jobdir.read_json(posixpath.join(d, "config.json")) for d in dirs]
     resolved = json.dumps(ran, indent=2)
@@ -178,15 +178,17 @@ def ensemble_reports(r: Run, dirs: list[str]) -> dict:
     return {**out, "eval": report}
 
 
-def ensemble_val_loss(members, manifest, data: str) -> dict:
+def ensemble_val_loss(members, manifest, data: str, levels=()) -> dict:
     """The members' and their mean's validation loss (MSE, scaled units, over every validation
-    window), logged: what the ensemble gains over a single network, without reading the test split."""
+    window; of the point forecast for quantile members), logged: what the ensemble gains over a
+    single network, without reading the test split."""
     from training.ensemble import validation_mse
 
-    members, mean = validation_mse(members, manifest, data)
+    members, mean = validation_mse(members, manifest, data, levels=levels)
     avg = sum(members) / len(members)
-    log.info("validation loss: members %s (mean %.5g); the ensemble's %.5g (%.3fx)",
-             ", ".join(f"{v:.5g}" for v in members), avg, mean, mean / avg)
+    log.info("validation %s: members %s (mean %.5g); the ensemble's %.5g (%.3fx)",
+             "MSE of the point forecast" if len(levels) else "loss", ", ".join(f"{v:.5g}" for v in members), avg,
+             mean, mean / avg)
     return {"members": members, "ensemble": mean}
 
 

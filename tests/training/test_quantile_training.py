@@ -165,6 +165,13 @@ def test_members_calibrate_their_mean_not_each_member(ar1, tmp_path):
     np.testing.assert_allclose(ours, np.sort(mean + shifts, axis=-1), rtol=1e-4, atol=1e-4)
     y = w["y"][:, 0] * col.scale + col.center
     assert 0.8 <= np.mean((y >= ours[:, 0]) & (y <= ours[:, 2])) <= 0.8 + 4 / n  # the 10-90% interval, numpy
+    # members.json's validation loss: the MSE of each member's point forecast (its 0.5 level), scaled units
+    points = [levels(job / f"member-{k}" / "export", "val")[0][:, 1] for k in (0, 1)]
+    val_loss = json.loads((job / "members.json").read_text())["val_loss"]
+    mse = [np.mean(((p - col.center) / col.scale - w["y"][:, 0]) ** 2) for p in points]
+    np.testing.assert_allclose(val_loss["members"], mse, rtol=1e-3)
+    np.testing.assert_allclose(val_loss["ensemble"], np.mean(((np.mean(points, axis=0) - col.center) / col.scale
+                                                              - w["y"][:, 0]) ** 2), rtol=1e-3)
 
 
 def test_miscalibration_is_named_beyond_a_few_points():
