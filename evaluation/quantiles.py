@@ -144,6 +144,12 @@ def conformal_ranks(n: int, levels) -> tuple[np.ndarray, list[float]]:
     return np.clip(rank, 1, max(n, 1)), short
 
 
+def conformal_min_targets(tau: float) -> int:
+    """The fewest calibration targets whose `conformal_ranks` rank for level tau lies within 1..n:
+    1/tau - 1 for a lower level ((n+1)·tau >= 1), tau/(1 - tau) for an upper one ((n+1)·tau <= n)."""
+    return int(np.ceil(1 / min(tau, 1 - tau) - 1 - 1e-9))
+
+
 def conformal_shifts(y: np.ndarray, q: np.ndarray, levels) -> np.ndarray:
     """Split-conformal shift of each level from calibration windows: the `conformal_ranks` residual
     y - q_tau, so that q_tau + s_tau bounds a new target as a level tau should (with ties aside,

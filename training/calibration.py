@@ -17,7 +17,12 @@ import logging
 import numpy as np
 
 from contract.logs import import_tensorflow
-from evaluation.quantiles import QuantileSums, conformal_ranks, conformal_shifts
+from evaluation.quantiles import (
+    QuantileSums,
+    conformal_min_targets,
+    conformal_ranks,
+    conformal_shifts,
+)
 from evaluation.quantiles import calibrate as shifted
 
 tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
@@ -77,9 +82,9 @@ def calibrate(model, manifest, data_dir: str, levels) -> tuple[Calibrated, dict]
     shifts = conformal_shifts(y, q, levels)
     _, short = conformal_ranks(y.size, levels)
     for tau in short:
-        need = int(np.ceil(1 / min(tau, 1 - tau) - 1 - 1e-9))
         log.warning("quantiles: %s validation targets are too few to calibrate the %g level with a guarantee "
-                    "(it needs at least %s): it is shifted to the extreme residual", f"{y.size:,}", tau, f"{need:,}")
+                    "(it needs at least %s): it is shifted to the extreme residual", f"{y.size:,}", tau,
+                    f"{conformal_min_targets(tau):,}")
     after = shifted(q, shifts)
     return Calibrated(model, shifts), {
         "method": "split-conformal on the validation windows, per level (scaled units)",

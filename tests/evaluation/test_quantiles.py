@@ -9,6 +9,7 @@ from evaluation.quantiles import (
     QuantileSums,
     calibrate,
     central_intervals,
+    conformal_min_targets,
     conformal_ranks,
     conformal_shifts,
     pinball,
@@ -117,6 +118,9 @@ def test_too_few_calibration_targets_for_a_level_are_named():
     rank, short = conformal_ranks(5, (0.1, 0.5, 0.9))
     assert short == [0.1, 0.9] and list(rank) == [1, 3, 5]  # (5+1)·0.1 < 1 and (5+1)·0.9 > 5: clipped
     assert conformal_ranks(9, (0.1, 0.9))[1] == []  # 10·0.1 = 1, 10·0.9 = 9: exactly enough
+    for tau in (0.05, 0.1, 0.25, 0.75, 0.9, 0.95):  # the count the trainer names is the first that suffices
+        need = conformal_min_targets(tau)
+        assert conformal_ranks(need, (tau,))[1] == [] and conformal_ranks(need - 1, (tau,))[1] == [tau]
 
 
 def test_a_naive_baseline_without_an_interval_is_said():
