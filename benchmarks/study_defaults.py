@@ -87,7 +87,8 @@ def best_val(data: str, job: str, flags: list[str], seed: int) -> tuple[float, i
         return info["val_loss"]["ensemble"], sum(m["epochs_run"] for m in info["members"]), time.time() - started
     with open(os.path.join(job, "history.json")) as f:
         epochs = json.load(f)["epochs"]
-    return min(e["val_loss"] for e in epochs), len(epochs), time.time() - started
+    key = "val_point_mse" if "val_point_mse" in epochs[0] else "val_loss"  # a mean head: its point forecast's MSE
+    return min(e[key] for e in epochs), len(epochs), time.time() - started
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -313,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weight-decay", type=float, help="AdamW weight decay")
     g.add_argument("--momentum", type=float, help="SGD momentum")
     g.add_argument("--clipnorm", type=float, help="gradient clipping by norm, 0 disables")
-    g.add_argument("--patience", type=int, help="early stopping patience in epochs, 0 disables")
-    g.add_argument("--min-delta", type=float, help="smallest val_loss improvement")
+    g.add_argument("--patience", type=int, help="early stopping patience in epochs, 0 disables (it watches val_loss; "
+                   "with a mean head, --quantiles without 0.5, the mean's val_point_mse)")
+    g.add_argument("--min-delta", type=float, help="smallest improvement of the watched loss (see --patience)")
     g.add_argument("--max-steps-per-epoch", type=int, help="cap steps per epoch, 0 means one pass over the train windows")
     g.add_argument("--seed", type=int, help="seed")
     g.add_argument("--members", type=_members, help="train N networks with seeds seed..seed+N-1 (each in "

@@ -15,7 +15,7 @@ from contract.manifest import Manifest
 from evaluation.quantiles import mean_head
 from training.config import ModelConfig
 from training.errors import HeadError
-from training.quantiles import NonCrossingQuantiles, PinballLoss
+from training.quantiles import MeanTrunkDense, NonCrossingQuantiles, PinballLoss
 
 tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
@@ -292,7 +292,11 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
         h = layer(h)
         if cfg.dropout:
             h = tf.keras.layers.Dropout(cfg.dropout, seed=seed + 100 + i, name=f"dropout_{i}")(h)
-    out = tf.keras.layers.Dense(head.units, kernel_initializer=init.GlorotUniform(seed=seed + 999), name="head_dense")(h)
+    dense = dict(kernel_initializer=init.GlorotUniform(seed=seed + 999), name="head_dense")
+    if head.quantiles and mean_head(head.quantiles):  # the mean trains the LSTM, the levels ride on it
+        out = MeanTrunkDense(head.units, len(head.quantiles) + 1, **dense)(h)
+    else:
+        out = tf.keras.layers.Dense(head.units, **dense)(h)
     if uses_linear_skip(manifest, cfg):
         # LSTNet's autoregressive component (Lai et al. 2018): each output gets a linear map of
         # the targets' own past (their columns of the window), beside the LSTM. Only the target

@@ -35,6 +35,32 @@ class NonCrossingQuantiles(tf.keras.layers.Layer):
         return {**super().get_config(), "mean": self.mean}
 
 
+class MeanTrunkDense(tf.keras.layers.Dense):
+    """The output Dense of a quantile model with a mean head: the mean channel's gradient trains
+    the LSTM below it, the levels' channels do not (they see the features through a stop-gradient).
+
+    Units are laid out [..., channels] as the head's reshape reads them: unit u belongs to channel
+    u mod `channels`, and the last channel is the mean. Each channel's own weights train as in a
+    plain Dense (a Dense's output units have independent weights); only the features' gradient is
+    the mean's alone, so the network learns what the run without quantiles learns, and the levels
+    are linear maps of those features (plus the linear skip and the anchor). Why: with a shared
+    gradient the pinball loss pulled the features its way and the mean head's validation MSE on
+    hourly city temperatures was 1.74x the point run's (BENCHMARKS.md, "mean trunk")."""
+
+    def __init__(self, units: int, channels: int, **kwargs) -> None:
+        super().__init__(units, **kwargs)
+        self.channels = int(channels)
+
+    def call(self, inputs):
+        full = super().call(inputs)
+        levels_only = super().call(tf.stop_gradient(inputs))
+        mean = tf.cast(tf.range(self.units) % self.channels == self.channels - 1, full.dtype)
+        return mean * full + (1.0 - mean) * levels_only
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
 class PinballLoss(tf.keras.losses.Loss):
     """Mean pinball loss: y_true [..., T] against y_pred [..., T, Q] at `levels` (Q,).
 
@@ -76,3 +102,22 @@ def point_mae(index: int):
         return tf.reduce_mean(tf.abs(tf.cast(y_true, y_pred.dtype) - y_pred[..., index]), axis=-1)
 
     return mae
+
+
+def point_mse(index: int):
+    """A Keras metric: the MSE of one channel (the mean head), named `point_mse`; its validation
+    value (`val_point_mse`) is what stops a run with a mean head (`stop_monitor`)."""
+
+    def point_mse(y_true, y_pred):
+        return tf.reduce_mean(tf.square(tf.cast(y_true, y_pred.dtype) - y_pred[..., index]), axis=-1)
+
+    return point_mse
+
+
+def stop_monitor(levels) -> str:
+    """What early stopping and the plateau decay watch: the validation loss, or with a mean head
+    (`--quantiles` without 0.5) the mean head's validation MSE. The mean alone trains the LSTM
+    there (MeanTrunkDense), so its error is what the epochs improve; the pinball loss of the
+    levels, which ride on the features, flattened sooner and stopped city temperatures' runs at
+    epoch 55 where the point run improved to epoch 90 (BENCHMARKS.md, "mean trunk")."""
+    return "val_point_mse" if mean_head(levels) else "val_loss"

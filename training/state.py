@@ -131,12 +131,12 @@ class PersistentEarlyStopping(tf.keras.callbacks.EarlyStopping):
 
 class PlateauFactor(tf.keras.callbacks.Callback):
     """Multiply the LR schedule's factor variable by `factor` after `patience` epochs without
-    val_loss improvement (ReduceLROnPlateau for a scheduled LR), persisted like early stopping."""
+    improvement of `monitor` (val_loss) (ReduceLROnPlateau for a scheduled LR), persisted like early stopping."""
 
     def __init__(self, variable: tf.Variable, store: StateStore, *, patience: int, factor: float,
-                 min_delta: float = 0.0) -> None:
+                 min_delta: float = 0.0, monitor: str = "val_loss") -> None:
         super().__init__()
-        self.variable, self.store = variable, store
+        self.variable, self.store, self.monitor = variable, store, monitor
         self.patience, self.factor, self.min_delta = patience, factor, min_delta
         self.best, self.wait = np.inf, 0
         self._restored = False
@@ -151,7 +151,7 @@ class PlateauFactor(tf.keras.callbacks.Callback):
             self.variable.assign(state["factor"])
 
     def on_epoch_end(self, epoch, logs=None):
-        current = (logs or {}).get("val_loss")
+        current = (logs or {}).get(self.monitor)
         if current is None:
             return
         if current < self.best - self.min_delta:
@@ -161,5 +161,6 @@ class PlateauFactor(tf.keras.callbacks.Callback):
             if self.wait >= self.patience:
                 self.variable.assign(self.variable * self.factor)
                 self.wait = 0
-                log.info("epoch %d: val_loss plateaued, LR factor now %.4g", epoch + 1, float(self.variable.numpy()))
+                log.info("epoch %d: %s plateaued, LR factor now %.4g", epoch + 1, self.monitor,
+                         float(self.variable.numpy()))
         self.store.save(epoch, {"best": float(self.best), "wait": self.wait, "factor": float(self.variable.numpy())})

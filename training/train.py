@@ -298,9 +298,9 @@ def compile_model(r: Run):
     """The model under the strategy, compiled with the planned schedule; (model, plateau factor)."""
     import tensorflow as tf
 
-    from evaluation.quantiles import point_index
+    from evaluation.quantiles import mean_head, point_index
     from training.model import build_model, make_loss, resolve_head
-    from training.quantiles import point_mae
+    from training.quantiles import point_mae, point_mse
     from training.schedule import WarmupSchedule
 
     head = resolve_head(r.manifest, r.cfg.model)
@@ -310,6 +310,8 @@ def compile_model(r: Run):
         metrics = ["mae"] if r.manifest.task == "regression" else ["accuracy"]
         if head.quantiles:  # the point forecast's MAE, under the usual name (history, plots)
             metrics = [point_mae(point_index(head.quantiles))]
+            if mean_head(head.quantiles):  # what stops the run (stop_monitor)
+                metrics.append(point_mse(point_index(head.quantiles)))
         # weighted: validation batches carry weights (0 for padding) so every window counts once
         model.compile(optimizer=make_optimizer(r.cfg, WarmupSchedule.from_plan(r.plan, factor)),
                       loss=make_loss(head), weighted_metrics=metrics,
@@ -328,17 +330,20 @@ def make_callbacks(r: Run, model, factor):
 
     from training import callbacks as cb
     from training import state
+    from training.model import resolve_head
+    from training.quantiles import stop_monitor
 
     t, chief = r.cfg.train, r.cluster.is_chief
     state_dir = r.path("backup", "seqscale_state")
     callbacks = [cb.LearningRateLogger(), cb.EpochTimer()]
+    monitor = stop_monitor(resolve_head(r.manifest, r.cfg.model).quantiles)
     if r.val_steps and t.patience:
         callbacks.append(state.PersistentEarlyStopping(
             state.StateStore(state_dir, "early_stopping", writer=chief),
-            monitor="val_loss", patience=t.patience, min_delta=t.min_delta, restore_best_weights=True, verbose=1))
+            monitor=monitor, patience=t.patience, min_delta=t.min_delta, restore_best_weights=True, verbose=1))
     if factor is not None and r.val_steps:
         callbacks.append(state.PlateauFactor(factor, state.StateStore(state_dir, "plateau", writer=chief),
-                                             patience=t.plateau_patience, factor=t.plateau_factor))
+                                             patience=t.plateau_patience, factor=t.plateau_factor, monitor=monitor))
     guard = make_guard(r)
     history = cb.HistoryWriter(r.path("history.json"), writer=chief)
     callbacks += [guard, tf.keras.callbacks.TensorBoard(cluster_lib.write_path(r.job_dir, r.cluster, "logs"),

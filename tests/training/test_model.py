@@ -229,3 +229,31 @@ def test_anchor_auto_follows_the_memory_and_the_level_of_the_target():
     assert choose_anchor(m, ModelConfig(anchor="relative"), *noise)[0].anchor == "relative"  # as asked
     assert choose_anchor(manifest(task="binary"), ModelConfig(), *walk) == (ModelConfig(anchor="none"), None)
     assert choose_anchor(manifest(targets=("c",)), ModelConfig(), *walk)[0].anchor == "none"
+
+
+@pytest.mark.parametrize("seq", [False, True])
+def test_a_mean_head_alone_trains_the_lstm(seq):
+    """--quantiles 0.1,0.9 (a mean head): a loss on the levels alone gives the LSTM and the dropout
+    below the head no gradient (the levels ride on the features), a loss on the mean does, and the
+    levels' own weights (head and skip) still train; with 0.5 among the levels (no mean head) the
+    levels train the LSTM as before."""
+    import numpy as np
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).normal(size=(6, 12, 2)).astype(np.float32)
+
+    def grads(levels, channels):
+        model = build_model(manifest(seq=seq), ModelConfig(units=(8, 4), quantiles=levels), seed=2)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.gather(model(x, training=True), channels, axis=-1) ** 2)
+        g = tape.gradient(loss, model.trainable_weights)
+        return {w.name: 0.0 if d is None else float(tf.reduce_max(tf.abs(d)))
+                for w, d in zip(model.trainable_weights, g, strict=True)}
+
+    levels_only, mean_only = grads((0.1, 0.9), [0, 1]), grads((0.1, 0.9), [2])
+    lstm = [n for n in levels_only if n.startswith("lstm_")]
+    assert lstm and all(levels_only[n] == 0.0 for n in lstm)
+    assert all(mean_only[n] > 0.0 for n in lstm)
+    assert levels_only["head_dense/kernel:0"] > 0.0 and levels_only["skip_dense/kernel:0"] > 0.0
+    median = grads((0.1, 0.5, 0.9), [0, 1, 2])
+    assert all(median[n] > 0.0 for n in lstm)

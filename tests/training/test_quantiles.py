@@ -97,3 +97,36 @@ def test_without_the_median_a_mean_head_follows_the_levels_and_learns_the_mean()
     got = head(raw).numpy().ravel()
     np.testing.assert_allclose(got[:2], np.quantile(y, levels), atol=0.05)
     assert got[2] == pytest.approx(y.mean(), abs=0.03) and abs(got[2] - np.median(y)) > 0.25
+
+
+def test_mean_trunk_dense_lets_only_the_mean_train_the_features():
+    """MeanTrunkDense outputs what a Dense with its weights outputs (numpy); the gradient reaching its
+    input is the mean channel's alone (the levels' channels contribute zero), while every channel's
+    own weights get their plain gradient; and in a built model with --quantiles 0.1,0.9 a loss on
+    the levels alone leaves the LSTM's weights without gradient, a loss on the mean does not."""
+    import tensorflow as tf
+
+    from training.quantiles import MeanTrunkDense
+
+    rng = np.random.default_rng(5)
+    channels, targets = 3, 2  # two levels and the mean, per target
+    h = tf.Variable(rng.normal(size=(16, 8)).astype(np.float32))
+    layer = MeanTrunkDense(targets * channels, channels)
+    plain = tf.keras.layers.Dense(targets * channels)
+    layer.build(h.shape)
+    plain.build(h.shape)
+    plain.set_weights(layer.get_weights())
+    w, b = (v.numpy() for v in (layer.kernel, layer.bias))
+    np.testing.assert_allclose(layer(h).numpy(), h.numpy() @ w + b, rtol=1e-5, atol=1e-5)
+    is_mean = np.arange(targets * channels) % channels == channels - 1
+    upstream = rng.normal(size=(16, targets * channels)).astype(np.float32)
+    for net in (layer, plain):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(net(h) * upstream)
+        g_h, g_w = tape.gradient(loss, [h, net.kernel])
+        if net is layer:
+            mine_h, mine_w = g_h.numpy(), g_w.numpy()
+    np.testing.assert_allclose(mine_h, upstream[:, is_mean] @ w[:, is_mean].T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mine_w, g_w.numpy(), rtol=1e-5, atol=1e-5)  # the weights train as a Dense's
+    assert np.abs(g_h.numpy() - mine_h).max() > 0.1  # a plain Dense passes the levels' gradient too
+

@@ -41,3 +41,14 @@ def test_state_store_keeps_recent_epochs_and_weight_snapshots(tmp_path):
     reader.save(9, {"x": 1})  # non-chief workers keep their state in memory and never write
     assert reader.states()["9"] == {"x": 1}
     assert "9" not in json.loads((tmp_path / "es.json").read_text())
+
+
+def test_plateau_factor_watches_its_monitor(tmp_path):
+    """monitor="val_point_mse" (a mean head's run): the factor follows that value, not val_loss."""
+    var = tf.Variable(1.0)
+    cb = PlateauFactor(var, StateStore(str(tmp_path), "plateau", writer=True), patience=1, factor=0.5,
+                       monitor="val_point_mse")
+    for epoch, (loss, point) in enumerate([(1.0, 1.0), (0.9, 1.1), (0.8, 0.5)]):
+        cb.on_epoch_begin(epoch)
+        cb.on_epoch_end(epoch, {"val_loss": loss, "val_point_mse": point})
+    assert float(var.numpy()) == pytest.approx(0.5) and cb.best == pytest.approx(0.5)
