@@ -15,7 +15,7 @@ from contract.manifest import Manifest
 from evaluation.quantiles import mean_head
 from training.config import ModelConfig
 from training.errors import HeadError
-from training.quantiles import MeanTrunkDense, NonCrossingQuantiles, PinballLoss
+from training.quantiles import LevelFeatures, NonCrossingQuantiles, PinballLoss
 
 tf = import_tensorflow()  # without its C++ start-up lines (contract/logs.py)
 
@@ -292,11 +292,11 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
         h = layer(h)
         if cfg.dropout:
             h = tf.keras.layers.Dropout(cfg.dropout, seed=seed + 100 + i, name=f"dropout_{i}")(h)
-    dense = dict(kernel_initializer=init.GlorotUniform(seed=seed + 999), name="head_dense")
-    if head.quantiles and mean_head(head.quantiles):  # the mean trains the LSTM, the levels ride on it
-        out = MeanTrunkDense(head.units, len(head.quantiles) + 1, **dense)(h)
-    else:
-        out = tf.keras.layers.Dense(head.units, **dense)(h)
+    apart = bool(head.quantiles) and mean_head(head.quantiles)  # a mean head, with the levels beside it
+    n_levels = len(head.quantiles)
+    units = head.units // (n_levels + 1) if apart else head.units  # the mean's outputs (or the whole head's)
+    out = tf.keras.layers.Dense(units, kernel_initializer=init.GlorotUniform(seed=seed + 999), name="head_dense")(h)
+    flat = None
     if uses_linear_skip(manifest, cfg):
         # LSTNet's autoregressive component (Lai et al. 2018): each output gets a linear map of
         # the targets' own past (their columns of the window), beside the LSTM. Only the target
@@ -304,7 +304,7 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
         # windows). Zero-initialized so training starts from the LSTM's own head.
         own = TakeColumns(skip_columns(manifest), name="skip_columns")(seen)
         flat = tf.keras.layers.Flatten(name="skip_flatten")(own)
-        skip = tf.keras.layers.Dense(head.units, kernel_initializer="zeros", name="skip_dense")(flat)
+        skip = tf.keras.layers.Dense(units, kernel_initializer="zeros", name="skip_dense")(flat)
         out = tf.keras.layers.Add(name="head_sum")([out, skip])
     # The activation runs in float32 even under mixed precision (numerically safe softmax/sigmoid).
     out = tf.keras.layers.Activation(head.activation, dtype="float32", name="head")(out)
@@ -312,9 +312,22 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
         # one output per target (and step) and level: [batch, (H,) targets, Q], sorted by construction,
         # plus the mean head's channel when 0.5 is not a level
         y_shape = manifest.y_shape if manifest.window.target_sequence else (len(manifest.targets),)
-        mean = mean_head(head.quantiles)
-        out = tf.keras.layers.Reshape((*y_shape, len(head.quantiles) + mean), dtype="float32", name="y")(out)
-        out = NonCrossingQuantiles(mean=mean, dtype="float32", name="quantiles")(out)
+        if apart:
+            # The mean is the model without quantiles, layer for layer and seed for seed; the levels
+            # are their own Dense (and skip) on the LSTM's features behind a stop-gradient, so they
+            # never move the layers the mean trains (training/quantiles.py, LevelFeatures)
+            lv = tf.keras.layers.Dense(units * n_levels, kernel_initializer=init.GlorotUniform(seed=seed + 998),
+                                       name="level_dense")(LevelFeatures(name="level_features")(h))
+            if flat is not None:
+                lv = tf.keras.layers.Add(name="level_sum")(
+                    [lv, tf.keras.layers.Dense(units * n_levels, kernel_initializer="zeros", name="level_skip_dense")(flat)])
+            lv = tf.keras.layers.Reshape((*y_shape, n_levels), dtype="float32", name="levels")(
+                tf.keras.layers.Activation("linear", dtype="float32", name="level_head")(lv))
+            out = tf.keras.layers.Reshape((*y_shape, 1), dtype="float32", name="mean")(out)
+            out = tf.keras.layers.Concatenate(axis=-1, dtype="float32", name="y")([lv, out])
+        else:
+            out = tf.keras.layers.Reshape((*y_shape, n_levels), dtype="float32", name="y")(out)
+        out = NonCrossingQuantiles(mean=apart, dtype="float32", name="quantiles")(out)
     elif manifest.window.target_sequence and manifest.task == "regression":
         out = tf.keras.layers.Reshape(manifest.y_shape, dtype="float32", name="y")(out)
     if anchor != "none":

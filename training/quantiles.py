@@ -35,44 +35,69 @@ class NonCrossingQuantiles(tf.keras.layers.Layer):
         return {**super().get_config(), "mean": self.mean}
 
 
-class MeanTrunkDense(tf.keras.layers.Dense):
-    """The output Dense of a quantile model with a mean head: the mean channel's gradient trains
-    the LSTM below it, the levels' channels do not (they see the features through a stop-gradient).
+class LevelFeatures(tf.keras.layers.Layer):
+    """The LSTM's features as the levels of a mean-head model see them: unchanged, but no gradient
+    flows back through them (tf.stop_gradient).
 
-    Units are laid out [..., channels] as the head's reshape reads them: unit u belongs to channel
-    u mod `channels`, and the last channel is the mean. Each channel's own weights train as in a
-    plain Dense (a Dense's output units have independent weights); only the features' gradient is
-    the mean's alone, so the network learns what the run without quantiles learns, and the levels
-    are linear maps of those features (plus the linear skip and the anchor). Why: with a shared
-    gradient the pinball loss pulled the features its way and the mean head's validation MSE on
-    hourly city temperatures was 1.74x the point run's (BENCHMARKS.md, "mean trunk")."""
+    With a mean head (`--quantiles` without 0.5), the mean is the model without quantiles layer for
+    layer, and its MSE alone trains the LSTM; the levels are their own Dense (and linear skip) on
+    these features, trained by the pinball loss. So the point forecast is the one the same run
+    without quantiles makes. Why: with the features shared, the pinball loss pulled them its way,
+    and the mean's validation MSE on hourly city temperatures was 1.74x the point run's
+    (BENCHMARKS.md, "The mean apart")."""
 
-    def __init__(self, units: int, channels: int, **kwargs) -> None:
-        super().__init__(units, **kwargs)
-        self.channels = int(channels)
+    def call(self, x):
+        return tf.stop_gradient(x)
 
-    def call(self, inputs):
-        full = super().call(inputs)
-        levels_only = super().call(tf.stop_gradient(inputs))
-        mean = tf.cast(tf.range(self.units) % self.channels == self.channels - 1, full.dtype)
-        return mean * full + (1.0 - mean) * levels_only
 
-    def get_config(self):
-        return {**super().get_config(), "channels": self.channels}
+LEVEL_LAYERS = ("level_dense", "level_skip_dense")  # the levels' own weights in a mean-head model
+
+
+def is_level_weight(variable) -> bool:
+    """Whether a model variable (`level_dense/kernel:0`, under any name scope) is a level's own."""
+    return any(part in LEVEL_LAYERS for part in variable.name.split("/")[:-1])
+
+
+def clipped_apart(optimizer_cls):
+    """`optimizer_cls` whose `global_clipnorm` clips the levels' weights (LEVEL_LAYERS) and all the
+    others as two groups, each by its own global norm. One norm over both would let the pinball
+    loss's gradients scale the LSTM's steps down, and the mean would no longer train as the run
+    without quantiles does. Other clipping options are unchanged."""
+
+    class ClippedApart(optimizer_cls):
+        def apply_gradients(self, grads_and_vars, *args, **kwargs):
+            pairs = list(grads_and_vars)
+            # the order _clip_gradients sees: the pairs with a gradient (filter_empty_gradients)
+            self._levels_mask = [is_level_weight(v) for g, v in pairs if g is not None]
+            return super().apply_gradients(pairs, *args, **kwargs)
+
+        def _clip_gradients(self, grads):
+            mask = getattr(self, "_levels_mask", None)
+            if not self.global_clipnorm or not mask or len(mask) != len(grads) or all(mask) or not any(mask):
+                return super()._clip_gradients(grads)
+            out = list(grads)
+            for group in (True, False):
+                idx = [i for i, m in enumerate(mask) if m is group]
+                for i, g in zip(idx, tf.clip_by_global_norm([grads[i] for i in idx], self.global_clipnorm)[0],
+                                strict=True):
+                    out[i] = g
+            return out
+
+    ClippedApart.__name__ = f"{optimizer_cls.__name__}ClippedApart"
+    return ClippedApart
 
 
 class PinballLoss(tf.keras.losses.Loss):
     """Mean pinball loss: y_true [..., T] against y_pred [..., T, Q] at `levels` (Q,).
 
     With a mean head (0.5 not among the levels), y_pred has a (Q+1)-th channel, the point
-    forecast, trained with the batch's root mean squared error: the levels learn the spread, the
-    mean head the forecast an RMSE judges (the median is not the RMSE-optimal forecast of a
-    skewed target). The root, not the square: the pinball loss grows with the errors, their square
-    with the errors squared, so on a target forecast to a few hundredths of its scale (hourly
-    temperatures) a squared term weighed ~1/50 of the levels in the gradients and in early
-    stopping, and the mean head stopped half-trained (test RMSE 1.6x the run without quantiles).
-    Each element adds its squared error / (2 x the batch's RMSE, held constant): the loss adds
-    RMSE / 2, its gradient is the RMSE's, and both terms scale with the target alike."""
+    forecast, and each element adds its squared error: the loss is the levels' pinball loss plus
+    the mean's MSE, and the mean's gradient is exactly the MSE's of the run without quantiles (the
+    median is not the RMSE-optimal forecast of a skewed target). Their relative size does not
+    matter: the levels do not train the layers below them (LevelFeatures), and early stopping
+    watches the mean's validation MSE alone (`stop_monitor`). Before the levels were set apart,
+    the two terms shared the LSTM and its stopping, and a squared error ~1/50 of the pinball loss
+    on hourly city temperatures stopped the mean half-trained (an RMSE term was the first fix)."""
 
     def __init__(self, levels, name: str = "pinball", **kwargs) -> None:
         super().__init__(name=name, **kwargs)
@@ -87,9 +112,7 @@ class PinballLoss(tf.keras.losses.Loss):
         loss = tf.reduce_mean(tf.maximum(tau * u, (tau - 1) * u), axis=-1)
         if not self.mean:
             return loss
-        sq = tf.square(y - y_pred[..., q])
-        rmse = tf.stop_gradient(tf.sqrt(tf.reduce_mean(sq)))
-        return loss + sq / (2.0 * rmse + 1e-12)
+        return loss + tf.square(y - y_pred[..., q])
 
     def get_config(self):
         return {**super().get_config(), "levels": self.levels}
@@ -116,8 +139,7 @@ def point_mse(index: int):
 
 def stop_monitor(levels) -> str:
     """What early stopping and the plateau decay watch: the validation loss, or with a mean head
-    (`--quantiles` without 0.5) the mean head's validation MSE. The mean alone trains the LSTM
-    there (MeanTrunkDense), so its error is what the epochs improve; the pinball loss of the
-    levels, which ride on the features, flattened sooner and stopped city temperatures' runs at
-    epoch 55 where the point run improved to epoch 90 (BENCHMARKS.md, "mean trunk")."""
+    (`--quantiles` without 0.5) the mean head's validation MSE: the mean alone trains the LSTM
+    there (LevelFeatures), and it stops where the same run without quantiles stops (watching its
+    val_loss, the same number), not where the levels' pinball loss flattens."""
     return "val_point_mse" if mean_head(levels) else "val_loss"

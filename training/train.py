@@ -280,18 +280,21 @@ def make_inputs(r: Run):
     return train_ds, val_ds
 
 
-def make_optimizer(cfg: Config, schedule):
+def make_optimizer(cfg: Config, schedule, levels_apart: bool = False):
+    """The optimizer; `levels_apart` (a mean head): the levels' weights clipped apart (clipped_apart)."""
     import tensorflow as tf
+
+    from training.quantiles import clipped_apart
 
     t = cfg.train
     clip = {"global_clipnorm": t.clipnorm} if t.clipnorm else {}
-    if t.optimizer == "adam":
-        return tf.keras.optimizers.Adam(learning_rate=schedule, **clip)
-    if t.optimizer == "adamw":
-        return tf.keras.optimizers.AdamW(learning_rate=schedule, weight_decay=t.weight_decay, **clip)
-    if t.optimizer == "sgd":
-        return tf.keras.optimizers.SGD(learning_rate=schedule, momentum=t.momentum, **clip)
-    raise ConfigError(f"unknown optimizer {t.optimizer!r}")
+    kinds = {"adam": (tf.keras.optimizers.Adam, {}),
+             "adamw": (tf.keras.optimizers.AdamW, {"weight_decay": t.weight_decay}),
+             "sgd": (tf.keras.optimizers.SGD, {"momentum": t.momentum})}
+    if t.optimizer not in kinds:
+        raise ConfigError(f"unknown optimizer {t.optimizer!r}")
+    cls, extra = kinds[t.optimizer]
+    return (clipped_apart(cls) if levels_apart else cls)(learning_rate=schedule, **extra, **clip)
 
 
 def compile_model(r: Run):
@@ -313,7 +316,8 @@ def compile_model(r: Run):
             if mean_head(head.quantiles):  # what stops the run (stop_monitor)
                 metrics.append(point_mse(point_index(head.quantiles)))
         # weighted: validation batches carry weights (0 for padding) so every window counts once
-        model.compile(optimizer=make_optimizer(r.cfg, WarmupSchedule.from_plan(r.plan, factor)),
+        apart = bool(head.quantiles) and mean_head(head.quantiles)
+        model.compile(optimizer=make_optimizer(r.cfg, WarmupSchedule.from_plan(r.plan, factor), levels_apart=apart),
                       loss=make_loss(head), weighted_metrics=metrics,
                       steps_per_execution=r.cfg.train.steps_per_execution)
     return model, factor

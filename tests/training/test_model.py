@@ -143,7 +143,7 @@ def test_anchor_relative_feeds_the_window_relative_to_the_last_value():
     assert np.abs(model.predict(moved, verbose=0) - model.predict(x, verbose=0)).max() > 1e-3
 
 
-@pytest.mark.parametrize("seq,levels", [(False, ()), (True, (0.1, 0.5, 0.9))])
+@pytest.mark.parametrize("seq,levels", [(False, ()), (True, (0.1, 0.5, 0.9)), (False, (0.1, 0.9))])
 def test_anchor_scaled_is_equivariant_to_the_targets_level_and_scale(seq, levels):
     """--anchor scaled: the network reads the target's window relative to its last value in units
     of its spread over the window (RevIN-style), and its output change is multiplied back by that
@@ -155,7 +155,10 @@ def test_anchor_scaled_is_equivariant_to_the_targets_level_and_scale(seq, levels
 
     m = manifest(seq=seq, targets=("b",))
     model = build_model(m, ModelConfig(units=(8,), anchor="scaled", quantiles=levels), seed=1)
-    for name in ("skip_dense", "head_dense"):
+    names = {layer.name for layer in model.layers}
+    for name in ("skip_dense", "head_dense", "level_dense", "level_skip_dense"):
+        if name not in names:  # the levels' own layers: a mean head only
+            continue
         dense = model.get_layer(name)  # random weights: a zero-initialized skip would hide a wrong input
         dense.set_weights([np.random.default_rng(1).normal(size=w.shape).astype(np.float32) for w in dense.get_weights()])
     x = np.random.default_rng(0).normal(size=(4, 12, 2)).astype(np.float32)
@@ -233,17 +236,27 @@ def test_anchor_auto_follows_the_memory_and_the_level_of_the_target():
 
 @pytest.mark.parametrize("seq", [False, True])
 def test_a_mean_head_alone_trains_the_lstm(seq):
-    """--quantiles 0.1,0.9 (a mean head): a loss on the levels alone gives the LSTM and the dropout
-    below the head no gradient (the levels ride on the features), a loss on the mean does, and the
-    levels' own weights (head and skip) still train; with 0.5 among the levels (no mean head) the
-    levels train the LSTM as before."""
+    """--quantiles 0.1,0.9 (a mean head): the mean's output is the model without quantiles' (same
+    seed: same layers, same initial weights, same output); a loss on the levels alone reaches only
+    the levels' own weights (level_dense, level_skip_dense: what clipped_apart groups), a loss on
+    the mean reaches the LSTM and not them; with 0.5 among the levels the levels train the LSTM."""
     import numpy as np
     import tensorflow as tf
 
+    from training.quantiles import is_level_weight
+
+    m = manifest(seq=seq)
     x = np.random.default_rng(0).normal(size=(6, 12, 2)).astype(np.float32)
+    point = build_model(m, ModelConfig(units=(8, 4)), seed=2)
+    quant = build_model(m, ModelConfig(units=(8, 4), quantiles=(0.1, 0.9)), seed=2)
+    for layer in ("skip_dense", "level_skip_dense"):  # zero-initialized: random, so a wrong input would show
+        w = quant.get_layer(layer)
+        w.set_weights([np.random.default_rng(4).normal(size=v.shape).astype(np.float32) for v in w.get_weights()])
+    point.get_layer("skip_dense").set_weights(quant.get_layer("skip_dense").get_weights())
+    np.testing.assert_array_equal(quant(x).numpy()[..., 2], point(x).numpy())
 
     def grads(levels, channels):
-        model = build_model(manifest(seq=seq), ModelConfig(units=(8, 4), quantiles=levels), seed=2)
+        model = quant if levels == (0.1, 0.9) else build_model(m, ModelConfig(units=(8, 4), quantiles=levels), seed=2)
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(tf.gather(model(x, training=True), channels, axis=-1) ** 2)
         g = tape.gradient(loss, model.trainable_weights)
@@ -251,9 +264,10 @@ def test_a_mean_head_alone_trains_the_lstm(seq):
                 for w, d in zip(model.trainable_weights, g, strict=True)}
 
     levels_only, mean_only = grads((0.1, 0.9), [0, 1]), grads((0.1, 0.9), [2])
-    lstm = [n for n in levels_only if n.startswith("lstm_")]
-    assert lstm and all(levels_only[n] == 0.0 for n in lstm)
-    assert all(mean_only[n] > 0.0 for n in lstm)
-    assert levels_only["head_dense/kernel:0"] > 0.0 and levels_only["skip_dense/kernel:0"] > 0.0
+    own = {w.name for w in quant.trainable_weights if is_level_weight(w)}
+    assert own == {f"{n}/{k}:0" for n in ("level_dense", "level_skip_dense") for k in ("kernel", "bias")}
+    assert {n for n, v in levels_only.items() if v > 0} == own
+    lstm = [n for n in mean_only if n.startswith("lstm_")]
+    assert len(lstm) == 6 and not any(mean_only[n] for n in own) and all(mean_only[n] > 0 for n in lstm)
     median = grads((0.1, 0.5, 0.9), [0, 1, 2])
     assert all(median[n] > 0.0 for n in lstm)

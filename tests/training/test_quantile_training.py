@@ -242,31 +242,37 @@ def test_without_the_median_the_point_forecast_is_a_mean_head_end_to_end(ar1, tm
         report["quantiles"]["intervals"][0]["coverage"], abs=1e-9)
 
 
-def test_a_mean_head_run_is_stopped_by_its_point_forecast(ar1, tmp_path):
-    """--quantiles 0.1,0.9: history.json logs the mean head's MSE (`point_mse`, `val_point_mse`),
-    early stopping watches `val_point_mse` (patience 1: the run ends at the first epoch that does
-    not lower it), and the weights restored are its best epoch's: the export's mean head scores
-    that epoch's val_point_mse on the validation windows (numpy, scaled units)."""
+def test_a_mean_head_run_forecasts_what_the_point_run_does(ar1, tmp_path):
+    """--quantiles 0.1,0.9 against the same run without quantiles (seed, flags): history.json logs
+    the mean's MSE (`point_mse`, `val_point_mse`), epoch for epoch the point run's loss and
+    val_loss; early stopping watches it (patience 1: both runs end at the first epoch that does not
+    lower it, where the summed val_loss would not have stopped); and the two exports' point
+    forecasts agree on the validation windows, whose MSE (numpy) is the best epoch's."""
     import tensorflow as tf
 
     from training.data import load_manifest, read_windows
     from training.export import SIGNATURE
 
     d, _ = ar1
-    job = tmp_path / "stop"
-    run_single(trainer(d / "data", job, "--quantiles", "0.1,0.9", "--units", "8", "--epochs", "30", "--seed", "1",
-                       "--patience", "1", "--members", "1"), timeout=600)
-    epochs = json.loads((job / "history.json").read_text())["epochs"]
+    flags = ["--units", "8", "--epochs", "30", "--seed", "1", "--patience", "1", "--members", "1"]
+    run_single(trainer(d / "data", tmp_path / "point", *flags), timeout=600)
+    run_single(trainer(d / "data", tmp_path / "mean", "--quantiles", "0.1,0.9", *flags), timeout=600)
+    point = json.loads((tmp_path / "point" / "history.json").read_text())["epochs"]
+    epochs = json.loads((tmp_path / "mean" / "history.json").read_text())["epochs"]
+    assert len(epochs) == len(point)
+    np.testing.assert_allclose([e["point_mse"] for e in epochs], [e["loss"] for e in point], rtol=1e-5)
     watched = [e["val_point_mse"] for e in epochs]
+    np.testing.assert_allclose(watched, [e["val_loss"] for e in point], rtol=1e-5)
     stop = next(i for i in range(1, len(watched) + 1) if i == len(watched) or watched[i] >= min(watched[:i]))
     assert len(epochs) == stop + 1 < 30, watched  # stopped by val_point_mse, before the epoch cap
     by_loss = next((i for i in range(1, len(epochs)) if epochs[i]["val_loss"] >= min(e["val_loss"] for e in epochs[:i])),
                    None)
-    assert by_loss != stop  # watching val_loss would have stopped elsewhere (seed 1: not by epoch 3)
+    assert by_loss != stop  # watching the summed val_loss would have stopped elsewhere (seed 1: not by then)
     m = load_manifest(str(d / "data"))
     w = next(read_windows(m, str(d / "data"), "val", shuffle=False).batch(100_000).as_numpy_iterator())
     col = m.column("y")
-    out = tf.saved_model.load(str(job / "export")).signatures[SIGNATURE](
-        x=tf.constant(w["x"] * col.scale + col.center, tf.float32))
-    p = (out["predictions"].numpy()[:, 0] - col.center) / col.scale
+    x = tf.constant(w["x"] * col.scale + col.center, tf.float32)
+    p, q = ((tf.saved_model.load(str(tmp_path / j / "export")).signatures[SIGNATURE](x=x)["predictions"].numpy()[:, 0]
+             - col.center) / col.scale for j in ("mean", "point"))
+    np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)
     assert float(np.mean((p - w["y"][:, 0]) ** 2)) == pytest.approx(min(watched), rel=2e-3)

@@ -58,7 +58,7 @@ def test_minimizing_the_pinball_loss_finds_the_quantiles():
 
 def test_without_the_median_a_mean_head_follows_the_levels_and_learns_the_mean():
     """--quantiles 0.1,0.9: one more channel, the mean (root mean squared error), never sorted
-    with the levels; the loss is the levels' pinball plus half the mean's RMSE (numpy), and fitting
+    with the levels; the loss is the levels' pinball plus the mean's squared error (numpy), and fitting
     constants to skewed draws gives the empirical quantiles and the mean, not the median."""
     import tensorflow as tf
 
@@ -74,17 +74,18 @@ def test_without_the_median_a_mean_head_follows_the_levels_and_learns_the_mean()
     assert (np.diff(out[..., :2], axis=-1) >= 0).all() and np.array_equal(out[..., 2], x[..., 2])
     y = rng.normal(size=(64, 2))
     p = rng.normal(size=(64, 2, 3))
-    rmse = np.sqrt(np.mean((y - p[..., 2]) ** 2))
-    want = pinball(y, p[..., :2], levels).mean(axis=-1).mean() + rmse / 2
+    want = pinball(y, p[..., :2], levels).mean(axis=-1).mean() + np.mean((y - p[..., 2]) ** 2)
     assert float(PinballLoss(levels)(y, p)) == pytest.approx(want, rel=1e-12)
-    # the mean head's gradient is the batch RMSE's (numpy), and the loss scales with the target:
-    # at a hundredth of the scale both terms shrink alike, so the mean head keeps its weight
+    # the mean head's gradient is exactly the MSE's of a point model (Keras' own loss, and numpy)
     pv = tf.Variable(p)
     with tf.GradientTape() as tape:
         loss = PinballLoss(levels)(y, pv)
     grad = tape.gradient(loss, pv).numpy()
-    np.testing.assert_allclose(grad[..., 2], -(y - p[..., 2]) / (y.size * rmse), rtol=1e-9)
-    assert float(PinballLoss(levels)(y / 100, p / 100)) == pytest.approx(want / 100, rel=1e-9)
+    np.testing.assert_allclose(grad[..., 2], -2 * (y - p[..., 2]) / y.size, rtol=1e-9)
+    mv = tf.Variable(p[..., 2])
+    with tf.GradientTape() as tape:
+        mse = tf.keras.losses.MeanSquaredError()(y, mv)
+    np.testing.assert_allclose(grad[..., 2], tape.gradient(mse, mv).numpy(), rtol=1e-9)
 
     y = rng.exponential(size=(20_000, 1)).astype(np.float32)  # skewed: mean 1, median ln 2
     raw = tf.Variable(np.zeros((1, 1, 3), np.float32))
@@ -99,34 +100,39 @@ def test_without_the_median_a_mean_head_follows_the_levels_and_learns_the_mean()
     assert got[2] == pytest.approx(y.mean(), abs=0.03) and abs(got[2] - np.median(y)) > 0.25
 
 
-def test_mean_trunk_dense_lets_only_the_mean_train_the_features():
-    """MeanTrunkDense outputs what a Dense with its weights outputs (numpy); the gradient reaching its
-    input is the mean channel's alone (the levels' channels contribute zero), while every channel's
-    own weights get their plain gradient; and in a built model with --quantiles 0.1,0.9 a loss on
-    the levels alone leaves the LSTM's weights without gradient, a loss on the mean does not."""
+def test_clipped_apart_clips_the_levels_and_the_rest_by_their_own_norms():
+    """clipped_apart(Adam) with global_clipnorm 1: the levels' gradients (level_dense, level_skip_dense)
+    and the others are each clipped to global norm 1 (numpy), so large level gradients do not shrink
+    the others' step, as one global norm over both would (checked on a plain Adam)."""
     import tensorflow as tf
 
-    from training.quantiles import MeanTrunkDense
+    from training.quantiles import clipped_apart
 
-    rng = np.random.default_rng(5)
-    channels, targets = 3, 2  # two levels and the mean, per target
-    h = tf.Variable(rng.normal(size=(16, 8)).astype(np.float32))
-    layer = MeanTrunkDense(targets * channels, channels)
-    plain = tf.keras.layers.Dense(targets * channels)
-    layer.build(h.shape)
-    plain.build(h.shape)
-    plain.set_weights(layer.get_weights())
-    w, b = (v.numpy() for v in (layer.kernel, layer.bias))
-    np.testing.assert_allclose(layer(h).numpy(), h.numpy() @ w + b, rtol=1e-5, atol=1e-5)
-    is_mean = np.arange(targets * channels) % channels == channels - 1
-    upstream = rng.normal(size=(16, targets * channels)).astype(np.float32)
-    for net in (layer, plain):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(net(h) * upstream)
-        g_h, g_w = tape.gradient(loss, [h, net.kernel])
-        if net is layer:
-            mine_h, mine_w = g_h.numpy(), g_w.numpy()
-    np.testing.assert_allclose(mine_h, upstream[:, is_mean] @ w[:, is_mean].T, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(mine_w, g_w.numpy(), rtol=1e-5, atol=1e-5)  # the weights train as a Dense's
-    assert np.abs(g_h.numpy() - mine_h).max() > 0.1  # a plain Dense passes the levels' gradient too
+    rng = np.random.default_rng(7)
+    names = ["lstm_0/kernel", "head_dense/kernel", "level_dense/kernel", "level_skip_dense/kernel"]
+    grads = [rng.normal(scale=s, size=(3, 4)).astype(np.float32) for s in (0.01, 0.02, 5.0, 3.0)]
+    start = [rng.normal(size=(3, 4)).astype(np.float32) for _ in names]
 
+    def step(cls):
+        vs = []
+        for w, n in zip(start, names, strict=True):
+            with tf.name_scope(n.split("/")[0]):
+                vs.append(tf.Variable(w, name="kernel"))
+        opt = cls(learning_rate=1.0, global_clipnorm=1.0)
+        seen = []
+        orig = opt._clip_gradients
+        opt._clip_gradients = lambda g: seen.append(orig(g)) or seen[-1]
+        opt.apply_gradients(zip([tf.constant(g) for g in grads], vs, strict=True))
+        return [c.numpy() for c in seen[0]], [v.name for v in vs]
+
+    clipped, var_names = step(clipped_apart(tf.keras.optimizers.Adam))
+    assert [n.split("/")[0] for n in var_names] == [n.split("/")[0] for n in names]
+    rest, lv = np.sqrt(sum((g**2).sum() for g in grads[:2])), np.sqrt(sum((g**2).sum() for g in grads[2:]))
+    assert rest < 1 < lv
+    for c, g in zip(clipped[:2], grads[:2], strict=True):
+        np.testing.assert_allclose(c, g, rtol=1e-6)  # under the norm: untouched
+    for c, g in zip(clipped[2:], grads[2:], strict=True):
+        np.testing.assert_allclose(c, g / lv, rtol=1e-5)
+    together, _ = step(tf.keras.optimizers.Adam)
+    both = np.sqrt(rest**2 + lv**2)
+    np.testing.assert_allclose(together[0], grads[0] / both, rtol=1e-5)  # one norm: the LSTM's step shrinks
