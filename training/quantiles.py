@@ -64,6 +64,10 @@ def clipped_apart(optimizer_cls):
     loss's gradients scale the LSTM's steps down, and the mean would no longer train as the run
     without quantiles does. Other clipping options are unchanged."""
 
+    if not callable(getattr(optimizer_cls, "_clip_gradients", None)):  # tf-keras' hook, pinned in constraints.txt
+        raise RuntimeError(f"{optimizer_cls.__name__} has no _clip_gradients: the levels cannot be clipped apart "
+                           "with this tf-keras; pin tf-keras as constraints.txt does")
+
     class ClippedApart(optimizer_cls):
         def apply_gradients(self, grads_and_vars, *args, **kwargs):
             pairs = list(grads_and_vars)

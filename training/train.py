@@ -316,8 +316,8 @@ def compile_model(r: Run):
             if mean_head(head.quantiles):  # what stops the run (stop_monitor)
                 metrics.append(point_mse(point_index(head.quantiles)))
         # weighted: validation batches carry weights (0 for padding) so every window counts once
-        apart = bool(head.quantiles) and mean_head(head.quantiles)
-        model.compile(optimizer=make_optimizer(r.cfg, WarmupSchedule.from_plan(r.plan, factor), levels_apart=apart),
+        model.compile(optimizer=make_optimizer(r.cfg, WarmupSchedule.from_plan(r.plan, factor),
+                                               levels_apart=mean_head(head.quantiles)),
                       loss=make_loss(head), weighted_metrics=metrics,
                       steps_per_execution=r.cfg.train.steps_per_execution)
     return model, factor

@@ -115,13 +115,14 @@ def lr_range_test(manifest, cfg, sample, *, steps: int = 100, eval_size: int = 2
     import numpy as np
     import tensorflow as tf
 
+    from evaluation.quantiles import mean_head
     from training.doctor.lr_range import SWEEP_RANGE, diverged, ema
     from training.guard import mean_prediction
     from training.train import make_optimizer
 
     model = _model(manifest, replace(cfg, model=replace(cfg.model, dropout=0.0)), seed=cfg.train.seed)
     lo, hi = SWEEP_RANGE[cfg.train.optimizer]
-    opt = make_optimizer(cfg, lo)
+    opt = make_optimizer(cfg, lo, levels_apart=mean_head(cfg.model.quantiles))  # a mean head's clipping too
     loss_fn = _loss(manifest, cfg)
     batch = cfg.train.reference_batch
     x, y = np.asarray(sample["x"]), np.asarray(sample["y"])
