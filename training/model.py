@@ -292,7 +292,7 @@ def build_model(manifest: Manifest, cfg: ModelConfig, *, seed: int = 0, mixed_pr
         h = layer(h)
         if cfg.dropout:
             h = tf.keras.layers.Dropout(cfg.dropout, seed=seed + 100 + i, name=f"dropout_{i}")(h)
-    apart = bool(head.quantiles) and mean_head(head.quantiles)  # a mean head, with the levels beside it
+    apart = mean_head(head.quantiles)  # a mean head, with the levels beside it
     n_levels = len(head.quantiles)
     units = head.units // (n_levels + 1) if apart else head.units  # the mean's outputs (or the whole head's)
     out = tf.keras.layers.Dense(units, kernel_initializer=init.GlorotUniform(seed=seed + 999), name="head_dense")(h)

@@ -122,23 +122,25 @@ class PinballLoss(tf.keras.losses.Loss):
         return {**super().get_config(), "levels": self.levels}
 
 
+def _point_metric(index: int, name: str, error):
+    """A Keras metric named `name`: the mean `error` of one channel (the point forecast) of a quantile output."""
+
+    def metric(y_true, y_pred):
+        return tf.reduce_mean(error(tf.cast(y_true, y_pred.dtype) - y_pred[..., index]), axis=-1)
+
+    metric.__name__ = name  # Keras names a function metric (and its history key) by it
+    return metric
+
+
 def point_mae(index: int):
-    """A Keras metric: the MAE of one level (the point forecast), named `mae` like the point models'."""
-
-    def mae(y_true, y_pred):
-        return tf.reduce_mean(tf.abs(tf.cast(y_true, y_pred.dtype) - y_pred[..., index]), axis=-1)
-
-    return mae
+    """The MAE of the point forecast's channel, named `mae` like the point models'."""
+    return _point_metric(index, "mae", tf.abs)
 
 
 def point_mse(index: int):
-    """A Keras metric: the MSE of one channel (the mean head), named `point_mse`; its validation
-    value (`val_point_mse`) is what stops a run with a mean head (`stop_monitor`)."""
-
-    def point_mse(y_true, y_pred):
-        return tf.reduce_mean(tf.square(tf.cast(y_true, y_pred.dtype) - y_pred[..., index]), axis=-1)
-
-    return point_mse
+    """The MSE of the mean head's channel, named `point_mse`; its validation value (`val_point_mse`)
+    is what stops a run with a mean head (`stop_monitor`)."""
+    return _point_metric(index, "point_mse", tf.square)
 
 
 def stop_monitor(levels) -> str:
