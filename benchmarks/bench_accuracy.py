@@ -249,16 +249,18 @@ def members_of(flags: tuple[str, ...]) -> int:
 def daily_protocol(spec: Spec, work: str, seeds: list[int], epochs: int | None, flags: tuple[str, ...] = ()) -> dict:
     """The published 7-day protocol, scored by seqscale's own rolling-origin backtest
     (`--backtest-every 7` from the test start): eval.json's backtest RMSE over every origin and
-    step, beside its persistence (the last day's total for all 7 days, "daily persistence")."""
+    step, beside its persistence (the last day's total for all 7 days, "daily persistence"). A
+    quantile run adds its test intervals: eval.json's test split, every day's 7-day window."""
     runs = []
     for seed in seeds:
         m, job, secs = train_seqscale(spec, work, seed, epochs, flags)
         with open(os.path.join(job, "eval.json")) as f:
-            bt = json.load(f)["backtest"]
+            report = json.load(f)
+        bt = report["backtest"]
         runs.append({"rmse": bt["model"]["original"]["rmse"], "origins": len(bt["per_origin"]), "windows": bt["windows"],
                      "persistence": bt["baselines"]["persistence"]["original"]["rmse"], "seconds": secs,
                      "epochs": epochs_run(job), "first_origin": str(bt["per_origin"][0]["origin"])[:10],
-                     "last_origin": str(bt["per_origin"][-1]["origin"])[:10]})
+                     "last_origin": str(bt["per_origin"][-1]["origin"])[:10], "quantiles": quantile_summary(report)})
     return {"dataset": spec.name, "protocol": "7 days ahead from each Saturday, weekly walk-forward over the test range",
             "seqscale": [r["rmse"] for r in runs], "persistence": runs[0]["persistence"], "runs": runs,
             "published": DAILY_PUBLISHED, "look_back": m.window.look_back, "train_flags": list(flags)}
@@ -301,6 +303,16 @@ def quantile_summary(report: dict) -> dict | None:
                                                    "score": i["interval_score"]} for i in r["intervals"]}
     return {"model": pick(q), "observed": q["observed"], "mean_pinball": q["mean_pinball"],
             **{name: pick(b) for name, b in q.get("baselines", {}).items()}}
+
+
+def print_intervals(dataset: str, runs: list) -> None:
+    """Each quantile run's test intervals, the model's beside the naive baselines'."""
+    for seed, q in enumerate(runs):
+        if q:
+            print(f"{dataset} seed {seed} intervals (test split, eval.json): " + "; ".join(
+                f"{who} {lvl}: coverage {v['coverage']:.3f} width {v['width']:.4g} score {v['score']:.4g}"
+                for who in ("model", "persistence", "seasonal_persistence") if who in q
+                for lvl, v in q[who].items()))
 
 
 def scored(truth: dict) -> list:
@@ -439,17 +451,13 @@ def main(argv: list[str] | None = None) -> int:
               "vs persistence: seqscale's mean RMSE relative to persistence; mean of seeds: RMSE of the seeds' averaged "
               "predictions (an ensemble)")
         for r in results:
-            for seed, q in enumerate(r.get("quantiles", [])):
-                if q:
-                    print(f"{r['dataset']} seed {seed} intervals (test split, eval.json): " + "; ".join(
-                        f"{who} {lvl}: coverage {v['coverage']:.3f} width {v['width']:.4g} score {v['score']:.4g}"
-                        for who in ("model", "persistence", "seasonal_persistence") if who in q
-                        for lvl, v in q[who].items()))
+            print_intervals(r["dataset"], r.get("quantiles", []))
     for r in protocols:
         one = r["runs"][0]
         print(f"\n{r['dataset']}: {r['protocol']} ({one['origins']} origins {one['first_origin']} .. "
               f"{one['last_origin']}, {one['windows']} windows): seqscale {spread(r['seqscale'])}, daily persistence "
               f"{r['persistence']:.1f}; published: " + ", ".join(f"{k} {v}" for k, v in DAILY_PUBLISHED.items()))
+        print_intervals(r["dataset"], [run["quantiles"] for run in r["runs"]])
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results + protocols, f, indent=2)

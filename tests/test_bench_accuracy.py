@@ -61,12 +61,14 @@ def test_lag_features_equal_pandas_shifts_and_skip_rows_across_gaps():
 
 def test_the_daily_protocol_is_the_published_one(tmp_path):
     """46 weekly origins (the Saturdays 2010-01-02 .. 2010-11-13), scored by seqscale's own
-    backtest; its daily persistence equals the published 511.9 and a pandas computation."""
+    backtest; its daily persistence equals the published 511.9 and a pandas computation. Run with
+    quantiles, it lists the run's test intervals beside the naive ones."""
     from demo.household_power import TARGET, TIME, csv_path
 
     out = tmp_path / "r.json"
     proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_accuracy", "--quick", "--datasets",
-                           "household_daily", "--out", str(out)], capture_output=True, text=True, timeout=600)
+                           "household_daily", "--train-flags=--quantiles 0.1,0.9", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (r,) = json.loads(out.read_text())
     run = r["runs"][0]
@@ -77,6 +79,10 @@ def test_the_daily_protocol_is_the_published_one(tmp_path):
     assert r["persistence"] == pytest.approx(np.sqrt(np.mean(np.square(err))), rel=1e-6)
     assert round(r["persistence"], 1) == 511.9  # the published daily persistence
     assert 0 < r["seqscale"][0] < r["persistence"] * 1.5
+    q = run["quantiles"]  # eval.json's test split: every day's window, 7 steps each
+    assert set(q) >= {"model", "persistence"} and q["model"]["0.1-0.9"]["width"] > 0
+    assert 0 <= q["model"]["0.1-0.9"]["coverage"] <= 1 and len(q["observed"]) == 2
+    assert "household_daily seed 0 intervals (test split, eval.json): model 0.1-0.9" in proc.stdout
 
 
 def test_ratio_interval_pairs_the_same_targets_for_both_models():
