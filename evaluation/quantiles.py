@@ -151,16 +151,22 @@ def conformal_min_targets(tau: float) -> int:
 
 
 def conformal_shifts(y: np.ndarray, q: np.ndarray, levels) -> np.ndarray:
-    """Split-conformal shift of each level from calibration windows: the `conformal_ranks` residual
-    y - q_tau, so that q_tau + s_tau bounds a new target as a level tau should (with ties aside,
-    a fraction rank/n of the calibration targets lies at or below it). y (...,), q (..., Q) -> (Q,)."""
-    r = (np.asarray(y, np.float64)[..., None] - np.asarray(q, np.float64)).reshape(-1, len(levels))
-    n = len(r)
+    """Split-conformal shift of each level at each target row and target, from calibration windows:
+    the `conformal_ranks` residual y - q_tau over the windows, so that q_tau + s_tau bounds a new
+    target at that step as a level tau should (with ties aside, a fraction rank/n of the n windows'
+    targets lies at or below it). Per step as in multi-horizon conformal forecasting (Stankeviciute et
+    al. 2021; NeuralForecast's and StatsForecast's conformal intervals calibrate each horizon step):
+    a far step's errors are wider than a near one's, and one shift pooled over the steps would widen the
+    near steps' intervals and leave the far ones short. y (W, rows, T), q (W, rows, T, Q) -> (rows, T, Q)."""
+    y, q = np.asarray(y, np.float64), np.asarray(q, np.float64)
+    if q.shape != (*y.shape, len(levels)):
+        raise ValueError(f"conformal_shifts: levels {q.shape} do not fit targets {y.shape} x {len(levels)} levels")
+    n = len(y)
     if n == 0:
         raise ValueError("conformal calibration needs at least one calibration target")
-    r = np.sort(r, axis=0)
+    r = np.sort(y[..., None] - q, axis=0)
     rank, _ = conformal_ranks(n, levels)
-    return r[rank - 1, np.arange(len(levels))]
+    return np.take_along_axis(r, np.broadcast_to(rank - 1, (1, *r.shape[1:])), axis=0)[0]
 
 
 def calibrate(q: np.ndarray, shifts: np.ndarray) -> np.ndarray:

@@ -3,11 +3,11 @@
 A level tau is calibrated when about a fraction tau of the targets fall at or below it. The
 check computes each central interval's coverage on the validation windows and says when it
 is off by more than COVERAGE_TOLERANCE. `--calibrate` fixes it split-conformal style
-(evaluation/quantiles.py `conformal_shifts`): each level is shifted, in scaled units, by its
-residual quantile on the validation windows with the finite-sample rank (an upper level's
-ceil((n+1)·tau)-th residual, a lower level's floor((n+1)·tau)-th), so each central interval covers
-at least its nominal share of targets exchangeable with them, and the shifted levels are sorted
-again, so they never cross. The export and eval.json then use the calibrated model.
+(evaluation/quantiles.py `conformal_shifts`): each level is shifted, in scaled units and at each
+target row (horizon step) and target on its own, by its residual quantile over the n validation
+windows with the finite-sample rank (an upper level's ceil((n+1)·tau)-th residual, a lower level's
+floor((n+1)·tau)-th), so each central interval covers at least its nominal share of targets
+exchangeable with them at every step, and the shifted levels are sorted again, so they never cross. The export and eval.json then use the calibrated model.
 """
 
 from __future__ import annotations
@@ -40,12 +40,13 @@ class Calibrated(tf.Module):
     def __init__(self, model, shifts) -> None:
         super().__init__()
         self.model = model
-        self.shifts = tf.constant(np.asarray(shifts, np.float32))
+        self.shifts = tf.constant(np.asarray(shifts, np.float32))  # (target rows, targets, levels)
 
     def __call__(self, x, training: bool = False):  # noqa: ARG002 - the Keras call signature
-        out = self.model(x, training=False)
-        q = int(self.shifts.shape[0])
-        levels = tf.sort(out[..., :q] + self.shifts, axis=-1)
+        out = self.model(x, training=False)  # [batch, (H,) targets, levels (+ a mean head)]
+        q = int(self.shifts.shape[-1])
+        shifts = self.shifts if out.shape.rank == 4 else self.shifts[0]  # one target row: no H axis
+        levels = tf.sort(out[..., :q] + shifts, axis=-1)
         return tf.concat([levels, out[..., q:]], axis=-1)  # a mean head's channel stays as it is
 
 
@@ -76,20 +77,27 @@ def miscalibrated(intervals: list[dict]) -> list[str]:
 
 
 def calibrate(model, manifest, data_dir: str, levels) -> tuple[Calibrated, dict]:
-    """The calibrated model and what calibration did: shifts (scaled units) and validation coverage
-    before and after."""
+    """The calibrated model and what calibration did: shifts (scaled units, [target rows][targets][levels])
+    and validation coverage before and after."""
     y, q = validation_levels(model, manifest, data_dir, levels)
     shifts = conformal_shifts(y, q, levels)
-    _, short = conformal_ranks(y.size, levels)
+    _, short = conformal_ranks(len(y), levels)
     for tau in short:
-        log.warning("quantiles: %s validation targets are too few to calibrate the %g level with a guarantee "
-                    "(it needs at least %s): it is shifted to the extreme residual", f"{y.size:,}", tau,
+        log.warning("quantiles: %s validation windows are too few to calibrate the %g level with a guarantee "
+                    "(it needs at least %s): it is shifted to the extreme residual", f"{len(y):,}", tau,
                     f"{conformal_min_targets(tau):,}")
     after = shifted(q, shifts)
     return Calibrated(model, shifts), {
-        "method": "split-conformal on the validation windows, per level (scaled units)",
-        "validation_windows": int(len(y)), "shifts": [float(s) for s in shifts],
+        "method": "split-conformal on the validation windows, per level, target row and target (scaled units)",
+        "validation_windows": int(len(y)), "shifts": shifts.tolist(),
         "validation_before": coverage_report(y, q, levels), "validation_after": coverage_report(y, after, levels)}
+
+
+def shift_summary(shifts: np.ndarray, levels) -> str:
+    """Each level's shift, or its range over the steps and targets."""
+    flat = shifts.reshape(-1, len(levels))
+    return ", ".join(f"{tau:g}: {lo:+.4f}" if lo == hi else f"{tau:g}: {lo:+.4f}..{hi:+.4f}"
+                     for tau, lo, hi in zip(levels, flat.min(axis=0), flat.max(axis=0), strict=True))
 
 
 def check(model, manifest, data_dir: str, levels, *, fix: bool):
@@ -102,7 +110,7 @@ def check(model, manifest, data_dir: str, levels, *, fix: bool):
     if fix:
         calibrated, done = calibrate(model, manifest, data_dir, levels)
         log.info("quantiles calibrated on %s validation windows: shifts %s (scaled units)",
-                 f"{done['validation_windows']:,}", ", ".join(f"{s:+.4f}" for s in done["shifts"]))
+                 f"{done['validation_windows']:,}", shift_summary(np.asarray(done["shifts"]), levels))
         return calibrated, done
     y, q = validation_levels(model, manifest, data_dir, levels)
     for line in miscalibrated(coverage_report(y, q, levels)):

@@ -175,8 +175,8 @@ class RuntimeConfig:
         season: rows per season for the seasonal naive baseline and MASE (0: a day for
             sub-daily steps, a week for daily, a year for weekly data).
         calibrate: with --quantiles, shift each level by its split-conformal residual quantile
-            on the validation windows (in the export and eval.json), so each level holds on
-            validation; coverage before and after is reported on the test range.
+            on the validation windows, per horizon step and target (in the export and eval.json),
+            so each level holds on validation at every step; coverage before and after is reported on the test range.
         min_free_disk_mb: refuse to start when a local job dir has less free space than this.
         verbose: Keras progress: bar (a terminal), line (one line per epoch, for pods and
             logs), or auto (bar on a terminal, else line).
@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--startup-timeout", type=int, help="seconds to wait for peers")
     g.add_argument("--no-evaluate", dest="evaluate", action="store_const", const=False, help="skip test evaluation")
     g.add_argument("--calibrate", action="store_const", const=True, help="with --quantiles: conformal calibration "
-                   "of each level on the validation windows (export and eval.json)")
+                   "of each level (and horizon step) on the validation windows (export and eval.json)")
     g.add_argument("--season", type=int, help="rows per season for the seasonal naive baseline and MASE (0: "
                    "inferred from the time step)")
     g.add_argument("--min-free-disk-mb", type=int, help="refuse a local job dir with less free space")

@@ -90,6 +90,22 @@ def test_conformal_shifts_hold_each_level_on_the_calibration_windows_with_the_fi
     assert (np.diff(fixed, axis=-1) >= 0).all()  # calibrated quantiles never cross
 
 
+def test_conformal_shifts_are_per_step_and_target():
+    """Each target row and target gets the shift of its own residuals: numpy's sorted residuals there,
+    at the finite-sample rank (n = 49: the 5th smallest for 0.1, the 45th for 0.9)."""
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(49, 3, 2)) * np.array([1.0, 2.0, 4.0])[:, None]  # wider errors further ahead
+    q = rng.normal(size=(49, 3, 2, 2)) * 0.1
+    shifts = conformal_shifts(y, q, (0.1, 0.9))
+    assert shifts.shape == (3, 2, 2)
+    for h in range(3):
+        for k in range(2):
+            r = np.sort(y[:, h, k, None] - q[:, h, k], axis=0)
+            np.testing.assert_array_equal(shifts[h, k], [r[4, 0], r[44, 1]])
+    with pytest.raises(ValueError, match="do not fit"):
+        conformal_shifts(y, q[..., :1], (0.1, 0.9))
+
+
 @pytest.mark.parametrize("n", [19, 20, 57])
 def test_conformal_intervals_cover_a_new_target_at_least_nominally(n):
     """The split-conformal guarantee, by simulation: calibrate on n exchangeable targets, then the
