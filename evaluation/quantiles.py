@@ -155,7 +155,7 @@ def conformal_shifts(y: np.ndarray, q: np.ndarray, levels) -> np.ndarray:
     the `conformal_ranks` residual y - q_tau over the windows, so that q_tau + s_tau bounds a new
     target at that step as a level tau should (with ties aside, a fraction rank/n of the n windows'
     targets lies at or below it). Per step as in multi-horizon conformal forecasting (Stankeviciute et
-    al. 2021; NeuralForecast's and StatsForecast's conformal intervals calibrate each horizon step):
+    al. 2021; Darts' ConformalModel calibrates "each step in the horizon separately"):
     a far step's errors are wider than a near one's, and one shift pooled over the steps would widen the
     near steps' intervals and leave the far ones short. y (W, rows, T), q (W, rows, T, Q) -> (rows, T, Q)."""
     y, q = np.asarray(y, np.float64), np.asarray(q, np.float64)
