@@ -7,7 +7,8 @@ is off by more than COVERAGE_TOLERANCE. `--calibrate` fixes it split-conformal s
 target row (horizon step) and target on its own, by its residual quantile over the n validation
 windows with the finite-sample rank (an upper level's ceil((n+1)·tau)-th residual, a lower level's
 floor((n+1)·tau)-th), so each central interval covers at least its nominal share of targets
-exchangeable with them at every step, and the shifted levels are sorted again, so they never cross. The export and eval.json then use the calibrated model.
+exchangeable with them at every step, and the shifted levels are sorted again, so they never
+cross. The export and eval.json then use the calibrated model.
 """
 
 from __future__ import annotations

@@ -176,7 +176,8 @@ class RuntimeConfig:
             sub-daily steps, a week for daily, a year for weekly data).
         calibrate: with --quantiles, shift each level by its split-conformal residual quantile
             on the validation windows, per horizon step and target (in the export and eval.json),
-            so each level holds on validation at every step; coverage before and after is reported on the test range.
+            so each level holds on validation at every step; coverage before and after is
+            reported on the test range.
         min_free_disk_mb: refuse to start when a local job dir has less free space than this.
         verbose: Keras progress: bar (a terminal), line (one line per epoch, for pods and
             logs), or auto (bar on a terminal, else line).
