@@ -100,6 +100,27 @@ def test_learns_and_exports_a_raw_input_model(dataset, tmp_path):
     np.testing.assert_allclose(load_predictor(str(job / "export"))(raw), manual, rtol=1e-4, atol=1e-3)
 
 
+def test_a_seed_reproduces_a_run_on_cpu(dataset, tmp_path):
+    """Two runs with the same flags and seed, in separate processes, give the same losses every epoch
+    and the same exported forecasts to the last bit; another seed does not. BENCHMARKS.md compares
+    runs across code versions seed for seed on this (shuffle, dropout and initializers all seeded)."""
+    import tensorflow as tf
+
+    from training.data import load_manifest, read_windows
+
+    flags = ("--epochs", "3", "--max-steps-per-epoch", "20", "--units", "8", "--dropout", "0.1", "--no-evaluate",
+             "--patience", "0")
+    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        run_single(trainer(dataset, tmp_path / name, "--seed", seed, *flags))
+    a, b, c = (history(tmp_path / n) for n in "abc")
+    assert [(e["loss"], e["val_loss"]) for e in a] == [(e["loss"], e["val_loss"]) for e in b]
+    assert a[-1]["val_loss"] != c[-1]["val_loss"]
+    m = load_manifest(str(dataset))
+    x = next(read_windows(m, str(dataset), "val", shuffle=False).batch(256).as_numpy_iterator())["x"]
+    fa, fb = (tf.saved_model.load(str(tmp_path / n / "export")).model(x, training=False).numpy() for n in "ab")
+    np.testing.assert_array_equal(fa, fb)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_val_loss_is_the_mean_over_every_validation_window(dataset, tmp_path, workers):
     """Not over whole batches only: the padded last batch weighs each real window exactly once."""
