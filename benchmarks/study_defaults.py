@@ -52,6 +52,7 @@ CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change 
     "anchor none": ([], ["--anchor", "none"]),
     "anchor scaled": ([], ["--anchor", "scaled"]),
     "members 3": ([], ["--members", "3"]),
+    "members 3, batch 8": ([], ["--members", "3", "--per-replica-batch-size", "8"]),
     # per data set: the look-back of two seasons of its time step (the tree baseline's lags)
     "look-back 2 seasons": lambda spec: (["--look-back", str(2 * spec.season)], []),
     "look-back season+1": lambda spec: (["--look-back", str(spec.season + 1)], []),
