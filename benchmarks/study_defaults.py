@@ -134,14 +134,24 @@ def main(argv: list[str] | None = None) -> int:
                     if args.out:  # after every run, so a study stopped early keeps what it measured
                         with open(args.out, "w") as f:
                             json.dump(results, f, indent=2)
-    reference = "defaults" if "defaults" in names else names[0]  # e.g. "members 3" against a variant of it
+    reference, table = relative(results, names, sets)
     print(f"\n{'candidate':<28}" + "".join(f"{d:>18}" for d in sets) + f"{'geo. mean':>12}")
-    for n in names:
-        rel = [results[n][d]["val_loss"] / results[reference][d]["val_loss"] for d in sets]
-        print(f"{n:<28}" + "".join(f"{r:>18.3f}" for r in rel) + f"{float(np.exp(np.mean(np.log(rel)))):>12.3f}")
+    for n, (rel, geo) in table.items():
+        print(f"{n:<28}" + "".join(f"{r:>18.3f}" for r in rel) + f"{geo:>12.3f}")
     print(f"mean best validation loss over seeds {args.seeds} relative to {reference!r} (< 1: better); "
           "the test split is never read")
     return 0
+
+
+def relative(results: dict, names: list[str], sets: list[str]) -> tuple[str, dict]:
+    """(reference, {candidate: (its mean loss / the reference's per data set, their geometric mean)}):
+    the reference is "defaults", or without it the first candidate (e.g. "members 3" against a variant)."""
+    reference = "defaults" if "defaults" in names else names[0]
+    table = {}
+    for n in names:
+        rel = [results[n][d]["val_loss"] / results[reference][d]["val_loss"] for d in sets]
+        table[n] = (rel, float(np.exp(np.mean(np.log(rel)))))
+    return reference, table
 
 
 if __name__ == "__main__":
