@@ -22,22 +22,26 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np
 
 
-def coverage(y: np.ndarray, q: np.ndarray) -> dict:
-    return {"coverage": float(np.mean((y >= q[..., 0]) & (y <= q[..., -1]))),
-            "width": float(np.mean(q[..., -1] - q[..., 0]))}
+def coverage(y: np.ndarray, q: np.ndarray, levels) -> dict:
+    """The outermost central interval's coverage and mean width, as eval.json scores them."""
+    from training.calibration import coverage_report
+
+    widest = coverage_report(y, q, levels)[0]
+    return {"coverage": widest["coverage"], "width": widest["mean_width"]}
 
 
 def compare(y: np.ndarray, q: np.ndarray, t: np.ndarray, levels, fraction: float) -> dict:
     """Calibrate on the windows up to the `fraction` quantile of their times, measure on the rest."""
     from evaluation.quantiles import calibrate, conformal_shifts
 
-    fit, held = t <= np.quantile(t, fraction), t > np.quantile(t, fraction)
+    cut = np.quantile(t, fraction)
+    fit, held = t <= cut, t > cut
     per_step = conformal_shifts(y[fit], q[fit], levels)
     flat = y[fit].reshape(-1, 1, 1)  # every step's target as one window: one shift per level
     pooled = conformal_shifts(flat, q[fit].reshape(len(flat), 1, 1, -1), levels)[0, 0]
-    return {"windows": [int(fit.sum()), int(held.sum())], "none": coverage(y[held], q[held]),
-            "pooled": coverage(y[held], calibrate(q[held], pooled)),
-            "per_step": coverage(y[held], calibrate(q[held], per_step))}
+    return {"windows": [int(fit.sum()), int(held.sum())], "none": coverage(y[held], q[held], levels),
+            "pooled": coverage(y[held], calibrate(q[held], pooled), levels),
+            "per_step": coverage(y[held], calibrate(q[held], per_step), levels)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,13 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     from training.calibration import validation_levels
     from training.data import load_manifest
     from training.ensemble import MeanOfMembers, load_members, member_quantiles
-    from training.evaluate import batches
 
     dirs = [d for d in args.members.split(",") if d]
     manifest, levels = load_manifest(args.data), member_quantiles(dirs)
     model = MeanOfMembers(load_members(dirs, manifest))
-    y, q = validation_levels(model, manifest, args.data, levels)
-    t = np.concatenate([b[4] for b in batches(model, manifest, args.data, "val")])[:len(y)]  # the same order
+    y, q, t = validation_levels(model, manifest, args.data, levels)
     print(json.dumps(compare(y, q, t, levels, args.fraction)))
     return 0
 

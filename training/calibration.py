@@ -52,18 +52,20 @@ class Calibrated(tf.Module):
 
 
 def validation_levels(model, manifest, data_dir: str, levels, *, limit: int = MAX_WINDOWS):
-    """(targets [W, rows, T], quantiles [W, rows, T, Q]) of up to `limit` validation windows, scaled units."""
+    """(targets [W, rows, T], quantiles [W, rows, T, Q], times of the last inputs [W]) of up to `limit`
+    validation windows, scaled units."""
     from training.evaluate import batches
 
-    ys, qs, n = [], [], 0
-    for _, y, q, _, _ in batches(model, manifest, data_dir, "val"):
+    ys, qs, ts, n = [], [], [], 0
+    for _, y, q, _, t in batches(model, manifest, data_dir, "val"):
         y = y.reshape(len(y), -1, len(manifest.targets))
         ys.append(y)
         qs.append(q.reshape(*y.shape, -1)[..., :len(levels)])  # the levels (a mean head's channel after them)
+        ts.append(t)
         n += len(y)
         if n >= limit:
             break
-    return np.concatenate(ys)[:limit], np.concatenate(qs)[:limit]
+    return tuple(np.concatenate(a)[:limit] for a in (ys, qs, ts))
 
 
 def coverage_report(y: np.ndarray, q: np.ndarray, levels) -> list[dict]:
@@ -80,7 +82,7 @@ def miscalibrated(intervals: list[dict]) -> list[str]:
 def calibrate(model, manifest, data_dir: str, levels) -> tuple[Calibrated, dict]:
     """The calibrated model and what calibration did: shifts (scaled units, [target rows][targets][levels])
     and validation coverage before and after."""
-    y, q = validation_levels(model, manifest, data_dir, levels)
+    y, q, _ = validation_levels(model, manifest, data_dir, levels)
     shifts = conformal_shifts(y, q, levels)
     _, short = conformal_ranks(len(y), levels)
     for tau in short:
@@ -113,7 +115,7 @@ def check(model, manifest, data_dir: str, levels, *, fix: bool):
         log.info("quantiles calibrated on %s validation windows: shifts %s (scaled units)",
                  f"{done['validation_windows']:,}", shift_summary(np.asarray(done["shifts"]), levels))
         return calibrated, done
-    y, q = validation_levels(model, manifest, data_dir, levels)
+    y, q, _ = validation_levels(model, manifest, data_dir, levels)
     for line in miscalibrated(coverage_report(y, q, levels)):
         log.warning("quantiles: %s; train with --calibrate to fix the levels on the validation windows "
                     "(split-conformal)", line)
