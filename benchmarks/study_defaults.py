@@ -42,6 +42,7 @@ CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change 
     "batch 8": ([], ["--per-replica-batch-size", "8"]),
     "AdamW": ([], ["--optimizer", "adamw"]),
     "LR 3e-3": ([], ["--base-lr", "3e-3"]),
+    "LR 1e-3": ([], ["--base-lr", "1e-3"]),
     "LR 3e-4": ([], ["--base-lr", "3e-4"]),
     "LR rule linear, batch 128": ([], ["--per-replica-batch-size", "128", "--lr-scaling", "linear"]),
     "decay plateau": ([], ["--decay", "plateau"]),
@@ -51,6 +52,8 @@ CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change 
     "anchor relative": ([], ["--anchor", "relative"]),
     "anchor none": ([], ["--anchor", "none"]),
     "anchor scaled": ([], ["--anchor", "scaled"]),
+    "bidirectional": ([], ["--bidirectional"]),
+    "units 128,64,32": ([], ["--units", "128,64,32"]),
     "members 3": ([], ["--members", "3"]),
     "members 3, batch 8": ([], ["--members", "3", "--per-replica-batch-size", "8"]),
     # per data set: the look-back of two seasons of its time step (the tree baseline's lags)
