@@ -1,6 +1,6 @@
 """Hand-written single-process reference: numpy + a TFRecord writer, no Beam.
 
-Produces the same windows as the Beam job for one regular series in one CSV (global
+Produces the same windows as the Beam job for one regular series in one CSV or Parquet file (global
 stats on the first 70% of the time range, standard scaling, windows that never cross
 a split or a gap, shuffled, dealt to 16/8/8 shards in blocks of 256, sha256 per
 shard), so `make bench` can compare wall time and memory in the same run.
@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from preprocessing.records import encode_block_parts, frame_parts
 
@@ -34,7 +35,7 @@ def main() -> None:
     feats = a.features.split(",")
     L, H = a.look_back, a.horizon
 
-    table = pacsv.read_csv(a.input)
+    table = pq.read_table(a.input) if a.input.endswith(".parquet") else pacsv.read_csv(a.input)
     t = pc.cast(table.column(a.time_column), pa.timestamp("ns")).cast(pa.int64()).to_numpy()
     v = np.column_stack([table.column(c).to_numpy().astype(np.float64) for c in feats])
     order = np.argsort(t, kind="stable")
