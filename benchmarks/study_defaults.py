@@ -41,6 +41,7 @@ CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change 
     "batch 16": ([], ["--per-replica-batch-size", "16"]),
     "batch 8": ([], ["--per-replica-batch-size", "8"]),
     "AdamW": ([], ["--optimizer", "adamw"]),
+    "LR 1e-2": ([], ["--base-lr", "1e-2"]),
     "LR 3e-3": ([], ["--base-lr", "3e-3"]),
     "LR 1e-3": ([], ["--base-lr", "1e-3"]),
     "LR 3e-4": ([], ["--base-lr", "3e-4"]),
