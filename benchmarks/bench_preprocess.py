@@ -30,7 +30,7 @@ TARGETS = {"beam_1w_ratio": 3.0, "floor_ratio": 1.2, "peak_rss_mb": 4096}
 
 
 def split_sums(directory: str, split: str) -> tuple[int, float, int]:
-    """(windows, sum of targets, sum of times) of a split: equal for the same windows in any order."""
+    """(windows, sum of targets, sum of times mod 2**64) of a split: equal for the same windows in any order."""
     import tensorflow as tf
 
     files = sorted(tf.io.gfile.glob(os.path.join(directory, f"{split}-*.tfrecord")))
@@ -43,7 +43,10 @@ def split_sums(directory: str, split: str) -> tuple[int, float, int]:
             t = np.frombuffer(tb, "<i8")
             n += len(t)
             ysum += float(y.astype(np.float64).sum())
-            tsum += int(t.sum())
+            # numpy's int64 sum of a record's times wraps past 2**63 (times of 2040 x 256 windows),
+            # but modulo 2**64 it is exact, so the total mod 2**64 is the same however the
+            # windows are grouped into records
+            tsum = (tsum + int(t.sum())) % 2**64
     return n, ysum, tsum
 
 
@@ -157,7 +160,7 @@ def main(argv=None) -> int:
                 shutil.rmtree(out, ignore_errors=True)
             if round_ == 0:
                 compare(*sums.values())
-        report(results)
+        report(results, args.rows_factor)
         if args.rows_factor == 1:
             chunk_table(work)
         return 0
@@ -190,7 +193,7 @@ def compare(ref: dict, job: dict) -> None:
             raise SystemExit(f"the Beam job and the reference disagree on {split}: {a} vs {b}")
 
 
-def report(results: dict[str, list]) -> None:
+def report(results: dict[str, list], rows_factor: int = 1) -> None:
     """Medians over the rounds, and the median of each round's ratio to that round's reference."""
     ref = results["reference"]
     print(f"{'run':<12}{'wall s (median)':>17}{'CPU s':>8}{'peak RSS MB':>14}{'x reference (median, range)':>30}")
@@ -208,7 +211,8 @@ def report(results: dict[str, list]) -> None:
     ok = ratios["beam_1w"] <= TARGETS["beam_1w_ratio"] and walls["beam_2w"] < walls["beam_1w"] and peak < TARGETS["peak_rss_mb"]
     print(f"targets (1 worker <= 3x reference, 2 workers faster than 1, peak RSS < 4 GB): {'met' if ok else 'NOT met'}")
     floor = ratios["beam_1w"] <= TARGETS["floor_ratio"]
-    print(f"issue #26 target (1 worker <= {TARGETS['floor_ratio']}x the numpy floor, median of rounds): "
+    table = "the minute table" if rows_factor == 1 else f"the minute table x{rows_factor} (the issue's is x1)"
+    print(f"issue #26 target (1 worker <= {TARGETS['floor_ratio']}x the numpy floor, median of rounds) on {table}: "
           f"{'met' if floor else 'NOT met'}")
 
 
