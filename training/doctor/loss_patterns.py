@@ -13,8 +13,8 @@ mean (the "mean level"), and each names one cause and the doctor check that conf
   oscillating      no progress and the loss jumps up and down around the mean level: LR too high
   mean_level       no progress at the mean level, steadily: the targets do not follow from
                    the inputs
-  val_mean_level   training loss falls but validation stays at its mean level: what is
-                   learned does not carry over (memorizing, or targets unrelated to inputs)
+  val_mean_level   training loss falls but validation never gets below its mean level: what
+                   is learned does not carry over (memorizing, or targets unrelated to inputs)
   nan_lr / nan_inputs / nan_start   the loss became NaN/inf, after rising / while steady /
                    at the first step
 """
@@ -137,7 +137,10 @@ def diagnose(losses: list[float], pred_stds: list[float], moved: list[float], *,
         val_recent = val_losses[-patience:]
         train_moves = min(losses) < (1 - tolerance) * baseline
         val_tol = tolerance / 2
-        if train_moves and all(v >= (1 - val_tol) * val_baseline for v in val_recent) \
+        # never below it: a validation loss that fell well below its mean level and rose back
+        # is overfitting after a good epoch, which early stopping ends (restoring that epoch)
+        never_below = min(val_losses) >= (1 - tolerance) * val_baseline
+        if train_moves and never_below and all(v >= (1 - val_tol) * val_baseline for v in val_recent) \
                 and flat_epochs(val_losses, val_tol) >= patience:
             return Finding(
                 "val_mean_level",

@@ -58,6 +58,23 @@ def test_healthy_curves_name_nothing(losses, val):
         assert cause(losses[:n], val_losses=val[:n], val_baseline=1.0) is None, n
 
 
+def test_overfitting_after_a_good_epoch_is_left_to_early_stopping():
+    """A run on the 7-day protocol's daily totals (seed 6, validation moved back 26 weeks): the
+    validation loss fell to 67% of its mean level at epoch 8, then rose back to it as training went
+    on. The guard called that "does not carry over" at epoch 17 and failed the run (exit 3, no
+    export) instead of letting early stopping restore epoch 8."""
+    losses = [0.9097, 0.7967, 0.6903, 0.5683, 0.5616, 0.485, 0.4697, 0.4345, 0.4175, 0.3781, 0.3693, 0.3422,
+              0.3374, 0.2892, 0.2861, 0.2707, 0.2737]
+    val = [0.6483, 0.54, 0.476, 0.3728, 0.3713, 0.3538, 0.3611, 0.3461, 0.375, 0.397, 0.4159, 0.4172, 0.423,
+           0.4556, 0.5409, 0.5398, 0.5069]
+    for n in range(1, len(losses) + 1):
+        assert cause(losses[:n], baseline=0.944, val_losses=val[:n], val_baseline=0.5173) is None, n
+    # the same training curve with a validation loss that never left its mean level still names it
+    flat = [0.52, 0.515, 0.518, 0.514, 0.516, 0.52, 0.519, 0.517, 0.521, 0.52, 0.518, 0.519, 0.52, 0.522, 0.521,
+            0.52, 0.519]
+    assert cause(losses, baseline=0.944, val_losses=flat, val_baseline=0.5173) == "val_mean_level"
+
+
 def test_nan_says_which_came_first():
     assert nan_finding([0.5, 0.6, 2.0, 40.0], 5, float("nan"), inputs_finite=True).cause == "nan_lr"
     steady = nan_finding([0.5, 0.48, 0.47], 4, float("inf"), inputs_finite=False)
