@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -15,9 +16,8 @@ from demo.household_power import FEATURES, TIME, csv_path
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def shard_digests(out: str) -> dict[str, str]:
-    return {name: hashlib.sha256(open(os.path.join(out, name), "rb").read()).hexdigest()
-            for name in sorted(os.listdir(out))}
+def shard_digests(out) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(pathlib.Path(out).iterdir())}
 
 
 def run_reference(path: str, out: str) -> None:
