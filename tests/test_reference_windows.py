@@ -44,13 +44,13 @@ def test_parquet_input_writes_the_same_shards_as_csv(tmp_path):
 
 
 def write_records(directory, blocks):
+    """One train shard of these (x, y, t) blocks, one record each, written by the job's shard writer."""
     from preprocessing.records import encode_block_parts, frame_parts
+    from preprocessing.shards import write_shard
 
     os.makedirs(directory)
-    with open(os.path.join(directory, "train-00000-of-00001.tfrecord"), "wb") as f:
-        for x, y, t in blocks:
-            for piece in frame_parts(encode_block_parts(x, y, t, np.zeros(len(t), np.int64))):
-                f.write(piece)
+    records = ((len(t), frame_parts(encode_block_parts(x, y, t, np.zeros(len(t), np.int64)))) for x, y, t in blocks)
+    write_shard(os.path.join(directory, "train-00000-of-00001.tfrecord"), records, compression="none")
 
 
 def test_split_sums_agree_however_windows_are_grouped_into_records(tmp_path):
