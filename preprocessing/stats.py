@@ -112,20 +112,25 @@ class ColumnStats:
 
     @classmethod
     def of(cls, values: np.ndarray, *, quantiles: bool = False) -> ColumnStats:
-        """Statistics of one block of rows [n, C] (two-pass within the block)."""
+        """Statistics of one block of rows [n, C] (two-pass within the block).
+
+        The block is worked on as one contiguous [C, n] copy: reductions along a contiguous
+        axis are pairwise sums, about 3x faster than reducing a row-major [n, C] over its rows.
+        """
         values = np.asarray(values, dtype=np.float64)
         out = cls.empty(values.shape[1], quantiles=quantiles)
         if len(values) == 0:
             return out
         out.count = len(values)
-        out.shift = values[0].copy()
-        rel = values - out.shift
-        out.mean_rel = rel.mean(axis=0)
-        rel -= out.mean_rel  # in place: a block can be millions of rows
+        rel = np.array(values.T, order="C")  # the one copy, reused in place: a block can be millions of rows
+        out.min = rel.min(axis=1)
+        out.max = rel.max(axis=1)
+        out.shift = rel[:, 0].copy()
+        rel -= out.shift[:, None]
+        out.mean_rel = rel.mean(axis=1)
+        rel -= out.mean_rel[:, None]
         with np.errstate(over="ignore"):  # overflow is reported by scaling_from_stats
-            out.m2 = np.square(rel, out=rel).sum(axis=0)
-        out.min = values.min(axis=0)
-        out.max = values.max(axis=0)
+            out.m2 = np.square(rel, out=rel).sum(axis=1)
         if out.sketch is not None:
             out.sketch.add(values)
         return out
