@@ -163,8 +163,8 @@ def typical_step(table: pa.Table) -> tuple[float, int]:
     return float(np.median(d)), len(d)
 
 
-def unit_slices(table: pa.Table, plan: Plan):
-    """Row batch -> ((bucket, chunk), rows) slices, halo copies marked `owned=False`."""
+def unit_rows(table: pa.Table, plan: Plan):
+    """Row batch -> ((bucket, chunk), row indices, owned) per work unit; halo copies are not owned."""
     t = table.column("time").to_numpy()
     rows, chunks, owned = unit_assignments(
         t, t0=plan.t_min, span=plan.span, halo_after=plan.halo_after, halo_before=plan.halo_before
@@ -178,11 +178,16 @@ def unit_slices(table: pa.Table, plan: Plan):
     change = np.flatnonzero((np.diff(chunks) != 0) | (np.diff(bucket) != 0)) + 1
     bounds = np.concatenate([[0], change, [len(rows)]])
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        yield (int(bucket[a]), int(chunks[a])), rows[a:b], owned[a:b]
+
+
+def unit_slices(table: pa.Table, plan: Plan):
+    """Row batch -> ((bucket, chunk), rows) slices, halo copies marked `owned=False`."""
+    for key, rows, owned in unit_rows(table, plan):
         # one compact `take` per unit, not slices of one big table: a pickled pyarrow slice
         # carries its whole parent buffer, so with small chunks every slice of a batch
         # would ship (and hold in memory) the entire batch again
-        part = table.take(pa.array(rows[a:b])).append_column("owned", pa.array(owned[a:b]))
-        yield (int(bucket[a]), int(chunks[a])), part
+        yield key, table.take(pa.array(rows)).append_column("owned", pa.array(owned))
 
 
 def scaling_quantiles(stats: ColumnStats) -> np.ndarray | None:

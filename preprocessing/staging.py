@@ -7,9 +7,11 @@ Here the rows travel through files instead, and PCollections carry only small re
 
 - the reader writes its normalized rows to `rows/f{file}-{part}.arrow` (at most `chunk_rows`
   rows each) and emits a `RowsFile` (path, rows, the scan of its time column);
-- once the plan is known, each rows file is split by work unit into one fragment file with
-  one record batch per unit (`frags/f{file}-{part}.arrow`), emitting (unit key, `Fragment`);
-- a unit groups its fragments' references and reads those record batches only.
+- once the plan is known, each rows file is split by work unit, emitting (unit key, `Fragment`).
+  A unit's rows that are one run of the rows file (a file sorted by time, one time chunk of it)
+  are referenced in place, as a row range; the others are copied into one fragment file with
+  one record batch per unit (`frags/f{file}-{part}.arrow`);
+- a unit groups its fragments' references and reads those rows only.
 
 So a worker holds one file part or one unit, whatever the table's size. Every file name is
 derived from the input file and part, so a retried bundle rewrites the same files. All access
@@ -21,11 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from preprocessing.plan import ScanAccumulator
+from preprocessing.plan import Plan, ScanAccumulator, unit_rows
 
 RAW = CompressionTypes.UNCOMPRESSED
 
@@ -41,11 +44,19 @@ class RowsFile:
 
 @dataclass(frozen=True, order=True)
 class Fragment:
-    """The rows of one work unit inside one fragment file (record batch `index`)."""
+    """The rows of one work unit inside one staged file.
+
+    `start` -1: record batch `index` of a fragment file, with its `owned` column. Otherwise a
+    row range read in place: `rows` rows of the rows file at `path` from row `start` of its
+    record batch `index` on, of which rows `owned[0]` .. `owned[1]` are the unit's own (the
+    others are halo copies of a neighbouring chunk's rows).
+    """
 
     path: str
     index: int
     rows: int
+    start: int = -1
+    owned: tuple[int, int] = (0, 0)
 
 
 def _plain(table: pa.Table) -> pa.Table:
@@ -113,10 +124,66 @@ def write_fragments(path: str, parts: Iterable[tuple[tuple[int, int], pa.Table]]
     yield from refs
 
 
+def _in_place(rows: np.ndarray, owned: np.ndarray, batch_starts: np.ndarray) -> tuple[int, int, int, tuple[int, int]] | None:
+    """(batch, start in it, rows, owned run) when a unit's rows are one run of the file and its
+    owned rows one run inside it (always so for a file sorted by time); else None."""
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    if hi - lo != len(rows):  # rows are distinct within a unit, so this is the whole run lo..hi
+        return None
+    flags = np.zeros(len(rows), dtype=bool)
+    flags[rows - lo] = owned
+    mine = np.flatnonzero(flags)
+    if len(mine) and mine[-1] - mine[0] + 1 != len(mine):
+        return None
+    run = (int(mine[0]), int(mine[-1]) + 1) if len(mine) else (0, 0)
+    batch = int(np.searchsorted(batch_starts, lo, side="right")) - 1
+    return batch, lo - int(batch_starts[batch]), len(rows), run
+
+
+def split_by_unit(rows_path: str, table: pa.Table, plan: Plan, frag_path: str) -> Iterator[tuple[tuple[int, int], Fragment]]:
+    """A staged rows file (`table`, read from `rows_path`) -> (unit key, Fragment) of each unit it holds.
+
+    Runs of rows are referenced in place (no copy: on a file sorted by time that is every
+    unit); the other units' rows are copied into the fragment file at `frag_path`, which is
+    not created when nothing needs it.
+    """
+    lengths = [len(c) for c in table.column(0).chunks] if table.num_columns else []
+    batch_starts = np.cumsum([0, *lengths])[:-1]
+    copies = []
+    for key, rows, owned in unit_rows(table, plan):
+        if len(rows) and len(batch_starts) and (where := _in_place(rows, owned, batch_starts)) is not None:
+            batch, start, n, run = where
+            yield key, Fragment(rows_path, batch, n, start, run)
+        else:
+            copies.append((key, rows, owned))
+    if copies:
+        # one compact `take` per unit (see unit_slices)
+        yield from write_fragments(frag_path, ((key, table.take(pa.array(rows)).append_column("owned", pa.array(owned)))
+                                               for key, rows, owned in copies))
+
+
+def _range_batches(reader: pa.ipc.RecordBatchFileReader, frag: Fragment) -> Iterator[pa.RecordBatch]:
+    """The record batches of a row-range fragment, sliced to it, with its `owned` column."""
+    index, skip, left, done = frag.index, frag.start, frag.rows, 0
+    owned = np.zeros(frag.rows, dtype=bool)
+    owned[frag.owned[0]:frag.owned[1]] = True
+    while left > 0:
+        batch = reader.get_batch(index).slice(skip)
+        batch = batch.slice(0, min(left, batch.num_rows))
+        yield pa.RecordBatch.from_arrays([*batch.columns, pa.array(owned[done:done + batch.num_rows])],
+                                         names=[*batch.schema.names, "owned"])
+        index, skip, left, done = index + 1, 0, left - batch.num_rows, done + batch.num_rows
+
+
 def read_fragments(fragments: Iterable[Fragment]) -> pa.Table:
-    """One unit's rows: its record batch from each fragment file (in a fixed order)."""
+    """One unit's rows: its record batch from each fragment file, or its row range of each rows
+    file (in a fixed order)."""
     batches = []
     for frag in sorted(fragments):
         with FileSystems.open(frag.path, compression_type=RAW) as f:
-            batches.append(pa.ipc.open_file(f).get_batch(frag.index))
+            reader = pa.ipc.open_file(f)
+            if frag.start < 0:
+                batches.append(reader.get_batch(frag.index))
+            else:
+                batches.extend(_range_batches(reader, frag))
     return pa.Table.from_batches(batches)

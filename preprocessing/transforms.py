@@ -25,7 +25,7 @@ from preprocessing import cut, output, readers, shards, staging
 from preprocessing.clean import clean_unit
 from preprocessing.errors import InputError
 from preprocessing.options import JobConfig
-from preprocessing.plan import Plan, ScanAccumulator, scaling_quantiles, unit_slices
+from preprocessing.plan import Plan, ScanAccumulator, scaling_quantiles
 from preprocessing.stats import QUANTILES, ColumnStats, Scaling, first_too_large
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,8 @@ class ScanTimeFn(beam.CombineFn):
 
 class KeyByUnitFn(beam.DoFn):
     """Staged rows file -> (unit key, staging.Fragment): its rows split by unit (halo copies for chunk
-    borders) into one fragment file."""
+    borders), referenced in place where they are one run of the file, else copied into one fragment
+    file."""
 
     def __init__(self, staging_dir: str) -> None:
         self.staging = staging_dir
@@ -150,8 +151,8 @@ class KeyByUnitFn(beam.DoFn):
     def process(self, rows_file, plan):
         table = staging.read_table(rows_file.path)
         name = rows_file.path.rstrip("/").split("/")[-1]
-        for key, fragment in staging.write_fragments(FileSystems.join(self.staging, "frags", name),
-                                                     unit_slices(table, plan)):
+        for key, fragment in staging.split_by_unit(rows_file.path, table, plan,
+                                                   FileSystems.join(self.staging, "frags", name)):
             self.fragments.inc()
             yield key, fragment
         self.progress.tick(rows_file.rows)

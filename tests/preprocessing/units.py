@@ -63,12 +63,11 @@ def rows_files(parts: list[pa.Table], directory, part_rows: int = 1_000_000) -> 
 
 def unit_fragments(df: pd.DataFrame, cfg: JobConfig, plan, directory) -> list:
     """(unit key, fragments) of every unit, as KeyByUnit + GroupByKey make them."""
-    from preprocessing.plan import unit_slices
-    from preprocessing.staging import read_table, write_fragments
+    from preprocessing.staging import read_table, split_by_unit
 
     grouped: dict = {}
     for r in rows_files(tables(df, cfg, parts=3), directory):
         frag_path = r.path.replace(".arrow", ".frags.arrow")
-        for key, frag in write_fragments(frag_path, unit_slices(read_table(r.path), plan)):
+        for key, frag in split_by_unit(r.path, read_table(r.path), plan, frag_path):
             grouped.setdefault(key, []).append(frag)
     return sorted(grouped.items())
