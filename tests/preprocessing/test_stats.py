@@ -9,7 +9,13 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from preprocessing.errors import InputError
-from preprocessing.stats import ColumnStats, QuantileSketch, merge_all, scaling_from_stats
+from preprocessing.stats import (
+    STATS_BLOCK_ROWS,
+    ColumnStats,
+    QuantileSketch,
+    merge_all,
+    scaling_from_stats,
+)
 from preprocessing.transforms import MergeStatsFn
 
 
@@ -32,6 +38,19 @@ def test_merged_stats_equal_numpy(parts):
     np.testing.assert_array_equal(s.min, values.min(axis=0))
     np.testing.assert_array_equal(s.max, values.max(axis=0))
     assert s.mean.dtype == np.float64 and s.m2.dtype == np.float64
+
+
+def test_rows_longer_than_a_block_are_merged_blockwise_and_equal_numpy():
+    """ColumnStats.of works in blocks of STATS_BLOCK_ROWS rows; the quantile sketch still sees all rows."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(int(2.5 * STATS_BLOCK_ROWS), 3)) * [1, 1e3, 5] + [0, 1e6, 1e9]
+    s = ColumnStats.of(values, quantiles=True)
+    assert s.count == len(values)
+    np.testing.assert_allclose(s.mean, values.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(s.std, values.std(axis=0), rtol=1e-9)
+    np.testing.assert_array_equal(s.min, values.min(axis=0))
+    np.testing.assert_array_equal(s.max, values.max(axis=0))
+    assert sum(len(level) * 2**h for h, level in enumerate(s.sketch.levels)) == len(values)
 
 
 def test_empty_one_row_and_pickle_round_trip():
