@@ -23,7 +23,6 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import RunInference
@@ -52,10 +51,6 @@ RESULT_NAME = "predictions.json"
 FORMAT_VERSION = 1
 
 
-def _compression_of(path: str) -> str:
-    return CompressionTypes.GZIP if path.endswith(".gz") else CompressionTypes.UNCOMPRESSED
-
-
 def tail_rows(cfg: JobConfig) -> int:
     """Rows kept per series: the window, plus the rows a forward fill may reach back to."""
     return cfg.look_back + (cfg.ffill_limit if cfg.nan_policy == "ffill" else 0)
@@ -75,29 +70,28 @@ class ReadTailsFn(beam.DoFn):
         counts: Counter = Counter()
         offset, k = 0, tail_rows(self.cfg)
         ncols = len(self.cfg.file_columns)
-        with FileSystems.open(path, compression_type=_compression_of(path)) as f:
-            for batch in readers.raw_batches(f, path, self.cfg):
-                if batch.num_rows == 0:
-                    continue
-                table, kind = readers.normalize(batch, path=path, file_index=index, first_row=offset, cfg=self.cfg)
-                if kind != self.time_kind:
-                    raise InputError(f"{path}: time column {self.cfg.time_column!r} holds {kind} values, but the "
-                                     f"model was trained on {self.time_kind} times; give the times as the training "
-                                     "data had them")
-                offset += batch.num_rows
-                table, dropped = readers.apply_nan_policy(table, paths=self.paths, cfg=self.cfg)
-                counts["rows_dropped.nan_or_inf"] += dropped
-                if not table.num_rows:
-                    continue
-                if self.cfg.series_column:
-                    enc = table.column("series").combine_chunks().dictionary_encode()
-                    codes, names = enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist()
-                else:
-                    codes, names = np.zeros(table.num_rows, np.int32), [""]
-                for code, tail in tails.batch_tails(codes, table.column("time").to_numpy(),
-                                                    table.column("file").to_numpy(), table.column("row").to_numpy(),
-                                                    readers.values_of(table, ncols), k):
-                    yield str(names[code]), tail
+        for batch in readers.raw_batches(path, self.cfg):
+            if batch.num_rows == 0:
+                continue
+            table, kind = readers.normalize(batch, path=path, file_index=index, first_row=offset, cfg=self.cfg)
+            if kind != self.time_kind:
+                raise InputError(f"{path}: time column {self.cfg.time_column!r} holds {kind} values, but the "
+                                 f"model was trained on {self.time_kind} times; give the times as the training "
+                                 "data had them")
+            offset += batch.num_rows
+            table, dropped = readers.apply_nan_policy(table, paths=self.paths, cfg=self.cfg)
+            counts["rows_dropped.nan_or_inf"] += dropped
+            if not table.num_rows:
+                continue
+            if self.cfg.series_column:
+                enc = table.column("series").combine_chunks().dictionary_encode()
+                codes, names = enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist()
+            else:
+                codes, names = np.zeros(table.num_rows, np.int32), [""]
+            for code, tail in tails.batch_tails(codes, table.column("time").to_numpy(),
+                                                table.column("file").to_numpy(), table.column("row").to_numpy(),
+                                                readers.values_of(table, ncols), k):
+                yield str(names[code]), tail
         self.rows_read.inc(offset)
         counts["rows_read"] += offset
         if offset == 0:

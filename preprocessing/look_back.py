@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from apache_beam.io.filesystems import FileSystems
-
 from contract.seasons import auto_look_back, season_length
 from preprocessing import readers
 from preprocessing.options import AUTO_LOOK_BACK, JobConfig
@@ -28,22 +26,19 @@ HEAD_FILES = 8
 def head_step(cfg: JobConfig, paths: list[str]) -> tuple[str | None, int]:
     """(time kind, typical step within series) of the first HEAD_ROWS rows, combined by the job's
     own scan (plan.ScanAccumulator); (kind, 0) when no series has two rows there."""
-    from preprocessing.transforms import compression_of
-
     acc, seen = ScanAccumulator(), 0
     for index, path in enumerate(paths[:HEAD_FILES]):
         offset = 0  # rows of this file so far: errors name the file's own row
-        with FileSystems.open(path, compression_type=compression_of(path)) as f:
-            for batch in readers.raw_batches(f, path, cfg):
-                if batch.num_rows == 0:
-                    continue
-                batch = batch.slice(0, HEAD_ROWS - seen)
-                table, kind = readers.normalize(batch, path=path, file_index=index, first_row=offset, cfg=cfg)
-                acc.add(table.replace_schema_metadata({"kind": kind}))
-                offset += batch.num_rows
-                seen += batch.num_rows
-                if seen >= HEAD_ROWS:
-                    break
+        for batch in readers.raw_batches(path, cfg):
+            if batch.num_rows == 0:
+                continue
+            batch = batch.slice(0, HEAD_ROWS - seen)
+            table, kind = readers.normalize(batch, path=path, file_index=index, first_row=offset, cfg=cfg)
+            acc.add(table.replace_schema_metadata({"kind": kind}))
+            offset += batch.num_rows
+            seen += batch.num_rows
+            if seen >= HEAD_ROWS:
+                break
         if seen >= HEAD_ROWS:
             break
     if not acc.rows:

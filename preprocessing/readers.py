@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 from contract import calendar
 from preprocessing.errors import InputError
@@ -52,10 +54,43 @@ def value_name(i: int) -> str:
     return f"v{i}"
 
 
-def _csv_batches(f: BinaryIO, path: str, cfg: JobConfig) -> Iterator[pa.RecordBatch]:
-    # Numeric columns are read as strings and cast by us, so a bad value is reported
-    # with its exact row instead of pyarrow's per-block type inference error.
-    types = {c: pa.string() for c in cfg.file_columns}
+CSV_CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
+
+
+def open_input(path: str) -> BinaryIO:
+    """An input file, local or gs://; a compressed CSV (by its suffix) is decompressed by pyarrow.
+
+    Beam's own decompressing reader (CompressedFile) cannot be handed to pyarrow: its `closed`
+    is a method, so pyarrow takes every such file for closed.
+    """
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    codec = next((c for suffix, c in CSV_CODECS.items() if path.lower().endswith(suffix)), None)
+    return pa.CompressedInputStream(raw, codec) if codec and file_format(path) == "csv" else raw
+
+
+def _csv_batches(path: str, cfg: JobConfig) -> Iterator[pa.RecordBatch]:
+    # Numeric columns are parsed as float64 by pyarrow (its converter trims spaces; the
+    # default null markers such as "" and "NA" become NaN). pyarrow's conversion error names
+    # no row, so on one the file is read again as strings to report the exact row.
+    try:
+        with open_input(path) as f:
+            yield from _csv_reader(f, path, cfg, numbers=pa.float64())
+    except _NotNumbers as e:
+        offset = 0
+        with open_input(path) as f:
+            for batch in _csv_reader(f, path, cfg, numbers=pa.string()):
+                for name in cfg.file_columns:
+                    _to_float(batch.column(name), path=path, first_row=offset, name=name)  # raises at the bad row
+                offset += batch.num_rows
+        raise InputError(f"{path}: {e.args[0]}; fix that value of the file") from None
+
+
+class _NotNumbers(Exception):
+    """pyarrow could not parse a numeric column (its message names no row)."""
+
+
+def _csv_reader(f: BinaryIO, path: str, cfg: JobConfig, *, numbers: pa.DataType) -> Iterator[pa.RecordBatch]:
+    types = {c: numbers for c in cfg.file_columns}
     if cfg.series_column:
         types[cfg.series_column] = pa.string()
     if cfg.time_format:
@@ -71,6 +106,8 @@ def _csv_batches(f: BinaryIO, path: str, cfg: JobConfig) -> Iterator[pa.RecordBa
     except pa.ArrowInvalid as e:
         if "Empty CSV file" in str(e):
             return
+        if "conversion error" in str(e):
+            raise _NotNumbers(str(e)) from None
         raise InputError(f"{path}: cannot read as CSV ({e}); check the delimiter and header line") from e
     present = reader.schema.names
     _check_columns(path, present, needed)
@@ -80,6 +117,8 @@ def _csv_batches(f: BinaryIO, path: str, cfg: JobConfig) -> Iterator[pa.RecordBa
         except StopIteration:
             return
         except pa.ArrowInvalid as e:
+            if "conversion error" in str(e):
+                raise _NotNumbers(str(e)) from None
             raise InputError(f"{path}: malformed CSV ({e}); fix that line of the file") from e
         yield batch.select(needed)
 
@@ -106,12 +145,13 @@ def _check_columns(path: str, present: list[str], needed: list[str]) -> None:
             )
 
 
-def raw_batches(f: BinaryIO, path: str, cfg: JobConfig) -> Iterator[pa.RecordBatch]:
-    """Record batches of the spec's columns, in file order."""
+def raw_batches(path: str, cfg: JobConfig) -> Iterator[pa.RecordBatch]:
+    """Record batches of the spec's columns, in file order (the file is opened and closed here)."""
     if file_format(path) == "parquet":
-        yield from _parquet_batches(f, path, cfg)
+        with open_input(path) as f:
+            yield from _parquet_batches(f, path, cfg)
     else:
-        yield from _csv_batches(f, path, cfg)
+        yield from _csv_batches(path, cfg)
 
 
 def to_ticks(col: pa.ChunkedArray | pa.Array, *, path: str, first_row: int, cfg: JobConfig) -> tuple[np.ndarray, str]:
@@ -162,15 +202,30 @@ def _first_bad(col, parse) -> int:
     return 0
 
 
+def _first_uncastable(col, to: pa.DataType) -> int:
+    """Index of the first value pyarrow cannot cast (binary search over prefixes: the same parser
+    as the failed cast, so the row named is the row that failed)."""
+    lo, hi = 0, len(col)  # the first bad index is in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            pc.cast(col.slice(0, mid), to)
+            lo = mid
+        except pa.ArrowInvalid:
+            hi = mid
+    return lo
+
+
 def _to_float(col, *, path: str, first_row: int, name: str) -> np.ndarray:
     t = col.type
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
         return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
+        col = pc.utf8_trim_whitespace(col)  # spaces around a number are trimmed, as pyarrow's CSV reader does
         try:
             return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
         except pa.ArrowInvalid:
-            bad = _first_bad(col, float)
+            bad = _first_uncastable(col, pa.float64())
             raise InputError(
                 f"{row_label(path, first_row + bad)}: column {name!r} has non-numeric value {col[bad].as_py()!r}; "
                 "fix the value or mark it missing (empty) and choose --nan-policy"

@@ -13,7 +13,6 @@ from collections import Counter
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -55,24 +54,23 @@ class ReadTablesFn(beam.DoFn):
         kinds = set()
         started = last_report = time.time()
         writer = staging.RowsWriter(FileSystems.join(self.staging, "rows"), index, self.cfg.chunk_rows)
-        with FileSystems.open(path, compression_type=compression_of(path)) as f:
-            for batch in readers.raw_batches(f, path, self.cfg):
-                if batch.num_rows == 0:
-                    continue
-                table, kind = readers.normalize(batch, path=path, file_index=index, first_row=offset, cfg=self.cfg)
-                kinds.add(kind)
-                # The time kind travels as schema metadata so ScanTime can compare files.
-                table = table.replace_schema_metadata({"kind": kind})
-                offset += batch.num_rows
-                if time.time() - last_report > PROGRESS_SECONDS:
-                    last_report = time.time()
-                    log.info("seqscale: reading %s: %s rows so far (%.0f rows/s)", path, f"{offset:,}",
-                             offset / (last_report - started))
-                table, dropped = readers.apply_nan_policy(table, paths=self.paths, cfg=self.cfg)
-                counts["rows_dropped.nan_or_inf"] += dropped
-                self.rows_dropped.inc(dropped)
-                if table.num_rows and (done := writer.add(table)) is not None:
-                    yield done
+        for batch in readers.raw_batches(path, self.cfg):
+            if batch.num_rows == 0:
+                continue
+            table, kind = readers.normalize(batch, path=path, file_index=index, first_row=offset, cfg=self.cfg)
+            kinds.add(kind)
+            # The time kind travels as schema metadata so ScanTime can compare files.
+            table = table.replace_schema_metadata({"kind": kind})
+            offset += batch.num_rows
+            if time.time() - last_report > PROGRESS_SECONDS:
+                last_report = time.time()
+                log.info("seqscale: reading %s: %s rows so far (%.0f rows/s)", path, f"{offset:,}",
+                         offset / (last_report - started))
+            table, dropped = readers.apply_nan_policy(table, paths=self.paths, cfg=self.cfg)
+            counts["rows_dropped.nan_or_inf"] += dropped
+            self.rows_dropped.inc(dropped)
+            if table.num_rows and (done := writer.add(table)) is not None:
+                yield done
         if (done := writer.close()) is not None:
             yield done
         self.bytes_staged.inc(writer.bytes)
@@ -106,10 +104,6 @@ class Progress:
             self.last = now
             log.info("seqscale: %s %s units, %s rows (%.0f rows/s)", self.what, f"{self.units:,}",
                      f"{self.rows:,}", self.rows / max(now - self.started, 1e-9))
-
-
-def compression_of(path: str) -> str:
-    return CompressionTypes.UNCOMPRESSED if readers.file_format(path) == "parquet" else CompressionTypes.AUTO
 
 
 class ScanTimeFn(beam.CombineFn):

@@ -58,6 +58,19 @@ def test_non_numeric_value_names_row_and_column(tmp_path):
     expect_error(tmp_path, p, r"a\.csv row 18 \(line 19\): column 'x1' has non-numeric value 'abc'")
 
 
+def test_non_numeric_value_deep_in_a_compressed_csv_names_its_row(tmp_path):
+    """pyarrow parses numbers itself and its error names no row: the file (here gzip, which is
+    read again from its start) is re-read as strings to name the row. '1_000', which Python's
+    float() would take, must not hide the real row; a number with spaces around it is a number."""
+    df = frame(n=3000).astype({"x1": object, "x2": object})
+    df.loc[5, "x2"] = " 1.5 "
+    df.loc[2499, "x1"] = "1_000"
+    p = str(tmp_path / "in" / "a.csv.gz")
+    os.makedirs(os.path.dirname(p))
+    df.to_csv(p, index=False, compression="gzip")
+    expect_error(tmp_path, p, r"a\.csv\.gz row 2500 \(line 2501\): column 'x1' has non-numeric value '1_000'")
+
+
 def test_nan_fails_by_default_naming_row_and_policy(tmp_path):
     df = frame()
     df.loc[5, "y"] = np.nan
