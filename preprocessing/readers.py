@@ -70,30 +70,32 @@ def open_input(path: str) -> BinaryIO:
 
 def _csv_batches(path: str, cfg: JobConfig) -> Iterator[pa.RecordBatch]:
     # Numeric columns are parsed as float64 by pyarrow (its converter trims spaces; the
-    # default null markers such as "" and "NA" become NaN). pyarrow's conversion error names
-    # no row, so on one the file is read again as strings to report the exact row.
+    # default null markers such as "" and "NA" become NaN), and the time column's type is
+    # inferred from the first block. pyarrow's conversion errors name no row, so on one the
+    # file is read again as strings and converted by us, which names the row.
     try:
         with open_input(path) as f:
-            yield from _csv_reader(f, path, cfg, numbers=pa.float64())
-    except _NotNumbers as e:
+            yield from _csv_reader(f, path, cfg)
+    except _NotConverted as e:
         offset = 0
         with open_input(path) as f:
-            for batch in _csv_reader(f, path, cfg, numbers=pa.string()):
+            for batch in _csv_reader(f, path, cfg, as_strings=True):  # each check raises at its bad row
+                to_ticks(batch.column(cfg.time_column), path=path, first_row=offset, cfg=cfg)
                 for name in cfg.file_columns:
-                    _to_float(batch.column(name), path=path, first_row=offset, name=name)  # raises at the bad row
+                    _to_float(batch.column(name), path=path, first_row=offset, name=name)
                 offset += batch.num_rows
         raise InputError(f"{path}: {e.args[0]}; fix that value of the file") from None
 
 
-class _NotNumbers(Exception):
-    """pyarrow could not parse a numeric column (its message names no row)."""
+class _NotConverted(Exception):
+    """pyarrow could not convert a value of a typed column (its message names no row)."""
 
 
-def _csv_reader(f: BinaryIO, path: str, cfg: JobConfig, *, numbers: pa.DataType) -> Iterator[pa.RecordBatch]:
-    types = {c: numbers for c in cfg.file_columns}
+def _csv_reader(f: BinaryIO, path: str, cfg: JobConfig, *, as_strings: bool = False) -> Iterator[pa.RecordBatch]:
+    types = {c: pa.string() if as_strings else pa.float64() for c in cfg.file_columns}
     if cfg.series_column:
         types[cfg.series_column] = pa.string()
-    if cfg.time_format:
+    if cfg.time_format or as_strings:
         types[cfg.time_column] = pa.string()
     needed = [cfg.time_column, *([cfg.series_column] if cfg.series_column else []), *cfg.file_columns]
     try:
@@ -107,7 +109,7 @@ def _csv_reader(f: BinaryIO, path: str, cfg: JobConfig, *, numbers: pa.DataType)
         if "Empty CSV file" in str(e):
             return
         if "conversion error" in str(e):
-            raise _NotNumbers(str(e)) from None
+            raise _NotConverted(str(e)) from None
         raise InputError(f"{path}: cannot read as CSV ({e}); check the delimiter and header line") from e
     present = reader.schema.names
     _check_columns(path, present, needed)
@@ -118,7 +120,7 @@ def _csv_reader(f: BinaryIO, path: str, cfg: JobConfig, *, numbers: pa.DataType)
             return
         except pa.ArrowInvalid as e:
             if "conversion error" in str(e):
-                raise _NotNumbers(str(e)) from None
+                raise _NotConverted(str(e)) from None
             raise InputError(f"{path}: malformed CSV ({e}); fix that line of the file") from e
         yield batch.select(needed)
 

@@ -219,6 +219,18 @@ def test_bad_time_string_names_row_and_suggests_format(tmp_path):
     expect_error(tmp_path, p, r"a\.csv row 4 \(line 5\): time column 'ts' has 'yesterday'.*--time-format")
 
 
+def test_bad_time_string_after_the_first_csv_block_names_its_row(tmp_path, monkeypatch):
+    """pyarrow infers the time column's type from the first block and fails on a later one with
+    no row named: the file is read again as strings, which names the row."""
+    from preprocessing import readers
+
+    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 4096)
+    df = frame(n=1000).astype({"ts": str})
+    df.loc[800, "ts"] = "yesterday"
+    p = write(df, str(tmp_path / "in" / "a.csv"))
+    expect_error(tmp_path, p, r"a\.csv row 801 \(line 802\): time column 'ts' has 'yesterday'.*--time-format")
+
+
 def test_time_format_for_non_iso_dates(tmp_path):
     df = frame()
     df["ts"] = df["ts"].dt.strftime("%d/%m/%Y %H:%M")
