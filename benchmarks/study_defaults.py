@@ -46,6 +46,8 @@ CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change 
     "LR 1e-3": ([], ["--base-lr", "1e-3"]),
     "LR 3e-4": ([], ["--base-lr", "3e-4"]),
     "LR rule linear, batch 128": ([], ["--per-replica-batch-size", "128", "--lr-scaling", "linear"]),
+    "ema 0.99": ([], ["--ema", "0.99"]),
+    "ema 0.9": ([], ["--ema", "0.9"]),
     "decay plateau": ([], ["--decay", "plateau"]),
     "decay cosine": ([], ["--decay", "cosine"]),
     "patience 5": ([], ["--patience", "5"]),

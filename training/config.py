@@ -118,6 +118,9 @@ class TrainConfig:
         weight_decay: AdamW decoupled weight decay.
         momentum: SGD momentum.
         clipnorm: gradient clipping by norm (0 disables).
+        ema: weight averaging: the weights' exponential moving average over the steps (this
+            momentum) replaces the weights at each epoch's end, so validation, early stopping
+            and the export see the average (Keras' use_ema); 0 disables.
         patience: early stopping patience in epochs (0 disables early stopping).
         min_delta: smallest val_loss improvement that counts.
         max_steps_per_epoch: cap on steps per epoch (0: one pass over the train windows).
@@ -150,6 +153,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     momentum: float = 0.9
     clipnorm: float = 1.0
+    ema: float = 0.0
     patience: int = 10
     min_delta: float = 0.0
     max_steps_per_epoch: int = 0
@@ -314,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weight-decay", type=float, help="AdamW weight decay")
     g.add_argument("--momentum", type=float, help="SGD momentum")
     g.add_argument("--clipnorm", type=float, help="gradient clipping by norm, 0 disables")
+    g.add_argument("--ema", type=float, help="weight averaging: each epoch ends on the moving average of its steps' "
+                   "weights with this momentum (e.g. 0.99), which validation, early stopping and the export see; 0 "
+                   "disables (default)")
     g.add_argument("--patience", type=int, help="early stopping patience in epochs, 0 disables (it watches val_loss; "
                    "with a mean head, --quantiles without 0.5, the mean's val_point_mse)")
     g.add_argument("--min-delta", type=float, help="smallest improvement of the watched loss (see --patience)")
@@ -411,6 +418,8 @@ def check(cfg: Config) -> None:
         raise ConfigError("--members must be >= 1 (1: a single network) or auto")
     if not 0 <= cfg.model.dropout < 1:
         raise ConfigError("--dropout must be in [0, 1)")
+    if not 0 <= cfg.train.ema < 1:
+        raise ConfigError("--ema must be in [0, 1): the momentum of the weights' moving average (e.g. 0.99), 0 disables")
     if cfg.runtime.calibrate and not cfg.model.quantiles:
         raise ConfigError("--calibrate adjusts quantile levels: add --quantiles (e.g. 0.1,0.5,0.9)")
     for name in ("per_replica_batch", "global_batch"):

@@ -280,8 +280,13 @@ def make_inputs(r: Run):
     return train_ds, val_ds
 
 
-def make_optimizer(cfg: Config, schedule, levels_apart: bool = False):
-    """The optimizer; `levels_apart` (a mean head): the levels' weights clipped apart (clipped_apart)."""
+def make_optimizer(cfg: Config, schedule, levels_apart: bool = False, steps_per_epoch: int = 1):
+    """The optimizer; `levels_apart` (a mean head): the levels' weights clipped apart (clipped_apart).
+
+    With --ema, Keras keeps the weights' moving average and writes it into the weights every
+    `steps_per_epoch` steps, i.e. at each epoch's last step (every epoch has the same steps), so
+    validation and early stopping judge the averaged weights and training goes on from them.
+    """
     import tensorflow as tf
 
     from training.quantiles import clipped_apart
@@ -294,6 +299,8 @@ def make_optimizer(cfg: Config, schedule, levels_apart: bool = False):
     if t.optimizer not in kinds:
         raise ConfigError(f"unknown optimizer {t.optimizer!r}")
     cls, extra = kinds[t.optimizer]
+    if t.ema:
+        extra = {**extra, "use_ema": True, "ema_momentum": t.ema, "ema_overwrite_frequency": max(1, steps_per_epoch)}
     return (clipped_apart(cls) if levels_apart else cls)(learning_rate=schedule, **extra, **clip)
 
 
@@ -317,7 +324,8 @@ def compile_model(r: Run):
                 metrics.append(point_mse(point_index(head.quantiles)))
         # weighted: validation batches carry weights (0 for padding) so every window counts once
         model.compile(optimizer=make_optimizer(r.cfg, WarmupSchedule.from_plan(r.plan, factor),
-                                               levels_apart=mean_head(head.quantiles)),
+                                               levels_apart=mean_head(head.quantiles),
+                                               steps_per_epoch=r.plan.steps_per_epoch),
                       loss=make_loss(head), weighted_metrics=metrics,
                       steps_per_execution=r.cfg.train.steps_per_execution)
     return model, factor
