@@ -300,7 +300,7 @@ def make_optimizer(cfg: Config, schedule, levels_apart: bool = False, steps_per_
         raise ConfigError(f"unknown optimizer {t.optimizer!r}")
     cls, extra = kinds[t.optimizer]
     if t.ema:
-        extra = {**extra, "use_ema": True, "ema_momentum": t.ema, "ema_overwrite_frequency": max(1, steps_per_epoch)}
+        extra = {**extra, "use_ema": True, "ema_momentum": t.ema, "ema_overwrite_frequency": max(1, int(steps_per_epoch))}
     return (clipped_apart(cls) if levels_apart else cls)(learning_rate=schedule, **extra, **clip)
 
 
