@@ -48,6 +48,7 @@ CANDIDATES = {  # name -> (preprocessing flags, trainer flags), each one change 
     "LR rule linear, batch 128": ([], ["--per-replica-batch-size", "128", "--lr-scaling", "linear"]),
     "ema 0.99": ([], ["--ema", "0.99"]),
     "ema 0.9": ([], ["--ema", "0.9"]),
+    "ema 0.95": ([], ["--ema", "0.95"]),
     "decay plateau": ([], ["--decay", "plateau"]),
     "decay cosine": ([], ["--decay", "cosine"]),
     "patience 5": ([], ["--patience", "5"]),
