@@ -77,10 +77,10 @@ def _csv_batches(path: str, cfg: JobConfig) -> Iterator[pa.RecordBatch]:
         with open_input(path) as f:
             yield from _csv_reader(f, path, cfg)
     except _NotConverted as e:
-        offset = 0
+        offset, time_type = 0, e.args[1]
         with open_input(path) as f:
             for batch in _csv_reader(f, path, cfg, as_strings=True):  # each check raises at its bad row
-                to_ticks(batch.column(cfg.time_column), path=path, first_row=offset, cfg=cfg)
+                _check_inferred_time(batch.column(cfg.time_column), time_type, path=path, first_row=offset, cfg=cfg)
                 for name in cfg.file_columns:
                     _to_float(batch.column(name), path=path, first_row=offset, name=name)
                 offset += batch.num_rows
@@ -88,7 +88,23 @@ def _csv_batches(path: str, cfg: JobConfig) -> Iterator[pa.RecordBatch]:
 
 
 class _NotConverted(Exception):
-    """pyarrow could not convert a value of a typed column (its message names no row)."""
+    """pyarrow could not convert a value of a typed column (its message names no row).
+    args: (pyarrow's message, the time column's type as inferred from the first block or None)."""
+
+
+def _check_inferred_time(col, time_type: pa.DataType | None, *, path: str, first_row: int, cfg: JobConfig) -> None:
+    """Raise at the first time value (read as a string) that pyarrow cannot convert to the type it
+    inferred from the file's first block (a timestamp or an integer)."""
+    if time_type is None or pa.types.is_string(time_type):
+        return
+    try:
+        pc.cast(col, time_type)
+    except pa.ArrowInvalid:
+        bad = _first_uncastable(col, time_type)
+        hint = ("not ISO-8601 like the rows before it; pass --time-format" if pa.types.is_timestamp(time_type)
+                else f"not {time_type} like the rows before it")
+        raise InputError(f"{row_label(path, first_row + bad)}: time column {cfg.time_column!r} has "
+                         f"{col[bad].as_py()!r} ({hint})") from None
 
 
 def _csv_reader(f: BinaryIO, path: str, cfg: JobConfig, *, as_strings: bool = False) -> Iterator[pa.RecordBatch]:
@@ -109,7 +125,7 @@ def _csv_reader(f: BinaryIO, path: str, cfg: JobConfig, *, as_strings: bool = Fa
         if "Empty CSV file" in str(e):
             return
         if "conversion error" in str(e):
-            raise _NotConverted(str(e)) from None
+            raise _NotConverted(str(e), None) from None
         raise InputError(f"{path}: cannot read as CSV ({e}); check the delimiter and header line") from e
     present = reader.schema.names
     _check_columns(path, present, needed)
@@ -120,7 +136,7 @@ def _csv_reader(f: BinaryIO, path: str, cfg: JobConfig, *, as_strings: bool = Fa
             return
         except pa.ArrowInvalid as e:
             if "conversion error" in str(e):
-                raise _NotConverted(str(e)) from None
+                raise _NotConverted(str(e), reader.schema.field(cfg.time_column).type) from None
             raise InputError(f"{path}: malformed CSV ({e}); fix that line of the file") from e
         yield batch.select(needed)
 
