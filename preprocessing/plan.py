@@ -181,13 +181,20 @@ def unit_rows(table: pa.Table, plan: Plan):
         yield (int(bucket[a]), int(chunks[a])), rows[a:b], owned[a:b]
 
 
+def unit_part(table: pa.Table, rows: np.ndarray, owned: np.ndarray) -> pa.Table:
+    """A unit's rows of `table` as a compact copy, with its `owned` column.
+
+    One `take` per unit, not slices of one big table: a pickled pyarrow slice carries its
+    whole parent buffer, so with small chunks every slice of a batch would ship (and hold in
+    memory) the entire batch again.
+    """
+    return table.take(pa.array(rows)).append_column("owned", pa.array(owned))
+
+
 def unit_slices(table: pa.Table, plan: Plan):
     """Row batch -> ((bucket, chunk), rows) slices, halo copies marked `owned=False`."""
     for key, rows, owned in unit_rows(table, plan):
-        # one compact `take` per unit, not slices of one big table: a pickled pyarrow slice
-        # carries its whole parent buffer, so with small chunks every slice of a batch
-        # would ship (and hold in memory) the entire batch again
-        yield key, table.take(pa.array(rows)).append_column("owned", pa.array(owned))
+        yield key, unit_part(table, rows, owned)
 
 
 def scaling_quantiles(stats: ColumnStats) -> np.ndarray | None:

@@ -28,7 +28,7 @@ import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from preprocessing.plan import Plan, ScanAccumulator, unit_rows
+from preprocessing.plan import Plan, ScanAccumulator, unit_part, unit_rows
 
 RAW = CompressionTypes.UNCOMPRESSED
 
@@ -147,19 +147,16 @@ def split_by_unit(rows_path: str, table: pa.Table, plan: Plan, frag_path: str) -
     unit); the other units' rows are copied into the fragment file at `frag_path`, which is
     not created when nothing needs it.
     """
-    lengths = [len(c) for c in table.column(0).chunks] if table.num_columns else []
-    batch_starts = np.cumsum([0, *lengths])[:-1]
+    batch_starts = np.cumsum([0, *(len(c) for c in table.column(0).chunks)])[:-1]
     copies = []
-    for key, rows, owned in unit_rows(table, plan):
-        if len(rows) and len(batch_starts) and (where := _in_place(rows, owned, batch_starts)) is not None:
+    for key, rows, owned in unit_rows(table, plan):  # every unit holds at least one row
+        if (where := _in_place(rows, owned, batch_starts)) is not None:
             batch, start, n, run = where
             yield key, Fragment(rows_path, batch, n, start, run)
         else:
             copies.append((key, rows, owned))
     if copies:
-        # one compact `take` per unit (see unit_slices)
-        yield from write_fragments(frag_path, ((key, table.take(pa.array(rows)).append_column("owned", pa.array(owned)))
-                                               for key, rows, owned in copies))
+        yield from write_fragments(frag_path, ((key, unit_part(table, rows, owned)) for key, rows, owned in copies))
 
 
 def _range_batches(reader: pa.ipc.RecordBatchFileReader, frag: Fragment) -> Iterator[pa.RecordBatch]:
